@@ -1,0 +1,220 @@
+"""A market snapshot: everything one cycle read from a :class:`MarketSource`, as tables.
+
+The engine computes only from snapshots, never from a source directly, so a cycle can be
+replayed from its parquet files and the Dagster assets can hand snapshots downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cryptorun_core.market.base import BAR_COLUMNS, FetchResult, MarketDataError, MarketSource, Timeframe, to_utc
+
+SNAPSHOT_BAR_COLUMNS = ("venue", "symbol") + BAR_COLUMNS
+SNAPSHOT_BOOK_COLUMNS = ("venue", "symbol", "side", "price", "amount", "book_time")
+SNAPSHOT_FETCH_COLUMNS = (
+    "venue", "symbol", "kind", "ok", "error", "detail", "from_cache", "ttl_remaining_s", "stamped_at", "latency_ms", "requests",
+)
+MARKET_COLUMNS = ("venue", "symbol", "native_symbol", "base", "quote", "active")
+
+
+@dataclass
+class MarketSnapshot:
+    """Bars, books and the fetch log of one cycle at ``as_of``.
+
+    - ``bars``: long table ``venue, symbol, timestamp, open, high, low, close, volume`` (closed bars only)
+    - ``books``: long table of levels ``venue, symbol, side ('bid'|'ask'), price, amount, book_time``
+    - ``fetches``: one row per request answered (``kind`` = ``ohlcv`` | ``book``), with the reason code of failures
+    - ``markets``: the markets listed per venue
+    - ``health``: per-venue request accounting (``VenueHealth.to_dict``)
+    """
+
+    as_of: datetime
+    timeframe: Timeframe
+    source: str
+    bars: pd.DataFrame
+    books: pd.DataFrame
+    fetches: pd.DataFrame
+    markets: pd.DataFrame
+    health: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.bars["symbol"].unique().tolist()) if not self.bars.empty else []
+
+    def write_parquet(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write each table as ``<name>.parquet`` plus ``meta.json`` atomically; return the paths."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Path] = {}
+        for name in ("bars", "books", "fetches", "markets"):
+            table = pa.Table.from_pandas(getattr(self, name), preserve_index=False)
+            path = target / f"{name}.parquet"
+            _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+            paths[name] = path
+        meta = {"as_of": to_utc(self.as_of).isoformat(), "timeframe": self.timeframe, "source": self.source, "health": self.health}
+        meta_path = target / "meta.json"
+        _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n"))
+        paths["meta"] = meta_path
+        return paths
+
+    @staticmethod
+    def read_parquet(directory: str | os.PathLike[str]) -> "MarketSnapshot":
+        src = Path(directory)
+        meta = json.loads((src / "meta.json").read_text())
+        tables = {name: pq.read_table(src / f"{name}.parquet").to_pandas() for name in ("bars", "books", "fetches", "markets")}
+        return MarketSnapshot(
+            as_of=to_utc(meta["as_of"]), timeframe=meta["timeframe"], source=meta["source"], health=meta["health"], **tables
+        )
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fetch_rows(results: Sequence[FetchResult], kind: str) -> list[dict]:
+    return [
+        {
+            "venue": r.venue,
+            "symbol": r.symbol,
+            "kind": kind,
+            "ok": r.ok,
+            "error": r.error,
+            "detail": r.detail,
+            "from_cache": r.from_cache,
+            "ttl_remaining_s": r.ttl_remaining_s,
+            "stamped_at": pd.Timestamp(r.stamped_at) if r.stamped_at is not None else pd.NaT,
+            "latency_ms": float(r.latency_ms),
+            "requests": int(r.requests),
+        }
+        for r in results
+    ]
+
+
+def _fetch_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(SNAPSHOT_FETCH_COLUMNS))
+    frame["stamped_at"] = pd.to_datetime(frame["stamped_at"], utc=True)
+    return frame.astype({"ok": bool, "from_cache": bool, "latency_ms": float, "requests": "int64"})
+
+
+def collect_snapshot(
+    source: MarketSource,
+    symbols: Sequence[str] | None,
+    as_of: datetime,
+    venues: Sequence[str] | None = None,
+    *,
+    limit: int = 720,
+    with_books: bool = True,
+    book_depth: int = 100,
+    book_filter=None,
+) -> MarketSnapshot:
+    """Read bars (and books) for ``symbols`` on every venue that lists them, as of ``as_of``.
+
+    ``symbols=None`` means every market the venues list. ``book_filter``, when given, is called
+    with the bars table and returns the (venue, symbol) pairs that still need a book — the live
+    path uses it to skip books of symbols that cannot reach the entry threshold.
+    Raises :class:`MarketDataError` when no venue answered anything.
+    """
+    as_of = to_utc(as_of)
+    venues = tuple(venues or source.venues)
+    source.reset_health()
+    market_rows: list[dict] = []
+    listing_errors: dict[str, str] = {}
+    for venue in venues:
+        try:
+            listed = source.list_markets(venue, as_of)
+        except Exception as exc:  # a venue that cannot even list markets is down for this cycle
+            listing_errors[venue] = f"{type(exc).__name__}: {exc}"
+            continue
+        market_rows.extend(
+            {"venue": m.venue, "symbol": m.symbol, "native_symbol": m.native_symbol, "base": m.base, "quote": m.quote, "active": m.active}
+            for m in listed
+        )
+    markets = pd.DataFrame(market_rows, columns=list(MARKET_COLUMNS))
+    if markets.empty:
+        detail = "; ".join(f"{v}: {e}" for v, e in listing_errors.items()) or "no markets listed"
+        raise MarketDataError(f"no venue answered at {as_of.isoformat()}: {detail}")
+    active = markets[markets["active"]]
+    if symbols is not None:
+        active = active[active["symbol"].isin(set(symbols))]
+    requests = list(active[["venue", "symbol"]].itertuples(index=False, name=None))
+    timeframe = source.native_timeframe
+    bar_results = source.fetch_ohlcv(requests, as_of, timeframe=timeframe, limit=limit)
+    frames = []
+    for r in bar_results:
+        if r.ok and r.data is not None and len(r.data):
+            frames.append(r.data.assign(venue=r.venue, symbol=r.symbol))
+    if frames:
+        bars = pd.concat(frames, ignore_index=True)[list(SNAPSHOT_BAR_COLUMNS)]
+    else:
+        bars = pd.DataFrame(columns=list(SNAPSHOT_BAR_COLUMNS))
+    fetch_rows = _fetch_rows(bar_results, "ohlcv")
+    for venue, err in listing_errors.items():
+        fetch_rows.append({"venue": venue, "symbol": "*", "kind": "markets", "ok": False, "error": "venue_down", "detail": err,
+                           "from_cache": False, "ttl_remaining_s": None, "stamped_at": pd.NaT, "latency_ms": 0.0, "requests": 0})
+
+    book_rows: list[pd.DataFrame] = []
+    if with_books:
+        ok_pairs = [(r.venue, r.symbol) for r in bar_results if r.ok]
+        if book_filter is not None:
+            wanted = set(book_filter(bars))
+            ok_pairs = [p for p in ok_pairs if p in wanted]
+        book_results = source.fetch_order_books(ok_pairs, as_of, depth=book_depth)
+        fetch_rows.extend(_fetch_rows(book_results, "book"))
+        for r in book_results:
+            if not r.ok or r.data is None:
+                continue
+            book = r.data
+            for side, levels in (("bid", book.bids), ("ask", book.asks)):
+                if len(levels):
+                    book_rows.append(
+                        pd.DataFrame(
+                            {
+                                "venue": r.venue,
+                                "symbol": r.symbol,
+                                "side": side,
+                                "price": levels[:, 0].astype(float),
+                                "amount": levels[:, 1].astype(float),
+                                "book_time": pd.Timestamp(to_utc(book.timestamp)),
+                            }
+                        )
+                    )
+    books = pd.concat(book_rows, ignore_index=True) if book_rows else pd.DataFrame(columns=list(SNAPSHOT_BOOK_COLUMNS))
+    books = books.astype({"price": float, "amount": float}) if not books.empty else books
+    health = {v: h.to_dict() for v, h in source.health().items()}
+    return MarketSnapshot(
+        as_of=as_of,
+        timeframe=timeframe,
+        source=source.name,
+        bars=bars.astype({c: float for c in BAR_COLUMNS[1:]}) if not bars.empty else bars,
+        books=books,
+        fetches=_fetch_frame(fetch_rows),
+        markets=markets,
+        health=health,
+    )
+
+
+def book_levels(snapshot_books: pd.DataFrame, venue: str, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+    """(bids, asks) arrays of one venue/symbol from a snapshot's long book table."""
+    sel = snapshot_books[(snapshot_books["venue"] == venue) & (snapshot_books["symbol"] == symbol)]
+    bids = sel[sel["side"] == "bid"][["price", "amount"]].to_numpy(float)
+    asks = sel[sel["side"] == "ask"][["price", "amount"]].to_numpy(float)
+    return bids, asks
