@@ -1,0 +1,446 @@
+"""Market regime at T: three indicators, three votes, a label, a confidence and a weight blend (SPEC §6).
+
+Pipeline: :func:`compute_indicators` (snapshot + ranking → three numbers) → :func:`vote` (three
+calm/normal/volatile votes) → :func:`majority` (label) → :func:`confidence` →
+:func:`blend_weights`; :func:`compute_regime` runs them all and returns a :class:`RegimeResult`
+whose :meth:`RegimeResult.to_dict` is the regime.json content of SPEC §9 (without
+``partition_key``, which the pipeline adds). The array-level helpers
+(:func:`indicators_from_closes`, :func:`realized_vol`, :func:`pct_above_ma`,
+:func:`breadth_thrust`) are pure numpy and usable on their own.
+
+Interpretive choices:
+
+* **Universe** = the eligible rows of the ranking, by rank, at most
+  ``config.universe.regime_universe_size`` of them. Only bars of ``config.market.venues`` count.
+* **One close series per symbol.** A multi-venue symbol uses the period closes of its *primary
+  venue*, chosen over the periods the regime looks at (0..max(ma_periods, thrust_periods + 1) − 1):
+  the venue with the most periods present (so a venue that only just listed the symbol does not
+  knock it out of the 20-period MA), then the largest Σ close·volume (the most traded series),
+  then config venue order. Live, every venue has the full window and volume decides.
+* **Period closes** come from :func:`cryptorun_core.periods.period_table`; a period counts as
+  present when it has at least one closed bar (its close is that of its newest bar, which for any
+  period but a gap-ridden one is exactly the close at T − 24h·d). ``pct_above_20ma`` leaves out
+  a symbol unless all of its periods 0..19 are present; a breadth comparison at d needs periods
+  d and d+1 of that symbol, otherwise the symbol counts in neither advancers nor decliners.
+* **Breadth window.** Up to ``thrust_periods`` (30) comparisons d = 0..29 (period d vs d+1). The
+  number used is ``min(thrust_periods, P − 1)`` where P is the number of periods present in the
+  universe's data (the largest period index + 1): with 720 hourly bars there are 30 periods and so
+  29 comparisons; a daily history longer than 31 days gives the full 30.
+* **Benchmark** (``config.regime.benchmark``). If it trades on several venues the venue used is
+  the one with enough bars for the full return window, then the largest Σ close·volume over the
+  bars of that window, then config order. Realized vol needs the full window (168 hourly returns,
+  or 7 daily returns on a daily-only snapshot); less → ValueError.
+* Missing benchmark, empty eligible universe, no symbol with 20 periods or no breadth comparison
+  → ``ValueError`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cryptorun_core.config import FACTORS, REGIMES, AppConfig, RegimeThresholds
+from cryptorun_core.market.base import TIMEFRAME_DELTA, to_utc
+from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_core.periods import period_table
+from cryptorun_core.schemas import RegimeIndicatorsSchema
+
+INDICATORS = ("realized_vol_7d", "pct_above_20ma", "breadth_thrust")
+VOTE_KEYS = {"realized_vol_7d": "vol_vote", "pct_above_20ma": "ma_vote", "breadth_thrust": "breadth_vote"}
+# SPEC §6 definition of realized_vol_7d: (number of returns, annualisation factor) per timeframe.
+VOL_WINDOW = {"1h": (168, 24 * 365), "1d": (7, 365)}
+
+
+# ------------------------------------------------------------------------------------------
+# pure array helpers
+# ------------------------------------------------------------------------------------------
+
+
+def realized_vol(closes: np.ndarray, timeframe: str = "1h") -> float:
+    """SPEC §6 ``realized_vol_7d``: stdev (ddof=1) of the last n log returns · √annualisation.
+
+    ``closes`` oldest → newest. Hourly: n = 168, factor 24·365; daily fallback: n = 7, factor
+    365. The last n returns are those between the last n + 1 closes (SPEC §1).
+    Raises ValueError when fewer than n + 1 closes are given.
+    """
+    n, ann = VOL_WINDOW[timeframe]
+    c = np.asarray(closes, dtype=float)
+    if len(c) < n + 1:
+        raise ValueError(f"realized_vol_7d needs {n + 1} closes on timeframe {timeframe} (got {len(c)})")
+    rets = np.diff(np.log(c[-(n + 1):]))
+    return float(np.std(rets, ddof=1) * math.sqrt(ann))
+
+
+def pct_above_ma(period_closes: np.ndarray, ma_periods: int = 20) -> tuple[float, int]:
+    """SPEC §6 ``pct_above_20ma``: 100 · share of symbols whose period-0 close > mean of closes 0..19.
+
+    ``period_closes``: (n_symbols, n_periods) array, column d = period d (0 newest), NaN when the
+    period is missing. Symbols lacking any of periods 0..ma_periods−1 are left out. Returns
+    (pct, number of symbols used); pct is NaN when no symbol qualifies.
+    """
+    m = np.asarray(period_closes, dtype=float).reshape(len(period_closes), -1)
+    if m.shape[1] < ma_periods:
+        return float("nan"), 0
+    window = m[:, :ma_periods]
+    ok = ~np.isnan(window).any(axis=1)
+    n = int(ok.sum())
+    if n == 0:
+        return float("nan"), 0
+    above = window[ok, 0] > window[ok].mean(axis=1)
+    return float(100.0 * above.mean()), n
+
+
+def ema_seeded(values: np.ndarray, span: int) -> float:
+    """EMA with α = 2/(span+1), seeded with the first value, oldest → newest; returns the last value."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        raise ValueError("EMA of an empty series")
+    alpha = 2.0 / (span + 1.0)
+    # y_0 = x_0, y_t = (1-α) y_{t-1} + α x_t  ==  pandas ewm(adjust=False)
+    return float(pd.Series(v).ewm(alpha=alpha, adjust=False).mean().iloc[-1])
+
+
+def breadth_ratios(period_closes: np.ndarray, n_comparisons: int) -> np.ndarray:
+    """advancers/(advancers + decliners) for d = 0..n−1 (index d; period d close vs period d+1).
+
+    Unchanged symbols and symbols missing either period count in neither; 0.5 when both are 0.
+    """
+    m = np.asarray(period_closes, dtype=float).reshape(len(period_closes), -1)
+    n = int(n_comparisons)
+    if m.shape[1] < n + 1:
+        m = np.pad(m, ((0, 0), (0, n + 1 - m.shape[1])), constant_values=np.nan)
+    newer, older = m[:, :n], m[:, 1 : n + 1]
+    with np.errstate(invalid="ignore"):
+        adv = (newer > older).sum(axis=0)
+        dec = (newer < older).sum(axis=0)
+    total = adv + dec
+    return np.where(total > 0, adv / np.maximum(total, 1), 0.5)
+
+
+def breadth_thrust(period_closes: np.ndarray, n_comparisons: int, span: int = 10) -> float:
+    """SPEC §6 ``breadth_thrust``: EMA (α = 2/(span+1), seeded, oldest → newest) of the breadth ratios."""
+    ratios = breadth_ratios(period_closes, n_comparisons)
+    return ema_seeded(ratios[::-1], span)
+
+
+def available_comparisons(period_closes: np.ndarray, thrust_periods: int) -> int:
+    """min(thrust_periods, P − 1), P = number of periods present (largest present index + 1)."""
+    m = np.asarray(period_closes, dtype=float).reshape(len(period_closes), -1)
+    present = np.flatnonzero(~np.isnan(m).all(axis=0)) if m.size else np.array([], dtype=int)
+    if len(present) == 0:
+        return 0
+    return int(min(thrust_periods, present[-1]))
+
+
+def indicators_from_closes(
+    benchmark_closes: np.ndarray,
+    period_closes: np.ndarray,
+    *,
+    timeframe: str = "1h",
+    ma_periods: int = 20,
+    thrust_periods: int = 30,
+    thrust_ema_span: int = 10,
+) -> dict[str, Any]:
+    """The three SPEC §6 indicators from arrays.
+
+    ``benchmark_closes``: the benchmark's closed bars, oldest → newest, on ``timeframe``.
+    ``period_closes``: (n_symbols, n_periods) period closes of the regime universe, column d =
+    period d, NaN when missing. Returns the indicators plus ``n_ma_symbols`` and
+    ``n_thrust_comparisons``. Raises ValueError when an indicator cannot be computed.
+    """
+    vol = realized_vol(benchmark_closes, timeframe)
+    pct, n_ma = pct_above_ma(period_closes, ma_periods)
+    if n_ma == 0:
+        raise ValueError(f"pct_above_20ma: no symbol of the regime universe has {ma_periods} periods of closes")
+    n_cmp = available_comparisons(period_closes, thrust_periods)
+    if n_cmp < 1:
+        raise ValueError("breadth_thrust: the regime universe has fewer than 2 periods of closes")
+    thrust = breadth_thrust(period_closes, n_cmp, thrust_ema_span)
+    return {
+        "realized_vol_7d": vol,
+        "pct_above_20ma": pct,
+        "breadth_thrust": thrust,
+        "n_ma_symbols": n_ma,
+        "n_thrust_comparisons": n_cmp,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# votes, label, confidence, weights, refresh
+# ------------------------------------------------------------------------------------------
+
+
+def _vote_one(value: float, calm: float, volatile: float) -> str:
+    """Band vote. calm < volatile: value < calm → calm, > volatile → volatile (realized vol);
+    calm > volatile: value > calm → calm, < volatile → volatile (pct, thrust); boundaries → normal."""
+    if calm < volatile:
+        return "calm" if value < calm else "volatile" if value > volatile else "normal"
+    return "calm" if value > calm else "volatile" if value < volatile else "normal"
+
+
+def vote(indicators: Mapping[str, float], thresholds: RegimeThresholds) -> dict[str, str]:
+    """SPEC §6 votes: vol < 0.40 calm / > 0.80 volatile; pct > 70 calm / < 45 volatile;
+    thrust > 0.60 calm / < 0.40 volatile; else normal (thresholds from config)."""
+    out = {}
+    for ind in INDICATORS:
+        band = getattr(thresholds, ind)
+        out[VOTE_KEYS[ind]] = _vote_one(float(indicators[ind]), band.calm, band.volatile)
+    return out
+
+
+def majority(votes: Mapping[str, str]) -> str:
+    """SPEC §6: two or three equal votes decide; three different votes → normal."""
+    values = list(votes.values())
+    for label in REGIMES:
+        if values.count(label) >= 2:
+            return label
+    return "normal"
+
+
+def band_score(value: float, calm: float, volatile: float) -> float:
+    """clip(distance to the nearest threshold of the value's band / width of the normal band, 0, 1).
+
+    The calm and volatile bands have one threshold each; the normal band's nearest threshold is
+    the closer of the two (so a normal vote scores at most 0.5, at the band's centre).
+    """
+    width = abs(volatile - calm)
+    label = _vote_one(value, calm, volatile)
+    if label == "calm":
+        dist = abs(value - calm)
+    elif label == "volatile":
+        dist = abs(value - volatile)
+    else:
+        dist = min(abs(value - calm), abs(value - volatile))
+    return float(np.clip(dist / width, 0.0, 1.0))
+
+
+def confidence(indicators: Mapping[str, float], votes: Mapping[str, str], label: str, thresholds: RegimeThresholds) -> float:
+    """SPEC §6: ``0.5·(agreeing/3) + 0.5·mean over agreeing indicators of band_score``.
+
+    Agreeing votes are the votes equal to ``label``. When the three votes differ the label is
+    normal by the tie rule and exactly the one normal vote agrees (1/3). With no agreeing vote
+    (not reachable through :func:`majority`) the confidence is 0.
+    """
+    agreeing = [ind for ind in INDICATORS if votes[VOTE_KEYS[ind]] == label]
+    if not agreeing:
+        return 0.0
+    scores = [band_score(float(indicators[ind]), getattr(thresholds, ind).calm, getattr(thresholds, ind).volatile) for ind in agreeing]
+    c = 0.5 * (len(agreeing) / 3.0) + 0.5 * float(np.mean(scores))
+    return float(np.clip(c, 0.0, 1.0))
+
+
+def blend_weights(label: str, conf: float, weights: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """SPEC §6: ``weight_blend = c·W[regime] + (1 − c)·W[normal]`` (sums to 1 as both rows do)."""
+    return {f: float(conf * weights[label][f] + (1.0 - conf) * weights["normal"][f]) for f in FACTORS}
+
+
+def next_refresh(as_of: datetime, refresh_hours: int) -> datetime:
+    """The next regime tick strictly after T: the next multiple of ``refresh_hours`` hours since
+    midnight UTC, capped at the next midnight (cron ``0 */h * * *`` semantics when h ∤ 24)."""
+    t = pd.Timestamp(to_utc(as_of))
+    midnight = t.floor("D")
+    step = pd.Timedelta(hours=refresh_hours)
+    k = (t - midnight) // step + 1
+    nxt = min(midnight + k * step, midnight + pd.Timedelta(days=1))
+    return nxt.to_pydatetime()
+
+
+def iso_z(ts: datetime) -> str:
+    """ISO 8601 UTC with a trailing 'Z' (``2021-05-01T00:00:00Z``)."""
+    return pd.Timestamp(to_utc(ts)).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------
+# snapshot level
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RegimeResult:
+    """The regime at ``as_of`` (SPEC §6); :meth:`to_dict` gives the regime.json fields of SPEC §9."""
+
+    label: str
+    confidence: float
+    indicators: dict[str, float]
+    votes: dict[str, str]
+    weight_blend: dict[str, float]
+    as_of: datetime
+    next_refresh: datetime
+    universe_size: int
+    benchmark: str
+    thresholds: dict[str, dict[str, float]]
+    details: dict[str, Any] = field(default_factory=dict)  # diagnostics, not part of regime.json
+
+    @property
+    def regime(self) -> str:
+        return self.label
+
+    def to_dict(self) -> dict[str, Any]:
+        """regime.json fields (SPEC §9) as plain JSON-ready types; ``partition_key`` is added by the pipeline."""
+        as_of = iso_z(self.as_of)
+        return {
+            "timestamp": as_of,
+            "regime": str(self.label),
+            "indicators": {k: float(self.indicators[k]) for k in INDICATORS},
+            "confidence": float(self.confidence),
+            "votes": {k: str(self.votes[k]) for k in VOTE_KEYS.values()},
+            "weight_blend": {f: float(self.weight_blend[f]) for f in FACTORS},
+            "next_refresh": iso_z(self.next_refresh),
+            "as_of": as_of,
+            "universe_size": int(self.universe_size),
+            "benchmark": str(self.benchmark),
+            "thresholds": {k: {"calm": float(v["calm"]), "volatile": float(v["volatile"])} for k, v in self.thresholds.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RegimeResult":
+        """Inverse of :meth:`to_dict` (extra keys such as ``partition_key`` are ignored)."""
+        return cls(
+            label=data["regime"],
+            confidence=float(data["confidence"]),
+            indicators={k: float(data["indicators"][k]) for k in INDICATORS},
+            votes=dict(data["votes"]),
+            weight_blend={f: float(data["weight_blend"][f]) for f in FACTORS},
+            as_of=to_utc(data["as_of"]),
+            next_refresh=to_utc(data["next_refresh"]),
+            universe_size=int(data["universe_size"]),
+            benchmark=str(data["benchmark"]),
+            thresholds={k: dict(v) for k, v in data["thresholds"].items()},
+        )
+
+
+def regime_universe(ranking: pd.DataFrame, config: AppConfig) -> list[str]:
+    """Eligible ranked symbols by rank, at most ``config.universe.regime_universe_size`` (SPEC §6)."""
+    if ranking is None or ranking.empty:
+        return []
+    elig = ranking[ranking["eligible"].astype(bool) & ranking["rank"].notna()]
+    elig = elig.sort_values("rank", kind="mergesort")
+    return elig["symbol"].head(config.universe.regime_universe_size).tolist()
+
+
+def _closed_bars(snapshot: MarketSnapshot, venues: tuple[str, ...]) -> pd.DataFrame:
+    bars = snapshot.bars
+    if bars.empty:
+        return bars
+    t = pd.Timestamp(to_utc(snapshot.as_of))
+    step = TIMEFRAME_DELTA[snapshot.timeframe]
+    return bars[bars["venue"].isin(venues) & (bars["timestamp"] + step <= t)]
+
+
+def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues: tuple[str, ...]) -> tuple[np.ndarray, str]:
+    """Closes (oldest → newest) of the benchmark on its chosen venue (see module docstring)."""
+    sel = bars[bars["symbol"] == benchmark] if not bars.empty else bars
+    if sel.empty:
+        raise ValueError(
+            f"benchmark {benchmark} (config regime.benchmark) has no closed bars in the snapshot on venues {', '.join(venues)}"
+        )
+    n, _ = VOL_WINDOW[timeframe]
+    sel = sel.sort_values(["venue", "timestamp"], kind="mergesort")
+    tail = sel.groupby("venue", sort=False).tail(n + 1)
+    stats = tail.assign(usd=tail["close"] * tail["volume"]).groupby("venue").agg(n_bars=("close", "size"), usd=("usd", "sum"))
+    stats["full"] = stats["n_bars"] >= n + 1
+    stats["order"] = [venues.index(v) for v in stats.index]
+    stats = stats.sort_values(["full", "n_bars", "usd", "order"], ascending=[False, False, False, True], kind="mergesort")
+    venue = str(stats.index[0])
+    closes = sel.loc[sel["venue"] == venue, "close"].to_numpy(dtype=float)
+    if len(closes) < n + 1:
+        raise ValueError(
+            f"benchmark {benchmark} has only {len(closes)} closed {timeframe} bars on {venue}; "
+            f"realized_vol_7d needs {n + 1}"
+        )
+    return closes, venue
+
+
+def period_close_matrix(
+    bars: pd.DataFrame, symbols: list[str], as_of: datetime, timeframe: str, n_periods: int, venues: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, str]]:
+    """(len(symbols), n_periods) period closes on each symbol's primary venue (NaN when missing).
+
+    Primary venue: most periods present, then largest Σ close·volume over them, then config order.
+    Returns the matrix and {symbol: primary venue}.
+    """
+    mat = np.full((len(symbols), n_periods), np.nan)
+    if bars.empty or not symbols:
+        return mat, {}
+    sub = bars[bars["symbol"].isin(set(symbols))]
+    pt = period_table(sub, as_of, timeframe, max_periods=n_periods)
+    if pt.empty:
+        return mat, {}
+    stats = pt.groupby(["symbol", "venue"], sort=False).agg(np_=("period", "size"), usd=("usd_volume", "sum")).reset_index()
+    stats["order"] = stats["venue"].map({v: i for i, v in enumerate(venues)})
+    stats = stats.sort_values(["symbol", "np_", "usd", "order"], ascending=[True, False, False, True], kind="mergesort")
+    primary = stats.drop_duplicates("symbol", keep="first")[["symbol", "venue"]]
+    pt = pt.merge(primary, on=["symbol", "venue"], how="inner")
+    row = pd.Index(symbols).get_indexer(pt["symbol"])
+    mat[row, pt["period"].to_numpy()] = pt["close"].to_numpy(dtype=float)
+    return mat, dict(zip(primary["symbol"], primary["venue"]))
+
+
+def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    rc = config.regime
+    venues = tuple(config.market.venues)
+    symbols = regime_universe(ranking, config)
+    if not symbols:
+        raise ValueError("regime: the ranking has no eligible symbols (empty regime universe)")
+    bars = _closed_bars(snapshot, venues)
+    bench_closes, bench_venue = _benchmark_closes(bars, rc.benchmark, snapshot.timeframe, venues)
+    n_periods = max(rc.ma_periods, rc.thrust_periods + 1)
+    mat, primary = period_close_matrix(bars, symbols, snapshot.as_of, snapshot.timeframe, n_periods, venues)
+    raw = indicators_from_closes(
+        bench_closes,
+        mat,
+        timeframe=snapshot.timeframe,
+        ma_periods=rc.ma_periods,
+        thrust_periods=rc.thrust_periods,
+        thrust_ema_span=rc.thrust_ema_span,
+    )
+    indicators = {k: float(raw[k]) for k in INDICATORS}
+    RegimeIndicatorsSchema.validate(pd.DataFrame([indicators]))
+    details = {
+        "benchmark_venue": bench_venue,
+        "n_ma_symbols": raw["n_ma_symbols"],
+        "n_thrust_comparisons": raw["n_thrust_comparisons"],
+        "primary_venues": primary,
+        "symbols": symbols,
+    }
+    return indicators, details
+
+
+def compute_indicators(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig) -> dict[str, float]:
+    """``{realized_vol_7d, pct_above_20ma, breadth_thrust}`` at ``snapshot.as_of`` (SPEC §6).
+
+    See the module docstring for the universe, venue and window choices. Validated with
+    :data:`cryptorun_core.schemas.RegimeIndicatorsSchema`. Raises ValueError (naming what is
+    missing) for a missing benchmark, an empty universe or too little history.
+    """
+    return _compute(snapshot, ranking, config)[0]
+
+
+def compute_regime(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig) -> RegimeResult:
+    """Indicators → votes → majority label → confidence → weight blend → next refresh (SPEC §6)."""
+    rc = config.regime
+    indicators, details = _compute(snapshot, ranking, config)
+    votes = vote(indicators, rc.thresholds)
+    label = majority(votes)
+    conf = confidence(indicators, votes, label, rc.thresholds)
+    blend = blend_weights(label, conf, rc.weights)
+    as_of = to_utc(snapshot.as_of)
+    thresholds = {ind: {"calm": getattr(rc.thresholds, ind).calm, "volatile": getattr(rc.thresholds, ind).volatile} for ind in INDICATORS}
+    return RegimeResult(
+        label=label,
+        confidence=conf,
+        indicators=indicators,
+        votes=votes,
+        weight_blend=blend,
+        as_of=as_of,
+        next_refresh=next_refresh(as_of, rc.refresh_hours),
+        universe_size=len(details["symbols"]),
+        benchmark=rc.benchmark,
+        thresholds=thresholds,
+        details=details,
+    )
