@@ -77,10 +77,13 @@ class RateLimiter:
     ) -> "RateLimiter":
         """A limiter from ccxt's ``exchange.rateLimit`` (ms per unit cost), or the job's override.
 
-        An override > 0 replaces the venue's pace by a flat requests-per-second budget (each
-        request costs 1, ccxt's endpoint weights are ignored then).
+        An override > 0 can only slow a venue down (the warm scan's "lower request rate"): when it
+        is below the venue's own pace it becomes a flat requests-per-second budget (each request
+        costs 1, ccxt's endpoint weights are ignored then); a faster override is ignored, since the
+        venue would answer it with rate-limit errors.
         """
-        if override_rate_per_s > 0:
+        venue_rate = 1000.0 / float(rate_limit_ms) if rate_limit_ms > 0 else None
+        if override_rate_per_s > 0 and (venue_rate is None or override_rate_per_s < venue_rate):
             return cls(override_rate_per_s, weighted=False, clock=clock, sleep=sleep, name=name)
         if rate_limit_ms <= 0:
             raise ValueError("rate_limit_ms must be positive when no override is given")

@@ -59,9 +59,15 @@ def test_weighted_cost_scales_the_wait():
 
 def test_override_is_a_flat_requests_per_second_budget():
     clock = FakeClock()
-    limiter = RateLimiter.for_venue(1000, override_rate_per_s=4, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter.for_venue(100, override_rate_per_s=4, clock=clock, sleep=clock.sleep)
     assert not limiter.weighted and limiter.rate_per_s == 4
     assert [limiter.reserve(10.0) for _ in range(3)] == [0.0, pytest.approx(0.25), pytest.approx(0.5)]
+
+
+def test_override_faster_than_the_venue_is_ignored():
+    clock = FakeClock()
+    limiter = RateLimiter.for_venue(1000, override_rate_per_s=4, clock=clock, sleep=clock.sleep)
+    assert limiter.weighted and limiter.rate_per_s == pytest.approx(1.0)
 
 
 def test_concurrent_acquires_are_serialised_without_a_lock():
