@@ -1,0 +1,189 @@
+"""SPEC §9 artifact formatting and writing (used by the pipeline's IO manager).
+
+Rounding (:data:`ROUNDING`, applied by :func:`format_frame` and :func:`round_named`):
+
+- scores, 1 decimal: score, momentum_core, technical, volume, quality (and their ``*_raw``),
+  premove_score, compression;
+- basis points, 1 decimal: spread_bps;
+- USD, whole dollars (written as integers): depth_usd, bid_depth_usd, ask_depth_usd, adv_usd,
+  depth_min_usd;
+- VADR, 2 decimals: vadr, vadr_min;
+- ratios, 3 decimals: volume_build, book_imbalance, volume_surge, r_24h, accel;
+- seconds, 1 decimal: ttl_remaining_s, book_age_s; bar lag 2 decimals.
+
+Columns not listed are written as they are. ``timestamp`` values that are datetimes are written
+``YYYY-MM-DDTHH:MM:SSZ``. Missing numbers are written as empty CSV fields / JSON ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SIGNALS_COLUMNS = ("timestamp", "symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "venue", "sources")
+WARM_SIGNALS_COLUMNS = SIGNALS_COLUMNS + ("cached", "ttl_remaining_s")
+PREMOVE_COLUMNS = (
+    "timestamp", "symbol", "venue", "premove_score", "state", "compression", "volume_build", "book_imbalance",
+    "gates_passed", "execution_risk", "spread_bps", "depth_usd",
+)
+COLUMNS = {"signals": SIGNALS_COLUMNS, "warm_signals": WARM_SIGNALS_COLUMNS, "premove": PREMOVE_COLUMNS}
+
+_SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",
+           "premove_score", "compression")
+ROUNDING: dict[str, int] = {
+    **{c: 1 for c in _SCORES},
+    "spread_bps": 1,
+    **{c: 0 for c in ("depth_usd", "bid_depth_usd", "ask_depth_usd", "adv_usd", "depth_min_usd")},
+    "vadr": 2,
+    "vadr_min": 2,
+    **{c: 3 for c in ("volume_build", "book_imbalance", "volume_surge", "r_24h", "accel")},
+    "ttl_remaining_s": 1,
+    "book_age_s": 1,
+    "bar_lag_bars": 2,
+}
+WHOLE = {c for c, d in ROUNDING.items() if d == 0}
+
+
+def iso_z(ts: Any) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` of any timestamp (naive means UTC)."""
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_of_folder(as_of: Any) -> str:
+    """Folder name of a cycle: ``YYYY-MM-DDTHH-MM-SSZ`` (file-name safe, sorts in time order)."""
+    t = pd.Timestamp(as_of)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def round_named(name: str, value: Any) -> Any:
+    """Round one value by column/key name (None for NaN); unknown names are returned unchanged."""
+    if name not in ROUNDING or value is None or isinstance(value, bool):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return value
+    if not math.isfinite(f):
+        return None
+    d = ROUNDING[name]
+    return int(round(f)) if d == 0 else round(f, d)
+
+
+def format_frame(frame: pd.DataFrame, kind: str | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` rounded per :data:`ROUNDING`, SPEC columns first for ``kind``."""
+    out = frame.copy()
+    for col in out.columns:
+        if col in ROUNDING and (pd.api.types.is_numeric_dtype(out[col]) or out[col].dtype == object):
+            vals = pd.to_numeric(out[col], errors="coerce").astype(float)
+            if col in WHOLE:
+                out[col] = vals.round(0).astype("Int64")
+            else:
+                out[col] = vals.round(ROUNDING[col])
+    if "timestamp" in out.columns and len(out) and not pd.api.types.is_string_dtype(out["timestamp"]):
+        out["timestamp"] = [iso_z(t) for t in out["timestamp"]]
+    if kind is not None:
+        if kind not in COLUMNS:
+            raise ValueError(f"unknown artifact kind '{kind}' (known: {sorted(COLUMNS)})")
+        first = list(COLUMNS[kind])
+        missing = [c for c in first if c not in out.columns]
+        if missing:
+            raise ValueError(f"{kind} table lacks SPEC column(s) {missing}")
+        out = out[first + [c for c in out.columns if c not in first]]
+    return out.reset_index(drop=True)
+
+
+def csv_bytes(frame: pd.DataFrame, kind: str) -> bytes:
+    """Deterministic CSV bytes (UTF-8, ``\\n`` line ends, final newline; header even when empty)."""
+    out = format_frame(frame, kind)
+    text = out.to_csv(index=False, lineterminator="\n", na_rep="")
+    return text.encode("utf-8")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types: NaN/NaT → None, numpy scalars → Python, timestamps → ISO ``…Z``."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = [to_jsonable(v) for v in obj]
+        return sorted(items, key=lambda x: json.dumps(x, sort_keys=True)) if isinstance(obj, (set, frozenset)) else items
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()]
+    if obj is pd.NaT:
+        return None
+    if isinstance(obj, (pd.Timestamp, datetime)):
+        return iso_z(obj)
+    if isinstance(obj, date):
+        return obj.isoformat()
+    if isinstance(obj, pd.DataFrame):
+        return [to_jsonable(r) for r in obj.to_dict("records")]
+    try:
+        if pd.isna(obj):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(obj)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Canonical JSON: sorted keys, indent 2, UTF-8 (ensure_ascii False), NaN → null, final newline."""
+    text = json.dumps(to_jsonable(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return target
+
+
+def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
+    """``root/part/...`` resolved, refusing (ValueError) anything that resolves outside ``root``."""
+    base = Path(root).resolve()
+    for p in parts:
+        if p is None or str(p) == "" or "\x00" in str(p):
+            raise ValueError(f"refusing empty or invalid path part {p!r}")
+        if Path(p).is_absolute():
+            raise ValueError(f"refusing absolute path part {p!r} under {base}")
+    candidate = base.joinpath(*parts).resolve()
+    if candidate != base and base not in candidate.parents:
+        raise ValueError(f"path {candidate} resolves outside {base}")
+    return candidate

@@ -1,0 +1,494 @@
+"""The scan engine: ``run_scan(snapshot, ranking, regime, config, job) -> ScanResult``.
+
+One call computes a whole cycle at T = ``snapshot.as_of`` for the job's segment (SPEC §3–§9):
+book metrics and venue choice, factors and score, VADR with its universe-wide p80, gates,
+signals, premove (hot) and the explain document. Pure pandas/numpy; no Dagster.
+
+Point in time and determinism:
+
+- Only hourly bars closed at or before T and opened within the last ``market.history_bars``
+  hours, and books stamped at or before T, are used; a regime whose ``as_of`` is after T is refused.
+- Inputs are put in a canonical order first (bars by venue, symbol, time; duplicates of the same
+  bar resolve to the same row whatever the order), so shuffling input rows changes no byte.
+- ``explain['hashes']`` hashes exactly the point-in-time inputs the scan uses — bars of the ranked
+  universe (hot + warm) on the job's venues, books of the evaluated symbols — (so appending bars
+  after T does not change it) as a sorted multiset of per-row hashes (``pandas.util.hash_pandas_object``) over
+  the contract columns, i.e. independently of row order; the config hash is the sha256 of the
+  canonical JSON of ``config.model_dump(mode="json")``.
+- Numbers in ``explain`` are rounded as in the CSVs (:data:`cryptorun_core.artifacts.ROUNDING`);
+  other floats to 6 decimals.
+
+Reference venue for the VADR p80: an evaluated symbol uses its chosen venue; any other ranked
+symbol (no book in this snapshot) uses the venue with the most closed bars in the window (ties:
+fresher bars, then job venue order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cryptorun_core.artifacts import SIGNALS_COLUMNS, WARM_SIGNALS_COLUMNS, iso_z, round_named
+from cryptorun_core.config import FACTORS, TIMEFRAME_KEYS, AppConfig, JobConfig
+from cryptorun_core.factors import bar_matrix
+from cryptorun_core.factors.momentum import momentum_factor
+from cryptorun_core.factors.quality import quality_factor
+from cryptorun_core.factors.residualize import residualize
+from cryptorun_core.factors.score import blend_score, contributions
+from cryptorun_core.factors.technical import technical_factor
+from cryptorun_core.factors.volume import volume_factor
+from cryptorun_core.gates import GATES, evaluate_gates, tier_thresholds
+from cryptorun_core.market.snapshot import MarketSnapshot, SNAPSHOT_BAR_COLUMNS, SNAPSHOT_BOOK_COLUMNS
+from cryptorun_core.microstructure import bar_status, book_metrics, choose_venue, refuse_aggregators, utc_series
+from cryptorun_core.periods import period_table
+from cryptorun_core.premove import premove_frame
+from cryptorun_core.schemas import BookMetricsSchema, EvaluatedSchema, PremoveSchema, SignalsSchema, WarmSignalsSchema
+from cryptorun_core.vadr import period_matrices, vadr_table, vadr_threshold
+
+_HOUR = pd.Timedelta(hours=1)
+EXTRA_SIGNAL_COLUMNS = ("tier", "technical", "volume", "quality", "vadr_min", "depth_badge")
+GATE_ROUNDING = {"history": None, "freshness": 2, "score": 1, "vadr": 2, "spread": 1, "depth": 0, "fatigue": 4}
+
+
+@dataclass
+class ScanResult:
+    """One scan cycle: entries, every evaluated symbol, premove (hot only) and explain.json content."""
+
+    signals: pd.DataFrame
+    evaluated: pd.DataFrame
+    premove: pd.DataFrame | None
+    explain: dict
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _r(x: Any, digits: int | None = 6) -> Any:
+    """JSON-ready rounded number (None for NaN)."""
+    if x is None or isinstance(x, (bool, np.bool_)):
+        return None if x is None else bool(x)
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return x
+    if not math.isfinite(f):
+        return None
+    if digits is None:
+        return int(round(f))
+    return round(f, digits) if digits > 0 else int(round(f))
+
+
+def _rn(name: str, x: Any) -> Any:
+    v = round_named(name, x)
+    return _r(v) if isinstance(v, float) else v
+
+
+def prepare_bars(
+    bars: pd.DataFrame, as_of: pd.Timestamp, n_hours: int, venues: tuple[str, ...], symbols: list[str] | None = None
+) -> pd.DataFrame:
+    """Point-in-time, canonical bars: closed ≤ T, in the history window, job venues, sorted by
+    (venue, symbol, timestamp), one row per bar (a repeated bar resolves by value, never by input order)."""
+    cols = list(SNAPSHOT_BAR_COLUMNS)
+    if bars is None or len(bars) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
+            {"venue": object, "symbol": object, "timestamp": "datetime64[ns, UTC]"})
+    ts_all = utc_series(bars["timestamp"].reset_index(drop=True)).array.asi8  # int64 ns since epoch, UTC
+    age_h = (as_of.value - ts_all) / 3.6e12
+    k = np.floor(age_h - 1.0)
+    venue_s = bars["venue"].astype(str)
+    venue = venue_s.to_numpy()
+    keep = (k >= 0) & (k < n_hours) & venue_s.isin(venues).to_numpy()  # pandas isin: hashed, not np.isin on objects
+    if symbols is not None:
+        keep &= bars["symbol"].astype(str).isin(symbols).to_numpy()
+    pos = np.nonzero(keep)[0]
+    symbol = bars["symbol"].astype(str).to_numpy()[pos]
+    venue = venue[pos]
+    tsi = ts_all[pos]
+    vcode, _ = pd.factorize(venue, sort=True)
+    scode, _ = pd.factorize(symbol, sort=True)
+    order = np.lexsort((tsi, scode, vcode))
+    data = {"venue": venue[order], "symbol": symbol[order],
+            "timestamp": pd.DatetimeIndex(tsi[order].view("M8[ns]")).tz_localize("UTC")}
+    for c in cols[3:]:
+        data[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)[pos][order]
+    b = pd.DataFrame(data, columns=cols)
+    same = (vcode[order][1:] == vcode[order][:-1]) & (scode[order][1:] == scode[order][:-1]) & (tsi[order][1:] == tsi[order][:-1])
+    if same.any():  # the same bar twice: resolve by value, never by input order
+        b = b.sort_values(cols, kind="mergesort").drop_duplicates(["venue", "symbol", "timestamp"], keep="last")
+    return b.reset_index(drop=True)
+
+
+def prepare_books(books: pd.DataFrame, as_of: pd.Timestamp, venues: tuple[str, ...], symbols: list[str] | None = None) -> pd.DataFrame:
+    """Books of the job's venues (and ``symbols``) stamped at or before T; aggregators anywhere are refused."""
+    cols = list(SNAPSHOT_BOOK_COLUMNS)
+    if books is None or len(books) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
+            {"venue": object, "symbol": object, "side": object, "book_time": "datetime64[ns, UTC]"})
+    refuse_aggregators(books["venue"].astype(str).unique().tolist())
+    mask = books["venue"].astype(str).isin(venues).to_numpy()
+    if symbols is not None:
+        mask &= books["symbol"].astype(str).isin(symbols).to_numpy()
+    b = books.loc[mask, cols].copy()
+    for c in ("venue", "symbol", "side"):
+        b[c] = b[c].astype(str)
+    b["price"] = pd.to_numeric(b["price"], errors="coerce").astype(float)
+    b["amount"] = pd.to_numeric(b["amount"], errors="coerce").astype(float)
+    b["book_time"] = utc_series(b["book_time"])
+    return b[(b["book_time"] <= as_of).to_numpy()].reset_index(drop=True)  # book_metrics orders canonically
+
+
+def table_hash(frame: pd.DataFrame, columns: list[str]) -> str:
+    """sha256 of a row-order-independent canonical serialisation of ``frame[columns]``."""
+    h = hashlib.sha256()
+    h.update(("|".join(columns) + "\n").encode())
+    if frame is None or len(frame) == 0:
+        return h.hexdigest()
+    canon = pd.DataFrame(index=range(len(frame)))
+    for c in columns:
+        s = frame[c].reset_index(drop=True)
+        if pd.api.types.is_datetime64_any_dtype(s):
+            canon[c] = s.dt.tz_convert("UTC").astype("int64") if s.dt.tz is not None else s.astype("int64")
+        elif pd.api.types.is_bool_dtype(s):
+            canon[c] = s.astype(bool)
+        elif pd.api.types.is_numeric_dtype(s):
+            canon[c] = s.astype(float)
+        else:  # strings: codes into the sorted distinct values, which are hashed too
+            codes, uniques = pd.factorize(s.astype(str), sort=True)
+            canon[c] = codes.astype(np.int64)
+            h.update(("\x1f".join(map(str, uniques)) + "\n").encode("utf-8"))
+    rows = np.sort(pd.util.hash_pandas_object(canon, index=False).to_numpy(np.uint64))
+    h.update(rows.tobytes())
+    return h.hexdigest()
+
+
+def config_hash(config: AppConfig) -> str:
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _regime_parts(regime: Mapping[str, Any], config: AppConfig, t: pd.Timestamp) -> tuple[str, float, dict[str, float], dict]:
+    if not isinstance(regime, Mapping):
+        raise ValueError("regime must be a mapping (RegimeResult.to_dict() plus partition_key)")
+    label = regime.get("regime", regime.get("label"))
+    if label not in config.factors.momentum.weights:
+        raise ValueError(f"regime label {label!r} has no momentum timeframe weights (known: {sorted(config.factors.momentum.weights)})")
+    blend = regime.get("weight_blend") or {}
+    missing = [f for f in FACTORS if f not in blend]
+    if missing:
+        raise ValueError(f"regime weight_blend lacks {missing}")
+    weight_blend = {f: float(blend[f]) for f in FACTORS}
+    r_as_of = regime.get("as_of") or regime.get("timestamp")
+    if r_as_of is not None and _utc(r_as_of) > t:
+        raise ValueError(f"regime as_of {iso_z(r_as_of)} is after the scan's T {iso_z(t)} (point-in-time violation)")
+    used = {
+        "label": str(label),
+        "confidence": _r(regime.get("confidence")),
+        "as_of": iso_z(r_as_of) if r_as_of is not None else None,
+        "partition_key": regime.get("partition_key"),
+    }
+    return str(label), float(regime.get("confidence") or 0.0), weight_blend, used
+
+
+def _segments(universe: str) -> tuple[str, ...]:
+    return ("hot", "warm") if universe == "all" else (universe,)
+
+
+def _fetch_cache(fetches: pd.DataFrame, pairs: list[tuple[str, str | None]]) -> tuple[list[bool], list[float]]:
+    cached, ttl = [False] * len(pairs), [np.nan] * len(pairs)
+    if fetches is None or len(fetches) == 0 or not {"venue", "symbol", "kind"}.issubset(fetches.columns):
+        return cached, ttl
+    f = fetches[fetches["kind"] == "ohlcv"]
+    if "ok" in f.columns:
+        f = f[f["ok"].astype(bool)]
+    f = f.assign(_fc=f["from_cache"].astype(bool) if "from_cache" in f.columns else False,
+                 _ttl=pd.to_numeric(f["ttl_remaining_s"], errors="coerce") if "ttl_remaining_s" in f.columns else np.nan)
+    f = f.sort_values(["venue", "symbol", "_fc", "_ttl"], kind="mergesort", na_position="first")
+    last = f.drop_duplicates(["venue", "symbol"], keep="last").set_index(["venue", "symbol"])
+    for i, (sym, venue) in enumerate(pairs):
+        if venue is not None and (venue, sym) in last.index:
+            row = last.loc[(venue, sym)]
+            cached[i] = bool(row["_fc"])
+            ttl[i] = float(row["_ttl"]) if pd.notna(row["_ttl"]) else np.nan
+    return cached, ttl
+
+
+# --------------------------------------------------------------------------------------------
+# run_scan
+# --------------------------------------------------------------------------------------------
+
+
+def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[str, Any], config: AppConfig, job: JobConfig) -> ScanResult:
+    """Evaluate the job's segment of ``ranking`` at T = ``snapshot.as_of`` (see module docstring)."""
+    settings = job.config
+    if snapshot.timeframe != "1h":
+        raise ValueError(
+            f"run_scan needs hourly bars; snapshot timeframe is {snapshot.timeframe!r} (daily-only snapshots "
+            "support universe ranking and regime, not scans: momentum, RSI/ADX and freshness are hourly)"
+        )
+    t = _utc(snapshot.as_of)
+    ts_iso = iso_z(t)
+    label, conf, weight_blend, regime_used = _regime_parts(regime, config, t)
+    tf_weights = dict(config.factors.momentum.weights[label])
+    venues = tuple(settings.venues)
+    refuse_aggregators(venues, what="job venues")
+    H = int(config.market.history_bars)
+
+    # ---- evaluated symbols, in rank order
+    rk = ranking[ranking["segment"].isin(_segments(settings.universe))].copy()
+    rk["_rank"] = pd.to_numeric(rk["rank"], errors="coerce")
+    rk = rk.sort_values(["_rank", "symbol"], kind="mergesort", na_position="last").reset_index(drop=True)
+    symbols = rk["symbol"].astype(str).tolist()
+    ranked = sorted(set(ranking.loc[ranking["segment"].isin(("hot", "warm")), "symbol"].astype(str)) | set(symbols))
+
+    # inputs used: bars of the ranked universe (VADR p80), books of the evaluated symbols
+    bars = prepare_bars(snapshot.bars, t, H, venues, ranked)
+    books = prepare_books(snapshot.books, t, venues, symbols)
+    metrics = book_metrics(books, t, config)
+    if len(metrics):
+        BookMetricsSchema.validate(metrics)
+    bstat = bar_status(bars, t, config, H)
+    tiers = {s: (t_ if isinstance(t_, str) else None) for s, t_ in zip(symbols, rk["tier"])}
+    tier_cfg = {tc.name: tc for tc in config.universe.tiers}
+    choice = choose_venue(metrics, bstat, symbols, venues, config, tiers)
+    pairs = dict(zip(choice["symbol"], choice["venue"]))
+
+    # ---- factors on the hourly matrix of each symbol's venue
+    pair_rows = bars.groupby(["venue", "symbol"], sort=False).indices if len(bars) else {}
+
+    def rows_of(wanted) -> pd.DataFrame:
+        parts = [pair_rows[(v, s)] for s, v in wanted if (v, s) in pair_rows]
+        return bars.iloc[np.sort(np.concatenate(parts))] if parts else bars.iloc[0:0]
+
+    mat = bar_matrix(rows_of(pairs.items()), pairs, t, H)
+    fc = config.factors
+    mom = momentum_factor(mat.close, mat.observed, tf_weights, fc.momentum.k, fc.momentum.vol_window_bars)
+    tech = technical_factor(mat.high, mat.low, mat.close, fc.rsi_period, fc.adx_period, fc.range_periods * 24)
+
+    # ---- periods: VADR over the whole ranked universe, volume/premove for the evaluated
+    uni = ranking[ranking["segment"].isin(("hot", "warm"))]
+    uni_syms = sorted(set(uni["symbol"].astype(str)) & set(bars["symbol"].unique()))
+    fb = bstat.assign(_lag=bstat["bar_lag_bars"].fillna(np.inf), _vo=bstat["venue"].map({v: i for i, v in enumerate(venues)}))
+    fb = fb.sort_values(["symbol", "n_bars", "_lag", "_vo"], ascending=[True, False, True, True], kind="mergesort")
+    ref = fb.drop_duplicates("symbol").set_index("symbol")["venue"].to_dict()
+    ref_pairs = {s: (pairs[s] if s in pairs and pairs[s] is not None else ref.get(s)) for s in uni_syms}
+    for s in symbols:
+        ref_pairs.setdefault(s, pairs.get(s))
+    n_periods = max(config.vadr.min_prior_periods + 1, config.premove.compression_periods, config.premove.volume_build_periods + 1, 8)
+    pbars = rows_of(ref_pairs.items())
+    ptab = period_table(pbars, t, "1h", max_periods=n_periods)
+    vtab = vadr_table(ptab, ref_pairs, config).set_index("symbol")
+    uni_v = vtab.loc[[s for s in uni_syms if s in vtab.index]]
+    vthr = vadr_threshold(uni_v.loc[~uni_v["vadr_frozen"], "vadr"].to_numpy(float), config)
+    pm = period_matrices(ptab, pairs, n_periods)
+    vol = volume_factor(pm["usd"], 7)
+
+    # ---- quality, residualization, score
+    tier_score = np.array([tier_cfg[tiers[s]].score if tiers[s] in tier_cfg else np.nan for s in symbols], dtype=float)
+    spread_cap = np.array([tier_cfg[tiers[s]].spread_max_bps if tiers[s] in tier_cfg else np.nan for s in symbols], dtype=float)
+    depth_min = np.array([tier_cfg[tiers[s]].depth_min_usd if tiers[s] in tier_cfg else np.nan for s in symbols], dtype=float)
+    qual = quality_factor(tier_score, choice["spread_bps"].to_numpy(float), spread_cap, choice["depth_usd"].to_numpy(float),
+                          depth_min, mat.n_bars, H, choice["sources"].to_numpy(float), len(venues))
+    raw_factors = {"momentum": mom["momentum_core"], "technical": tech["technical"], "volume": vol["volume"], "quality": qual["quality"]}
+    res = residualize(raw_factors, fc.orthogonalize, fc.min_cross_section)
+    final = {f: res[f] for f in FACTORS}
+    score = blend_score(final, weight_blend)
+    contrib = contributions(final, weight_blend)
+
+    vrow = vtab.reindex(symbols)
+    ev = pd.DataFrame(
+        {
+            "timestamp": ts_iso,
+            "rank": rk["_rank"].astype("Int64").to_numpy(),
+            "symbol": symbols,
+            "tier": [tiers[s] for s in symbols],
+            "venue": choice["venue"].to_numpy(object),
+            "sources": choice["sources"].astype("int64").to_numpy(),
+            "fresh": choice["fresh"].to_numpy(object),
+            "fresh_ok": choice["fresh_ok"].to_numpy(bool),
+            "depth_badge": choice["depth_badge"].to_numpy(object),
+            "has_book": choice["has_book"].to_numpy(bool),
+            "book_invalid_reason": choice["book_invalid_reason"].to_numpy(object),
+            "spread_bps": choice["spread_bps"].to_numpy(float),
+            "depth_usd": choice["depth_usd"].to_numpy(float),
+            "bid_depth_usd": choice["bid_depth_usd"].to_numpy(float),
+            "ask_depth_usd": choice["ask_depth_usd"].to_numpy(float),
+            "depth_min_usd": depth_min,
+            "book_age_s": choice["book_age_s"].to_numpy(float),
+            "bar_lag_bars": choice["bar_lag_bars"].to_numpy(float),
+            "n_bars": mat.n_bars.astype("int64"),
+            "score": score,
+            "momentum_core": final["momentum"],
+            "technical": final["technical"],
+            "volume": final["volume"],
+            "quality": final["quality"],
+            "technical_raw": raw_factors["technical"],
+            "volume_raw": raw_factors["volume"],
+            "quality_raw": raw_factors["quality"],
+            "residualized": res["residualized"].astype(bool),
+            "momentum_raw": mom["raw"],
+            "accel": mom["accel"],
+            "sigma_1h": mom["sigma"],
+            "r_24h": mom["r_24h"],
+            **{f"z_{k}": mom["z"][:, i] for i, k in enumerate(TIMEFRAME_KEYS)},
+            "rsi_4h": tech["rsi_4h"],
+            "adx_1h": tech["adx_1h"],
+            "range_position": tech["range_position"],
+            "volume_surge": vol["volume_surge"],
+            **{k: qual[k] for k in ("q_tier", "q_spread", "q_depth", "q_completeness", "q_sources")},
+            "vadr": vrow["vadr"].to_numpy(float),
+            "vadr_frozen": vrow["vadr_frozen"].fillna(True).astype(bool).to_numpy(),
+            "complete_prior_periods": vrow["complete_prior_periods"].fillna(0).astype("int64").to_numpy(),
+        }
+    )
+    ev, gate_results = evaluate_gates(ev, config, settings, vthr)
+    ev = ev.reset_index(drop=True)
+
+    # ---- signals
+    entries = ev[ev["decision"] == "entry"].sort_values(["score", "symbol"], ascending=[False, True], kind="mergesort")
+    sig = entries.assign(regime=label)
+    spec_cols = list(SIGNALS_COLUMNS)
+    if settings.universe == "warm":
+        cached, ttl = _fetch_cache(snapshot.fetches, list(zip(sig["symbol"], sig["venue"])))
+        sig = sig.assign(cached=np.array(cached, dtype=bool), ttl_remaining_s=np.array(ttl, dtype=float))
+        spec_cols = list(WARM_SIGNALS_COLUMNS)
+    signals = sig[spec_cols + list(EXTRA_SIGNAL_COLUMNS)].reset_index(drop=True)
+    signals["sources"] = signals["sources"].astype("int64")
+    (WarmSignalsSchema if settings.universe == "warm" else SignalsSchema).validate(signals)
+    EvaluatedSchema.validate(ev)
+
+    # ---- premove (hot scan)
+    premove = None
+    if settings.premove:
+        premove = premove_frame(ev, pm["range"], pm["usd"], config.premove, ts_iso)
+        PremoveSchema.validate(premove)
+
+    explain = _explain(
+        t, job, regime_used, weight_blend, tf_weights, config, settings, vthr, ev, gate_results, contrib, snapshot,
+        bars, books, ranking, regime,
+    )
+    return ScanResult(signals=signals, evaluated=ev, premove=premove, explain=explain)
+
+
+def _explain(t, job, regime_used, weight_blend, tf_weights, config, settings, vthr, ev, gate_results, contrib, snapshot,
+             bars, books, ranking, regime) -> dict:
+    thresholds = tier_thresholds(config, settings, vthr)
+    first = {g: 0 for g in GATES}
+    every = {g: 0 for g in GATES}
+    reasons: dict[str, int] = {}
+    for res in gate_results:
+        failed = [r for r in res if not r["passed"]]
+        if failed:
+            first[failed[0]["gate"]] += 1
+            reasons[failed[0]["reason"]] = reasons.get(failed[0]["reason"], 0) + 1
+        for r in failed:
+            every[r["gate"]] += 1
+
+    symbols = []
+    for i, row in enumerate(ev.to_dict("records")):
+        gates = [
+            {**g, "value": _r(g["value"], GATE_ROUNDING[g["gate"]]), "threshold": _r(g["threshold"], GATE_ROUNDING[g["gate"]])}
+            for g in gate_results[i]
+        ]
+        factors = {}
+        for f in FACTORS:
+            col = "momentum_core" if f == "momentum" else f
+            entry = {"value": _rn(col, row[col]), "weight": _r(weight_blend[f]), "contribution": _r(contrib[f][i], 3)}
+            if f != "momentum":
+                entry["raw"] = _rn(col, row[f"{f}_raw"])
+            factors[f] = entry
+        symbols.append(
+            {
+                "rank": None if pd.isna(row["rank"]) else int(row["rank"]),
+                "symbol": row["symbol"],
+                "tier": row["tier"],
+                "venue": row["venue"],
+                "sources": int(row["sources"]),
+                "fresh": row["fresh"],
+                "depth_badge": row["depth_badge"],
+                "score": _rn("score", row["score"]),
+                "factors": factors,
+                "residualized": bool(row["residualized"]),
+                "momentum": {
+                    "z": {k: _r(row[f"z_{k}"], 4) for k in TIMEFRAME_KEYS},
+                    "raw": _r(row["momentum_raw"], 4),
+                    "accel": _r(row["accel"], 4),
+                    "sigma_1h": _r(row["sigma_1h"], 6),
+                    "r_24h": _r(row["r_24h"], 4),
+                },
+                "technical_parts": {"rsi_4h": _r(row["rsi_4h"], 1), "adx_1h": _r(row["adx_1h"], 1),
+                                    "range_position": _r(row["range_position"], 1)},
+                "volume_surge": _r(row["volume_surge"], 3),
+                "quality_parts": {k[2:]: _r(row[k], 1) for k in ("q_tier", "q_spread", "q_depth", "q_completeness", "q_sources")},
+                "vadr": {"value": _rn("vadr", row["vadr"]), "frozen": bool(row["vadr_frozen"]), "min": _rn("vadr_min", row["vadr_min"]),
+                         "complete_prior_periods": int(row["complete_prior_periods"])},
+                "book": {"has_book": bool(row["has_book"]), "invalid_reason": row["book_invalid_reason"] if not row["has_book"] else None,
+                         "spread_bps": _rn("spread_bps", row["spread_bps"]), "depth_usd": _rn("depth_usd", row["depth_usd"]),
+                         "bid_depth_usd": _rn("bid_depth_usd", row["bid_depth_usd"]),
+                         "ask_depth_usd": _rn("ask_depth_usd", row["ask_depth_usd"]),
+                         "book_age_s": _rn("book_age_s", row["book_age_s"])},
+                "bars": {"n_bars": int(row["n_bars"]), "bar_lag_bars": _rn("bar_lag_bars", row["bar_lag_bars"])},
+                "gates": gates,
+                "decision": row["decision"],
+                "primary_reason": row["primary_reason"],
+            }
+        )
+
+    rank_cols = [c for c in ("rank", "symbol", "adv_usd", "tier", "venues", "n_periods", "eligible", "exclusion_reason", "segment")
+                 if c in ranking.columns]
+    regime_json = json.dumps({k: regime[k] for k in regime}, sort_keys=True, default=str)
+    return {
+        "as_of": iso_z(t),
+        "job": job.name,
+        "universe": job.config.universe,
+        "source": snapshot.source,
+        "regime": regime_used,
+        "weights": {"factors": {f: _r(weight_blend[f]) for f in FACTORS},
+                    "momentum_timeframes": {k: _r(tf_weights[k]) for k in TIMEFRAME_KEYS}},
+        "thresholds": {
+            "score_min": _r(settings.score_min),
+            "vadr": {**{k: (_r(v, 4) if isinstance(v, float) else v) for k, v in vthr.to_dict().items()},
+                     "use_percentile": bool(settings.vadr_use_percentile),
+                     "tier_min": {n: _r(th.vadr_tier_min) for n, th in thresholds.items()},
+                     "vadr_min": {n: _r(th.vadr_min, 4) for n, th in thresholds.items()}},
+            "spread_max_bps": {n: _r(th.spread_max_bps) for n, th in thresholds.items()},
+            "depth_min_usd": {n: _r(th.depth_min_usd) for n, th in thresholds.items()},
+            "spread_multiplier": _r(settings.spread_multiplier),
+            "depth_multiplier": _r(settings.depth_multiplier),
+            "history_min_bars": int(config.gates.history_min_bars),
+            "fresh_max_bar_lag": int(config.gates.fresh_max_bar_lag),
+            "fresh_max_book_age_s": _r(config.gates.fresh_max_book_age_s),
+            "depth_band_pct": _r(config.gates.depth_band_pct),
+            "fatigue": {"r24h_above": _r(config.gates.fatigue.r24h_above), "rsi4h_above": _r(config.gates.fatigue.rsi4h_above)},
+        },
+        "hashes": {
+            "config": config_hash(config),
+            "bars": table_hash(bars, list(SNAPSHOT_BAR_COLUMNS)),
+            "books": table_hash(books, list(SNAPSHOT_BOOK_COLUMNS)),
+            "ranking": table_hash(ranking, rank_cols),
+            "regime": hashlib.sha256(regime_json.encode("utf-8")).hexdigest(),
+        },
+        "counts": {
+            "evaluated": int(len(ev)),
+            "entries": int((ev["decision"] == "entry").sum()),
+            "rejected": int((ev["decision"] != "entry").sum()),
+            "rejections_first_failure": first,
+            "rejections_all_failures": every,
+            "primary_reasons": dict(sorted(reasons.items())),
+        },
+        "venue_health": snapshot.health or {},
+        "symbols": symbols,
+    }
