@@ -1,0 +1,373 @@
+"""Replay of recorded OHLCV history (and optionally recorded books) as a :class:`MarketSource`.
+
+Layout (as in ``../shared/data/real/``): one file per symbol, ``<BASE>-USD.csv`` or ``.parquet``
+with columns ``timestamp,open,high,low,close,volume`` (timestamp = bar *open* time, ISO UTC,
+volume in base units). Everything is served as of T without lookahead (SPEC §1): only bars with
+open + one bar ≤ T. A daily replay is meant to be read with T at 00:00 UTC, where its 24h
+periods are exactly its daily bars.
+
+Optional recorded books: ``books/<same stem>.csv`` beside the bar files, columns
+``timestamp,side,price,amount`` (one row per level, ``side`` = ``bid``/``ask``, all levels of one
+book share its timestamp). The latest book taken at or before T is served, stamped with its own
+time; without a book file ``fetch_order_books`` answers ``no_book`` -- replay never invents a book.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cryptorun_core.market.base import (
+    BAR_COLUMNS,
+    TIMEFRAME_DELTA,
+    UTC,
+    FetchResult,
+    MarketInfo,
+    MarketSource,
+    OrderBook,
+    Ticker,
+    Timeframe,
+    empty_bars,
+    to_utc,
+)
+
+USD_QUOTES = ("USD", "USDT", "USDC")
+BOOK_COLUMNS = ("timestamp", "side", "price", "amount")
+# Yahoo renames that are not a plain digit suffix.
+BASE_ALIASES = {"MIOTA": "IOTA"}
+_SUFFIXED = re.compile(r"^([A-Z]{2,}?)(\d+)$")  # LUNA1, COMP1, HOT1, UNI3 (not C98: one letter)
+_PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One symbol's bars as numpy arrays (timestamps as int64 ns of the bar open, ascending)."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Books:
+    times: np.ndarray  # distinct book timestamps (int64 ns, ascending)
+    frame: pd.DataFrame  # all levels, sorted by timestamp
+
+
+def canonical_base(stem_base: str) -> str:
+    """Yahoo ticker base -> plain base: LUNA1 -> LUNA, COMP1 -> COMP, MIOTA -> IOTA."""
+    base = stem_base.upper()
+    if base in BASE_ALIASES:
+        return BASE_ALIASES[base]
+    m = _SUFFIXED.match(base)
+    return m.group(1) if m else base
+
+
+def _split_stem(path: Path) -> tuple[str, str]:
+    """File stem ``BTC-USD`` (or ``BTC_USD``, or bare ``BTC``) -> (base as written, quote)."""
+    parts = re.split(r"[-_]", path.stem)
+    if len(parts) == 1:
+        return parts[0].upper(), "USD"
+    if len(parts) != 2 or not parts[0]:
+        raise ValueError(f"{path}: cannot read a symbol from the file name (expected e.g. BTC-USD{path.suffix})")
+    quote = parts[1].upper()
+    if quote not in USD_QUOTES:
+        raise ValueError(f"{path}: quote '{quote}' is not a USD quote ({', '.join(USD_QUOTES)})")
+    return parts[0].upper(), quote
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    # round_trip: every price is the float the text spells, bit for bit
+    return pd.read_csv(path, float_precision="round_trip")
+
+
+def _check_columns(path: Path, frame: pd.DataFrame, required: Sequence[str]) -> pd.DataFrame:
+    cols = {str(c).strip().lower(): c for c in frame.columns}
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; expected {list(required)}, found {[str(c) for c in frame.columns]}"
+        )
+    return frame.rename(columns={cols[c]: c for c in required})[list(required)]
+
+
+def _parse_times(path: Path, values: pd.Series) -> np.ndarray:
+    try:
+        ts = pd.to_datetime(values, utc=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: column 'timestamp' has values that are not timestamps ({exc})") from None
+    if ts.isna().any():
+        raise ValueError(f"{path}: column 'timestamp' has {int(ts.isna().sum())} empty value(s)")
+    return pd.DatetimeIndex(ts).as_unit("ns").asi8
+
+
+class ReplayMarket(MarketSource):
+    """Recorded bars of one folder served as one venue (SPEC §1; microstructure only from recorded books)."""
+
+    name = "replay"
+
+    def __init__(self, path: str | os.PathLike[str], resolution: Literal["1h", "1d"] = "1d", venue: str = "kraken"):
+        if resolution not in TIMEFRAME_DELTA:
+            raise ValueError(f"resolution must be '1h' or '1d' (got {resolution!r})")
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ValueError(f"replay folder {self.path} does not exist or is not a folder")
+        self.resolution: Timeframe = resolution
+        self.venue = venue
+        self._files = self._index_files()
+        if not self._files:
+            raise ValueError(f"replay folder {self.path} holds no *.csv or *.parquet bar files")
+        self._series: dict[str, _Series] = {}
+        self._books: dict[str, _Books | None] = {}
+        self._lock = threading.Lock()
+        self.dropped_rows: dict[str, int] = {}
+        """Rows dropped per canonical symbol (NaN or non-positive price, bad volume, duplicate
+        timestamp); filled as files are loaded -- call :meth:`load_all` to load every file."""
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _index_files(self) -> dict[str, tuple[Path, str, str]]:
+        """canonical symbol -> (file, native stem, base). An unsuffixed name wins a collision
+        (LUNA-USD stays LUNA/USD and LUNA1-USD keeps its digit)."""
+        files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".parquet"))
+        index: dict[str, tuple[Path, str, str]] = {}
+        exact = {_split_stem(p)[0] for p in files}
+        for p in files:
+            written, _quote = _split_stem(p)
+            base = canonical_base(written)
+            if base != written and base in exact:
+                base = written
+            symbol = f"{base}/USD"
+            if symbol in index:
+                raise ValueError(f"{p}: maps to {symbol}, which {index[symbol][0].name} already provides")
+            index[symbol] = (p, p.stem, base)
+        return index
+
+    @property
+    def symbols(self) -> list[str]:
+        """Canonical symbols of the folder (``BASE/USD``), sorted."""
+        return sorted(self._files)
+
+    def file_for(self, symbol: str) -> Path:
+        return self._files[symbol][0]
+
+    def load_all(self) -> None:
+        for symbol in self._files:
+            self._load(symbol)
+
+    def _load(self, symbol: str) -> _Series:
+        series = self._series.get(symbol)
+        if series is not None:
+            return series
+        with self._lock:
+            if symbol not in self._series:
+                self._series[symbol] = self._parse(symbol)
+            return self._series[symbol]
+
+    def _parse(self, symbol: str) -> _Series:
+        path = self._files[symbol][0]
+        frame = _check_columns(path, _read_table(path), BAR_COLUMNS)
+        ts = _parse_times(path, frame["timestamp"])
+        values = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in BAR_COLUMNS[1:]}
+        prices = np.column_stack([values[c] for c in _PRICE_COLUMNS])
+        good = np.isfinite(prices).all(axis=1) & (prices > 0).all(axis=1)
+        good &= np.isfinite(values["volume"]) & (values["volume"] >= 0)
+        order = np.argsort(ts[good], kind="stable")
+        kept_ts = ts[good][order]
+        unique = np.concatenate([[True], np.diff(kept_ts) != 0]) if len(kept_ts) else np.zeros(0, bool)
+        self.dropped_rows[symbol] = int(len(ts) - unique.sum())
+        pick = np.flatnonzero(good)[order][unique]
+        return _Series(ts[pick], *(values[c][pick] for c in BAR_COLUMNS[1:]))
+
+    def _load_books(self, symbol: str) -> _Books | None:
+        if symbol in self._books:
+            return self._books[symbol]
+        stem = self._files[symbol][1]
+        path = self.path / "books" / f"{stem}.csv"
+        books = None
+        if path.is_file():
+            frame = _check_columns(path, _read_table(path), BOOK_COLUMNS)
+            frame = frame.assign(
+                timestamp=_parse_times(path, frame["timestamp"]),
+                side=frame["side"].astype(str).str.strip().str.lower(),
+                price=pd.to_numeric(frame["price"], errors="coerce"),
+                amount=pd.to_numeric(frame["amount"], errors="coerce"),
+            )
+            bad_side = ~frame["side"].isin(("bid", "ask"))
+            if bad_side.any():
+                raise ValueError(f"{path}: column 'side' must be 'bid' or 'ask' ({int(bad_side.sum())} other value(s))")
+            frame = frame[(frame["price"] > 0) & (frame["amount"] > 0)].sort_values("timestamp", kind="stable")
+            books = _Books(np.unique(frame["timestamp"].to_numpy()), frame.reset_index(drop=True))
+        with self._lock:
+            self._books[symbol] = books
+        return books
+
+    # -- MarketSource -------------------------------------------------------------------------
+
+    @property
+    def venues(self) -> tuple[str, ...]:
+        return (self.venue,)
+
+    @property
+    def native_timeframe(self) -> Timeframe:
+        return self.resolution
+
+    def list_markets(self, venue: str, as_of: datetime) -> list[MarketInfo]:
+        """Every file whose first bar has closed by ``as_of`` (loads each file once)."""
+        if venue != self.venue:
+            raise ValueError(f"replay of {self.path} serves only venue '{self.venue}' (asked for '{venue}')")
+        cutoff = self._cutoff_ns(as_of, self.resolution)
+        out = []
+        for symbol, (_path, stem, base) in sorted(self._files.items()):
+            series = self._load(symbol)
+            if not len(series.ts) or series.ts[0] > cutoff:
+                continue
+            listed = pd.Timestamp(int(series.ts[0]), tz=UTC).to_pydatetime()
+            out.append(MarketInfo(venue, symbol, stem, base, "USD", active=True, listed_at=listed))
+        return out
+
+    def fetch_ohlcv(
+        self,
+        requests: Sequence[tuple[str, str]],
+        as_of: datetime,
+        timeframe: Timeframe = "1h",
+        limit: int = 720,
+    ) -> list[FetchResult[pd.DataFrame]]:
+        as_of = to_utc(as_of)
+        out = []
+        for venue, symbol in requests:
+            bad = self._bad_request(venue, symbol, as_of)
+            if bad is not None:
+                out.append(bad)
+                continue
+            if timeframe != self.resolution and not (self.resolution == "1h" and timeframe == "1d"):
+                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data",
+                                       detail=f"replay of {self.path.name} has {self.resolution} bars only, not {timeframe}"))
+                continue
+            frame = self._bars(symbol, as_of, timeframe, limit)
+            if frame.empty:
+                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data",
+                                       detail=f"no {timeframe} bar of {symbol} closed by {as_of.isoformat()}"))
+            else:
+                out.append(FetchResult(venue, symbol, frame, stamped_at=as_of))
+        return out
+
+    def fetch_tickers(self, requests: Sequence[tuple[str, str]], as_of: datetime) -> list[FetchResult[Ticker]]:
+        """No recorded quotes: bid = ask = last = the last close at or before T."""
+        as_of = to_utc(as_of)
+        out = []
+        for venue, symbol in requests:
+            bad = self._bad_request(venue, symbol, as_of)
+            if bad is not None:
+                out.append(bad)
+                continue
+            series = self._load(symbol)
+            end = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, self.resolution), side="right"))
+            if end == 0:
+                detail = f"no bar of {symbol} closed by {as_of.isoformat()}"
+                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data", detail=detail))
+                continue
+            last = float(series.close[end - 1])
+            # 24h volumes over the bars that closed in (T - 24h, T]
+            day_start = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, self.resolution) - 86_400 * 10**9, side="right"))
+            base_24h = float(series.volume[day_start:end].sum())
+            quote_24h = float((series.volume[day_start:end] * series.close[day_start:end]).sum())
+            stamped = pd.Timestamp(int(series.ts[end - 1]), tz=UTC).to_pydatetime() + TIMEFRAME_DELTA[self.resolution]
+            out.append(FetchResult(venue, symbol, Ticker(last, last, last, base_24h, quote_24h), stamped_at=stamped))
+        return out
+
+    def fetch_order_books(
+        self, requests: Sequence[tuple[str, str]], as_of: datetime, depth: int = 100
+    ) -> list[FetchResult[OrderBook]]:
+        as_of = to_utc(as_of)
+        t_ns = pd.Timestamp(as_of).value
+        out = []
+        for venue, symbol in requests:
+            bad = self._bad_request(venue, symbol, as_of)
+            if bad is not None:
+                out.append(bad)
+                continue
+            books = self._load_books(symbol)
+            idx = -1 if books is None else int(np.searchsorted(books.times, t_ns, side="right")) - 1
+            if books is None or idx < 0:
+                why = "no recorded book file" if books is None else "no recorded book at or before T"
+                detail = f"{symbol}: {why} (replay synthesises no order book)"
+                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_book", detail=detail))
+                continue
+            book = self._book_at(books, int(books.times[idx]), depth)
+            out.append(FetchResult(venue, symbol, book, stamped_at=book.timestamp))
+        return out
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _bad_request(self, venue: str, symbol: str, as_of: datetime) -> FetchResult | None:
+        if venue != self.venue:
+            detail = f"replay serves only venue '{self.venue}'"
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="bad_symbol", detail=detail)
+        if symbol not in self._files:
+            detail = f"no file for {symbol} in {self.path}"
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="bad_symbol", detail=detail)
+        return None
+
+    @staticmethod
+    def _cutoff_ns(as_of: datetime, timeframe: Timeframe) -> int:
+        """Latest bar open time whose bar has closed by T (open + one bar ≤ T)."""
+        return (pd.Timestamp(to_utc(as_of)) - TIMEFRAME_DELTA[timeframe]).value
+
+    def _bars(self, symbol: str, as_of: datetime, timeframe: Timeframe, limit: int) -> pd.DataFrame:
+        series = self._load(symbol)
+        if timeframe != self.resolution:  # hourly replay asked for daily bars
+            return _daily_from_hourly(series, as_of, limit)
+        end = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, timeframe), side="right"))
+        start = max(0, end - limit)
+        if end <= start:
+            return empty_bars()
+        return _frame(series, slice(start, end))
+
+    def _book_at(self, books: _Books, t_ns: int, depth: int) -> OrderBook:
+        levels = books.frame[books.frame["timestamp"] == t_ns]
+        bids = levels[levels["side"] == "bid"].sort_values("price", ascending=False)
+        asks = levels[levels["side"] == "ask"].sort_values("price", ascending=True)
+        return OrderBook(
+            bids=bids[["price", "amount"]].to_numpy(float)[:depth],
+            asks=asks[["price", "amount"]].to_numpy(float)[:depth],
+            timestamp=pd.Timestamp(t_ns, tz=UTC).to_pydatetime(),
+        )
+
+
+def _frame(series: _Series, sl: slice) -> pd.DataFrame:
+    ts = pd.DatetimeIndex(series.ts[sl].astype("datetime64[ns]")).tz_localize(UTC)
+    return pd.DataFrame(
+        {"timestamp": ts, "open": series.open[sl], "high": series.high[sl], "low": series.low[sl],
+         "close": series.close[sl], "volume": series.volume[sl]}
+    )
+
+
+def _daily_from_hourly(series: _Series, as_of: datetime, limit: int) -> pd.DataFrame:
+    """UTC-day bars of days that have fully closed by T, built from hourly bars."""
+    day_ns = 86_400 * 10**9
+    t_ns = pd.Timestamp(to_utc(as_of)).value
+    last_day = (t_ns // day_ns) * day_ns - day_ns  # newest day whose close (next midnight) ≤ T
+    end = int(np.searchsorted(series.ts, last_day + day_ns - 1, side="right"))
+    start = int(np.searchsorted(series.ts, last_day - (limit - 1) * day_ns, side="left"))
+    if end <= start:
+        return empty_bars()
+    hourly = _frame(series, slice(start, end))
+    out = hourly.groupby(hourly["timestamp"].dt.floor("1D"), sort=True).agg(
+        open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"), volume=("volume", "sum")
+    )
+    out.index.name = "timestamp"
+    return out.reset_index()

@@ -1,0 +1,809 @@
+"""The embedded, offline default market: three venues, ~150 USD pairs, no network.
+
+Everything served is a *pure function* of ``(seed, venue, symbol, time)``: asking for T twice,
+or for an old T after a newer one, or from a fresh instance, gives bit-identical frames and
+books. That is what lets backfills equal live runs (SPEC §1) when this source is used.
+
+How purity and speed are obtained:
+
+- Every random quantity comes from a counter-based generator (``np.random.Philox``) keyed by a
+  blake2b hash of ``(seed, symbol, purpose, block)`` -- never Python's salted ``hash()``.
+- Time is counted in hours since :data:`EPOCH`; hourly returns are generated in fixed blocks of
+  :data:`BLOCK_HOURS`. A symbol's log price at hour h is the sum of all block sums before h's
+  block plus the within-block cumulative sum, so the price at h never depends on the query
+  window. Block sums are cached per symbol, whole blocks in bounded ``lru_cache``\\ s.
+- All arithmetic happens on whole, fixed-size blocks; a query only slices and concatenates
+  cached arrays, so no float can differ with the query's length or alignment.
+
+The market model (calibrated against the SPEC §6 regime bands and §2 tiers, see the tests):
+
+- a regime process shared by all symbols cycles calm -> normal -> volatile -> normal with
+  random stretch lengths of days; it sets the market factor's volatility and drift (calm
+  drifts up, volatile sells off by as much, normal stretches mean-revert, so prices stay plausible);
+- symbol returns = beta * market factor + idiosyncratic noise, plus occasional *events*
+  (volume and range surges with a directional move) that make VADR/score gates pass sometimes;
+- heavy-tailed ADV (a few $B giants down to a tail under $100k), venue volumes are shares of
+  the symbol's total, venue prices differ by a few bps of basis noise;
+- venue listings differ, a few flaky (symbol, venue) feeds lag by hours at times, rare single
+  missing bars on thin pairs, rotating new listings (always some with < 20 days of history),
+  stablecoin/fiat bases and one inactive market;
+- 100-level L2 books stamped exactly at T whose spread and ±2% depth follow venue liquidity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cryptorun_core.market.base import (
+    BAR_COLUMNS,
+    UTC,
+    FetchResult,
+    MarketInfo,
+    MarketSource,
+    OrderBook,
+    Ticker,
+    Timeframe,
+    closed_bars,
+    empty_bars,
+    to_utc,
+)
+
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+EPOCH_NS = pd.Timestamp(EPOCH).value
+HOUR_NS = 3_600 * 10**9
+BLOCK_HOURS = 1024
+# Fixed symbols quote their reference price at this hour, so 2026 prices look like 2026 prices
+# whatever the random walk did since the epoch.
+ANCHOR_HOUR = int((datetime(2026, 1, 1, tzinfo=UTC) - EPOCH) / timedelta(hours=1))
+DEFAULT_VENUES = ("kraken", "okx", "coinbase")
+
+CALM, NORMAL, VOLATILE = 0, 1, 2
+# Market-factor hourly sigma per regime. BTC (beta 1, little idio) then has an annualised 7d
+# realized vol of ~0.26 / ~0.54 / ~1.1: well inside the SPEC §6 bands (0.40 / 0.80).
+MARKET_SIGMA = np.array([0.0026, 0.0058, 0.0125])
+IDIO_MULT = np.array([0.6, 1.0, 1.4])
+VOLUME_MULT = np.array([0.8, 1.0, 1.5])  # crypto trades more when it moves
+BOOK_DEPTH_MULT = np.array([1.2, 1.0, 0.7])  # market makers pull liquidity in sell-offs
+BOOK_SPREAD_MULT = np.array([0.85, 1.0, 1.4])
+# Regime stretch lengths in days (uniform ranges) for the cycle calm, normal, volatile, normal:
+# a cycle lasts 17-26 days, so every 30-day window sees each regime.
+CYCLE_STATES = (CALM, NORMAL, VOLATILE, NORMAL)
+CYCLE_DAYS = ((8.0, 12.0), (2.0, 3.5), (5.0, 7.0), (2.0, 3.5))
+CALM_DRIFT_PER_DAY = 0.02  # the volatile stretch gives it back (see _regime_schedule)
+MEAN_REVERSION = 0.35  # share of the factor's deviation taken back per cycle
+SELLOFF_RATIO = 1.4  # a volatile stretch loses more than calm gained; the next normal one rebounds
+
+# Books (SPEC §3): ±2% depth ≈ DEPTH_COEF · venue_ADV^DEPTH_EXP (≈ $150k, the tier-1 minimum, at
+# $6M venue ADV, so the lower half of the top 30 often fails depth), spread ≈
+# SPREAD_COEF · (venue_ADV / $1M)^-½ bps (≈ 10 bps there, ≈ 80 bps at $100k venue ADV).
+DEPTH_COEF = 2.7
+DEPTH_EXP = 0.7
+SPREAD_COEF = 25.0
+MIN_SPREAD_BPS = 0.4
+BOOK_STEP = 6e-4  # relative distance between levels: 100 levels reach ~6% from mid
+
+NEW_LISTING_PERIOD_H = 40 * 24  # each rotating slot lists a new coin every 40 days
+FLAKY_PAIR_P = 0.05  # share of (symbol, venue) feeds that lag at times
+OUTAGE_DAILY_P = 0.35
+
+# Majors in rough ADV order with 2026-ish reference prices; synthetic names fill the rest.
+MAJORS: tuple[tuple[str, float], ...] = (
+    ("BTC", 90_000.0), ("ETH", 3_200.0), ("SOL", 180.0), ("XRP", 2.2), ("USDT", 1.0), ("DOGE", 0.32),
+    ("ADA", 0.85), ("USDC", 1.0), ("AVAX", 36.0), ("LINK", 21.0), ("DOT", 6.5), ("LTC", 105.0),
+    ("BCH", 450.0), ("TRX", 0.25), ("SUI", 3.6), ("TON", 5.2), ("NEAR", 5.1), ("APT", 9.5),
+    ("UNI", 12.0), ("ATOM", 6.8), ("XLM", 0.42), ("ETC", 27.0), ("FIL", 5.0), ("ARB", 0.75),
+    ("EUR", 1.08), ("OP", 1.9), ("INJ", 23.0), ("HBAR", 0.28), ("ICP", 10.0), ("AAVE", 310.0),
+    ("RENDER", 7.0), ("MKR", 1_700.0), ("SEI", 0.45), ("TIA", 5.5), ("GRT", 0.22), ("ALGO", 0.38),
+    ("IMX", 1.3), ("STX", 1.7), ("LDO", 1.6), ("FTT", 1.9), ("PEPE", 0.000018), ("SHIB", 0.000022),
+    ("BONK", 0.00003), ("WIF", 2.1), ("JUP", 0.9), ("PYTH", 0.35), ("SAND", 0.55), ("MANA", 0.5),
+    ("AXS", 6.5), ("APE", 1.2), ("CRV", 0.7), ("COMP", 70.0), ("SNX", 2.0), ("GALA", 0.035),
+    ("FET", 1.3), ("XTZ", 1.1), ("EOS", 0.8), ("KSM", 30.0), ("ZEC", 55.0), ("DASH", 35.0),
+    ("CHZ", 0.09), ("ENJ", 0.25), ("BAT", 0.22), ("YFI", 8_000.0), ("SUSHI", 1.2), ("1INCH", 0.4),
+    ("ZRX", 0.5), ("ANKR", 0.035), ("STORJ", 0.5), ("RUNE", 5.0), ("KAVA", 0.5), ("FLOW", 0.75),
+    ("MINA", 0.6), ("EGLD", 35.0), ("QNT", 110.0), ("BLUR", 0.3), ("ENS", 30.0), ("LRC", 0.2),
+)
+STABLE_BASES = frozenset({"USDT", "USDC"})
+FIAT_BASES = frozenset({"EUR"})
+INACTIVE_BASES = frozenset({"FTT"})  # delisted everywhere but still in the venues' market lists
+_CONSONANTS = "BCDFGHKLMNPRSTVZ"
+_VOWELS = "AEIOU"
+
+
+# --------------------------------------------------------------------------------------------
+# keyed randomness
+
+
+def _key(*parts: object) -> int:
+    """A 128-bit Philox key from the parts (blake2b: stable across processes, unlike hash())."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    return np.random.Generator(np.random.Philox(key=_key(*parts)))
+
+
+def _unit(*parts: object) -> float:
+    """A uniform [0, 1) number that depends only on the parts (for per-symbol constants)."""
+    return _key(*parts) / 2.0**128
+
+
+def _frozen(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        a.flags.writeable = False
+
+
+# --------------------------------------------------------------------------------------------
+# the universe: symbol specs
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """Constant parameters of one simulated coin (a pure function of the seed and its rank or slot).
+
+    ``venues`` lists every known venue that lists the coin; an instance serves the configured ones.
+    """
+
+    symbol: str
+    base: str
+    kind: str  # "crypto" | "stable" | "fiat"
+    adv_usd: float  # nominal total daily USD volume over all venues
+    beta: float
+    idio: float  # hourly idiosyncratic sigma in the normal regime
+    price: float  # price at anchor_hour
+    anchor_hour: int
+    origin_block: int  # the price path is cumulated from this block on
+    listed_hour: int | None  # first hour with a bar (rotating new listings)
+    delisted_hour: int | None
+    active: bool
+    event_rate: float  # surges per day
+    venues: tuple[str, ...]
+
+
+def _synthetic_base(index: int, taken: set[str]) -> str:
+    """Pronounceable made-up tickers (ZEBO, KIRA, ...) deterministic in ``index``."""
+    i = index
+    name = (
+        _CONSONANTS[i % 16] + _VOWELS[(i // 16) % 5] + _CONSONANTS[(i // 80 + 7 * i) % 16] + _VOWELS[(3 * i + i // 16) % 5]
+    )
+    while name in taken:
+        name += "X"
+    return name
+
+
+def _venue_listing(seed: int, base: str, rank: int, venues: tuple[str, ...]) -> tuple[str, ...]:
+    """Majors list everywhere; the rest on a venue-dependent random subset (at least one)."""
+    if rank < 12:
+        return venues
+    p_list = {"kraken": 0.8, "okx": 0.72, "coinbase": 0.6}
+    listed = tuple(v for v in venues if _unit(seed, base, v, "listed") < p_list.get(v, 0.7))
+    return listed or (venues[int(_unit(seed, base, "fallback") * len(venues))],)
+
+
+def _adv_for_rank(seed: int, base: str, rank: int) -> float:
+    """Heavy-tailed ADV: ~$2B at rank 1, ~$10M at 20, ~$1M at 50, ~$20k at 150 (±noise)."""
+    r = rank + 1
+    log10_adv = 9.3 - 1.6 * np.log10(r) - 0.010 * (r - 1) + 0.15 * _normal(seed, base, "adv")
+    return float(10.0**log10_adv)
+
+
+def _normal(*parts: object) -> float:
+    return float(_rng(*parts).standard_normal())
+
+
+def _crypto_spec(seed: int, base: str, price: float, adv: float, venues: tuple[str, ...], **over) -> SymbolSpec:
+    big = np.log10(adv)
+    beta = 1.0 if base == "BTC" else 0.8 + 0.7 * _unit(seed, base, "beta")
+    idio = 0.0008 if base == "BTC" else 0.0025 + 0.0012 * max(0.0, 9.0 - big) * (0.7 + 0.6 * _unit(seed, base, "idio"))
+    fields = dict(
+        symbol=f"{base}/USD",
+        base=base,
+        kind="crypto",
+        adv_usd=adv,
+        beta=beta,
+        idio=idio,
+        price=price,
+        anchor_hour=ANCHOR_HOUR,
+        origin_block=ANCHOR_HOUR // BLOCK_HOURS,
+        listed_hour=None,
+        delisted_hour=None,
+        active=base not in INACTIVE_BASES,
+        event_rate=0.0 if base == "BTC" else 0.04 + 0.06 * _unit(seed, base, "events"),
+        venues=venues,
+    )
+    fields.update(over)
+    return SymbolSpec(**fields)
+
+
+@lru_cache(maxsize=32)
+def _fixed_specs(seed: int, n_fixed: int, venues: tuple[str, ...]) -> tuple[SymbolSpec, ...]:
+    """The permanent symbols: majors (with stablecoins/fiat at fixed ranks) then synthetic ones."""
+    taken = {b for b, _ in MAJORS}
+    specs = []
+    for rank in range(n_fixed):
+        if rank < len(MAJORS):
+            base, price = MAJORS[rank]
+        else:
+            base = _synthetic_base(rank, taken)
+            taken.add(base)
+            price = float(10.0 ** (-3.0 + 4.7 * _unit(seed, base, "price")))
+        listing = _venue_listing(seed, base, rank, venues)
+        adv = _adv_for_rank(seed, base, rank)
+        if base in STABLE_BASES or base in FIAT_BASES:
+            specs.append(
+                SymbolSpec(
+                    symbol=f"{base}/USD", base=base, kind="stable" if base in STABLE_BASES else "fiat", adv_usd=adv,
+                    beta=0.0, idio=0.0003 if base in STABLE_BASES else 0.0007, price=price, anchor_hour=ANCHOR_HOUR,
+                    origin_block=ANCHOR_HOUR // BLOCK_HOURS, listed_hour=None, delisted_hour=None, active=True,
+                    event_rate=0.0, venues=listing,
+                )
+            )
+        else:
+            specs.append(_crypto_spec(seed, base, price, adv, listing))
+    return tuple(specs)
+
+
+@lru_cache(maxsize=4096)
+def _slot_spec(seed: int, slot: int, generation: int, venues: tuple[str, ...], taken: frozenset[str]) -> SymbolSpec:
+    """The coin a rotating new-listing slot lists in one generation (listed for one period)."""
+    listed = _slot_phase(seed, slot) + generation * NEW_LISTING_PERIOD_H
+    rng = _rng(seed, "slot", slot, generation)
+    letters = rng.integers(0, 26, 4)
+    base = "".join(chr(65 + int(c)) for c in letters)
+    while base in taken:
+        base += "N"
+    adv = float(10.0 ** rng.uniform(5.3, 6.7))
+    price = float(10.0 ** rng.uniform(-2.5, 1.0))
+    listing = _venue_listing(seed, base, 99, venues)
+    return _crypto_spec(
+        seed, base, price, adv, listing,
+        idio=0.006 + 0.004 * rng.random(),
+        anchor_hour=listed,
+        origin_block=listed // BLOCK_HOURS,
+        listed_hour=listed,
+        delisted_hour=listed + NEW_LISTING_PERIOD_H,
+        event_rate=0.12,
+    )
+
+
+def _slot_phase(seed: int, slot: int) -> int:
+    """First listing hour of a slot; slots are staggered evenly so ages are spread over the period."""
+    base_phase = int(_unit(seed, "slot-phase") * NEW_LISTING_PERIOD_H)
+    return base_phase + slot * NEW_LISTING_PERIOD_H // 4 - NEW_LISTING_PERIOD_H
+
+
+# --------------------------------------------------------------------------------------------
+# regime process and market factor (shared by all symbols)
+
+
+class _Schedule(NamedTuple):
+    starts: np.ndarray  # start hour of each regime segment
+    states: np.ndarray  # regime state of each segment
+    market: np.ndarray  # market factor hourly log return, hour 0 .. HORIZON_BLOCKS * BLOCK_HOURS
+
+
+HORIZON_BLOCKS = 300  # the factor is laid out to ~2055; later hours are refused
+
+
+@lru_cache(maxsize=8)
+def _regime_schedule(seed: int) -> _Schedule:
+    """Regime segments and the market factor path from the epoch over the whole horizon.
+
+    The factor's noise is drawn per block (keyed by block), its drift per segment: calm drifts
+    up, volatile sells off. Each cycle's second normal stretch takes back a share of the factor's
+    accumulated deviation from its epoch level (mean reversion over a few cycles) so prices
+    stay plausible for years instead of wandering off by orders of magnitude.
+    """
+    n_hours = HORIZON_BLOCKS * BLOCK_HOURS
+    rng = _rng(seed, "regime")
+    lo = np.array([d[0] for d in CYCLE_DAYS])
+    hi = np.array([d[1] for d in CYCLE_DAYS])
+    n_cycles = int(n_hours / (24 * lo.sum())) + 2
+    days = lo + (hi - lo) * rng.random((n_cycles, len(CYCLE_STATES)))
+    hours = np.maximum(np.round(days * 24.0), 24).astype(np.int64)
+    flat = hours.reshape(-1)
+    starts = np.concatenate([[0], np.cumsum(flat)[:-1]])
+    states = np.tile(np.array(CYCLE_STATES, dtype=np.int8), n_cycles)
+    seg = np.searchsorted(starts, np.arange(n_hours), side="right") - 1
+    z = np.concatenate([_rng(seed, "market", k).standard_normal(BLOCK_HOURS) for k in range(HORIZON_BLOCKS)])
+    noise = MARKET_SIGMA[states[seg]] * z
+    seg_noise = np.bincount(seg, weights=noise, minlength=len(flat))
+    drift = np.zeros(len(flat))
+    gain = CALM_DRIFT_PER_DAY * hours[:, 0] / 24.0
+    loss = SELLOFF_RATIO * gain
+    level = 0.0
+    # Sequential over cycles (a few hundred). A calm stretch ends exactly `gain` higher and the
+    # volatile one exactly `loss` lower than they started (their drift absorbs their own noise,
+    # so an unlucky draw cannot wash the regime signal out); the normal stretch after the
+    # sell-off rebounds by the difference and takes back a share of the level reached.
+    for c in range(n_cycles):
+        i = 4 * c
+        drift[i] = (gain[c] - seg_noise[i]) / hours[c, 0]
+        drift[i + 2] = (-loss[c] - seg_noise[i + 2]) / hours[c, 2]
+        level += gain[c] - loss[c] + float(seg_noise[i + 1])
+        rebound = loss[c] - gain[c] - MEAN_REVERSION * level
+        drift[i + 3] = rebound / hours[c, 3]
+        level += rebound + float(seg_noise[i + 3])
+    market = drift[seg] + noise
+    out = _Schedule(starts, states, market)
+    _frozen(*out)
+    return out
+
+
+def regime_states(seed: int, hours: np.ndarray) -> np.ndarray:
+    """The hidden regime state (0 calm, 1 normal, 2 volatile) of each hour index."""
+    sched = _regime_schedule(seed)
+    return sched.states[np.searchsorted(sched.starts, hours, side="right") - 1]
+
+
+class _MarketBlock(NamedTuple):
+    ret: np.ndarray  # market factor hourly log return
+    state: np.ndarray  # regime state per hour
+
+
+@lru_cache(maxsize=512)
+def _market_block(seed: int, k: int) -> _MarketBlock:
+    if not 0 <= k < HORIZON_BLOCKS:
+        raise ValueError(f"simulated market covers {EPOCH:%Y-%m-%d} to about 2055 (block {k} is outside)")
+    sched = _regime_schedule(seed)
+    sl = slice(k * BLOCK_HOURS, (k + 1) * BLOCK_HOURS)
+    ret = sched.market[sl]
+    state = regime_states(seed, np.arange(sl.start, sl.stop))
+    _frozen(state)
+    return _MarketBlock(ret, state)
+
+
+# --------------------------------------------------------------------------------------------
+# symbol paths
+
+
+class _Returns(NamedTuple):
+    ret: np.ndarray  # hourly log return of the symbol
+    cum: np.ndarray  # cumulative sum within the block
+    sigma: np.ndarray  # effective hourly sigma (for bar ranges)
+    volume_mult: np.ndarray  # event volume multiplier
+    state: np.ndarray
+
+
+class _Event(NamedTuple):
+    start: int
+    hours: int
+    volume_mult: float
+    sigma_mult: float
+    drift: float
+
+
+@lru_cache(maxsize=8192)
+def _events(seed: int, symbol: str, rate: float, k: int) -> tuple[_Event, ...]:
+    """Surges that *start* in block k: a directional move with heavy volume and wide ranges."""
+    if rate <= 0:
+        return ()
+    rng = _rng(seed, symbol, "events", k)
+    n = int(rng.poisson(rate * BLOCK_HOURS / 24.0))
+    u = rng.random((6, n))
+    starts = k * BLOCK_HOURS + (u[0] * BLOCK_HOURS).astype(np.int64)
+    hours = 10 + (u[1] * 27).astype(np.int64)
+    vol = 2.5 * (7.0 / 2.5) ** u[2]
+    sig = 1.5 + 1.5 * u[3]
+    move = (0.06 + 0.19 * u[4]) * np.where(u[5] < 0.75, 1.0, -1.0)
+    return tuple(_Event(int(s), int(h), float(v), float(g), float(m / h)) for s, h, v, g, m in zip(starts, hours, vol, sig, move))
+
+
+def _symbol_returns_raw(seed: int, spec: SymbolSpec, k: int) -> _Returns:
+    market = _market_block(seed, k)
+    z = _rng(seed, spec.symbol, "ret", k).standard_normal(BLOCK_HOURS)
+    idio = spec.idio * IDIO_MULT[market.state]
+    sigma = np.sqrt((spec.beta * MARKET_SIGMA[market.state]) ** 2 + idio**2)
+    ret = spec.beta * market.ret + idio * z
+    volume_mult = np.ones(BLOCK_HOURS)
+    block_start = k * BLOCK_HOURS
+    # events of the previous block may run into this one
+    for ev in _events(seed, spec.symbol, spec.event_rate, k - 1) + _events(seed, spec.symbol, spec.event_rate, k):
+        lo = max(ev.start - block_start, 0)
+        hi = min(ev.start + ev.hours - block_start, BLOCK_HOURS)
+        if lo >= hi:
+            continue
+        sl = slice(lo, hi)
+        ret[sl] += ev.drift + (ev.sigma_mult - 1.0) * idio[sl] * z[sl]
+        sigma[sl] *= ev.sigma_mult
+        volume_mult[sl] *= ev.volume_mult
+    cum = np.cumsum(ret)
+    return _Returns(ret, cum, sigma, volume_mult, market.state)
+
+
+@lru_cache(maxsize=2048)
+def _symbol_returns(seed: int, spec: SymbolSpec, k: int) -> _Returns:
+    out = _symbol_returns_raw(seed, spec, k)
+    _frozen(*out)
+    return out
+
+
+_LEVELS: dict[tuple[int, SymbolSpec, int], list[float]] = {}
+_LEVELS_LOCK = threading.Lock()
+
+
+def _level(seed: int, spec: SymbolSpec, k: int) -> float:
+    """Cumulative log return from the start of the symbol's origin block to the start of block k.
+
+    Cumulated outward from the origin (forward for later blocks, backward for earlier ones), one
+    block at a time in a fixed order, so the float is the same whichever query asked first
+    (bit-identical prices for any window) and a 2026 query only sums the blocks since the anchor.
+    """
+    j = k - spec.origin_block
+    if j == 0:
+        return 0.0
+    direction = 1 if j > 0 else -1
+    with _LEVELS_LOCK:
+        levels = _LEVELS.setdefault((seed, spec, direction), [0.0])
+        while len(levels) <= abs(j):
+            n = len(levels)
+            if direction > 0:  # level(origin + n) = level(origin + n - 1) + sum(block origin + n - 1)
+                levels.append(levels[-1] + float(_symbol_returns_raw(seed, spec, spec.origin_block + n - 1).cum[-1]))
+            else:  # level(origin - n) = level(origin - n + 1) - sum(block origin - n)
+                levels.append(levels[-1] - float(_symbol_returns_raw(seed, spec, spec.origin_block - n).cum[-1]))
+        return levels[abs(j)]
+
+
+def _log_level_at(seed: int, spec: SymbolSpec, hour: int) -> float:
+    k = hour // BLOCK_HOURS
+    return _level(seed, spec, k) + float(_symbol_returns(seed, spec, k).cum[hour - k * BLOCK_HOURS])
+
+
+class _SymbolBlock(NamedTuple):
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    usd_volume: np.ndarray
+    state: np.ndarray
+
+
+def _intraday_seasonality() -> np.ndarray:
+    hour_of_day = np.arange(24)
+    return 1.0 + 0.3 * np.cos(2 * np.pi * (hour_of_day - 15) / 24.0)  # US/EU overlap is busiest
+
+
+_SEASONALITY = _intraday_seasonality()
+
+
+@lru_cache(maxsize=2048)
+def _symbol_block(seed: int, spec: SymbolSpec, k: int) -> _SymbolBlock:
+    """OHLC and USD volume of the symbol's reference price for every hour of block k."""
+    r = _symbol_returns(seed, spec, k)
+    log_p0 = np.log(spec.price)
+    if spec.kind == "stable":
+        # a peg: small iid wobble around the reference price, no random walk
+        noise = spec.idio * _rng(seed, spec.symbol, "peg", k).standard_normal(BLOCK_HOURS + 1)
+        log_prev, log_close = log_p0 + noise[:-1], log_p0 + noise[1:]
+        sigma = np.full(BLOCK_HOURS, spec.idio)
+    else:
+        x_anchor = _log_level_at(seed, spec, spec.anchor_hour)
+        level = _level(seed, spec, k)
+        log_close = log_p0 + (level + r.cum) - x_anchor
+        log_prev = np.concatenate([[log_p0 + level - x_anchor], log_close[:-1]])
+        sigma = r.sigma
+    close = np.exp(log_close)
+    open_ = np.exp(log_prev)
+    shape = _rng(seed, spec.symbol, "shape", k).standard_normal((3, BLOCK_HOURS))
+    high = np.maximum(open_, close) * np.exp(0.6 * sigma * np.abs(shape[0]))
+    low = np.minimum(open_, close) * np.exp(-0.6 * sigma * np.abs(shape[1]))
+    hours = k * BLOCK_HOURS + np.arange(BLOCK_HOURS)
+    usd = (
+        spec.adv_usd / 24.0
+        * VOLUME_MULT[r.state]
+        * _SEASONALITY[hours % 24]
+        * np.exp(0.4 * shape[2] - 0.08)
+        * r.volume_mult
+    )
+    out = _SymbolBlock(open_, high, low, close, usd, r.state)
+    _frozen(*out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# venues
+
+
+class _VenueParams(NamedTuple):
+    share: float  # share of the symbol's volume traded on this venue
+    basis: float  # constant log price offset
+    spread_mult: float
+    missing_p: float  # probability that an hour has no bar (no trade)
+    flaky: bool  # the feed lags by hours at times
+
+
+_VENUE_WEIGHT = {"kraken": 0.9, "okx": 1.2, "coinbase": 1.0}
+
+
+@lru_cache(maxsize=8192)
+def _venue_params(seed: int, spec: SymbolSpec, venue: str) -> _VenueParams:
+    weights = {v: _VENUE_WEIGHT.get(v, 1.0) * float(np.exp(0.5 * _normal(seed, spec.base, v, "share"))) for v in spec.venues}
+    share = weights[venue] / sum(weights.values())
+    adv_v = spec.adv_usd * share
+    missing_p = 0.0 if adv_v > 2e6 else (0.0004 if adv_v > 2e5 else 0.002)
+    return _VenueParams(
+        share=share,
+        basis=3e-4 * _normal(seed, spec.base, venue, "basis"),
+        spread_mult=float(np.exp(0.45 * _normal(seed, spec.base, venue, "spread"))),
+        missing_p=missing_p,
+        flaky=spec.kind == "crypto" and _unit(seed, spec.base, venue, "flaky") < FLAKY_PAIR_P,
+    )
+
+
+class _VenueBlock(NamedTuple):
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray  # base units
+    present: np.ndarray  # False where the venue printed no bar that hour
+
+
+@lru_cache(maxsize=4096)
+def _venue_block(seed: int, spec: SymbolSpec, venue: str, k: int) -> _VenueBlock:
+    sb = _symbol_block(seed, spec, k)
+    vp = _venue_params(seed, spec, venue)
+    rng = _rng(seed, spec.symbol, venue, "venue", k)
+    z = rng.standard_normal((2, BLOCK_HOURS))
+    u = rng.random(BLOCK_HOURS)
+    basis = np.exp(vp.basis + 2e-4 * z[0])  # one multiplier per bar keeps low <= open, close <= high
+    close = sb.close * basis
+    usd = sb.usd_volume * vp.share * np.exp(0.25 * z[1] - 0.03125)
+    out = _VenueBlock(sb.open * basis, sb.high * basis, sb.low * basis, close, usd / close, u >= vp.missing_p)
+    _frozen(*out)
+    return out
+
+
+def _feed_cap(seed: int, spec: SymbolSpec, venue: str, hour: int) -> int | None:
+    """Newest bar hour a flaky feed serves when T's hour falls into one of its outages (else None)."""
+    if not _venue_params(seed, spec, venue).flaky:
+        return None
+    day = hour // 24
+    for d in (day - 1, day):
+        rng = _rng(seed, spec.symbol, venue, "outage", d)
+        u, start_off, length = rng.random(), int(rng.integers(0, 24)), int(rng.integers(3, 13))
+        start = d * 24 + start_off
+        if u < OUTAGE_DAILY_P and start <= hour < start + length:
+            return start - 1
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# helpers on hour indices
+
+
+def _hour_of(as_of: datetime) -> tuple[int, int]:
+    """(T in ns since the Unix epoch, number of whole hours from EPOCH to T)."""
+    t_ns = pd.Timestamp(to_utc(as_of)).value
+    return t_ns, (t_ns - EPOCH_NS) // HOUR_NS
+
+
+def _timestamps(hours: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex((EPOCH_NS + hours * HOUR_NS).astype("datetime64[ns]")).tz_localize(UTC)
+
+
+def _native_symbol(venue: str, base: str) -> str:
+    if venue == "kraken":
+        return f"{'XBT' if base == 'BTC' else base}/USD"
+    return f"{base}-USD"
+
+
+class SimulatedMarket(MarketSource):
+    """Deterministic offline market (see the module docstring; SPEC §1-§3, §6)."""
+
+    name = "simulated"
+
+    def __init__(self, seed: int = 7, n_symbols: int = 150, venues: tuple[str, ...] = DEFAULT_VENUES):
+        if n_symbols < 5:
+            raise ValueError(f"n_symbols must be at least 5 (got {n_symbols})")
+        self.seed = int(seed)
+        self.n_symbols = int(n_symbols)
+        self._venues = tuple(venues)
+        self.n_slots = min(4, max(1, self.n_symbols // 30))
+        # listings and volume shares are drawn over every known venue, so a venue's data is the
+        # same whichever subset of venues an instance is configured with
+        self._all_venues = DEFAULT_VENUES + tuple(v for v in self._venues if v not in DEFAULT_VENUES)
+        self._fixed = _fixed_specs(self.seed, self.n_symbols - self.n_slots, self._all_venues)
+        self._by_symbol = {s.symbol: s for s in self._fixed}
+        self._taken = frozenset(s.base for s in self._fixed)
+
+    # -- MarketSource -------------------------------------------------------------------------
+
+    @property
+    def venues(self) -> tuple[str, ...]:
+        return self._venues
+
+    def list_markets(self, venue: str, as_of: datetime) -> list[MarketInfo]:
+        if venue not in self._venues:
+            raise ValueError(f"simulated market has no venue '{venue}' (venues: {', '.join(self._venues)})")
+        _, hour = _hour_of(as_of)
+        return [self._market_info(venue, spec) for spec in self.specs_at(hour) if venue in spec.venues]
+
+    def fetch_ohlcv(
+        self,
+        requests: Sequence[tuple[str, str]],
+        as_of: datetime,
+        timeframe: Timeframe = "1h",
+        limit: int = 720,
+    ) -> list[FetchResult[pd.DataFrame]]:
+        as_of = to_utc(as_of)
+        _, hour = _hour_of(as_of)
+        out = []
+        for venue, symbol in requests:
+            spec = self._spec_for(venue, symbol, hour)
+            if spec is None:
+                out.append(self._missing(venue, symbol, as_of, "bad_symbol"))
+                continue
+            frame = self._bars(spec, venue, as_of, hour, timeframe, limit)
+            if frame.empty:
+                detail = f"no closed bars of {symbol} on {venue} at {as_of.isoformat()}"
+                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data", detail=detail))
+            else:
+                out.append(FetchResult(venue, symbol, frame, stamped_at=as_of))
+        return out
+
+    def fetch_tickers(self, requests: Sequence[tuple[str, str]], as_of: datetime) -> list[FetchResult[Ticker]]:
+        as_of = to_utc(as_of)
+        t_ns, hour = _hour_of(as_of)
+        out = []
+        for venue, symbol in requests:
+            spec = self._spec_for(venue, symbol, hour)
+            if spec is None or not self._has_price(spec, hour):
+                out.append(self._missing(venue, symbol, as_of, "bad_symbol" if spec is None else "no_data"))
+                continue
+            book = self._book(spec, venue, t_ns, hour, as_of, 100)
+            bid, ask = float(book.bids[0, 0]), float(book.asks[0, 0])
+            last = float(np.clip(self._last_close(spec, venue, hour), bid, ask))
+            day = self._hourly(spec, venue, hour - 24, hour - 1)
+            base_vol = float(day.volume.sum())
+            quote_vol = float((day.volume * day.close).sum())
+            out.append(FetchResult(venue, symbol, Ticker(bid, ask, last, base_vol, quote_vol), stamped_at=as_of))
+        return out
+
+    def fetch_order_books(
+        self, requests: Sequence[tuple[str, str]], as_of: datetime, depth: int = 100
+    ) -> list[FetchResult[OrderBook]]:
+        as_of = to_utc(as_of)
+        t_ns, hour = _hour_of(as_of)
+        out = []
+        for venue, symbol in requests:
+            spec = self._spec_for(venue, symbol, hour)
+            if spec is None or not self._has_price(spec, hour):
+                out.append(self._missing(venue, symbol, as_of, "bad_symbol" if spec is None else "no_book"))
+                continue
+            out.append(FetchResult(venue, symbol, self._book(spec, venue, t_ns, hour, as_of, depth), stamped_at=as_of))
+        return out
+
+    # -- universe -----------------------------------------------------------------------------
+
+    def specs_at(self, hour: int) -> list[SymbolSpec]:
+        """Every symbol that exists at hour index ``hour`` (fixed ones, then current new listings)."""
+        return list(self._fixed) + [self._slot_at(slot, hour) for slot in range(self.n_slots)]
+
+    def spec(self, symbol: str, as_of: datetime) -> SymbolSpec | None:
+        """The parameters of ``symbol`` at ``as_of`` (None when it is not listed anywhere then)."""
+        _, hour = _hour_of(as_of)
+        return self._lookup(symbol, hour)
+
+    def _slot_at(self, slot: int, hour: int) -> SymbolSpec:
+        generation = (hour - _slot_phase(self.seed, slot)) // NEW_LISTING_PERIOD_H
+        return _slot_spec(self.seed, slot, int(generation), self._all_venues, self._taken)
+
+    def _lookup(self, symbol: str, hour: int) -> SymbolSpec | None:
+        spec = self._by_symbol.get(symbol)
+        if spec is not None:
+            return spec
+        for slot in range(self.n_slots):
+            cand = self._slot_at(slot, hour)
+            if cand.symbol == symbol:
+                return cand
+        return None
+
+    def _spec_for(self, venue: str, symbol: str, hour: int) -> SymbolSpec | None:
+        spec = self._lookup(symbol, hour)
+        if spec is None or venue not in self._venues or venue not in spec.venues:
+            return None
+        return spec
+
+    def _market_info(self, venue: str, spec: SymbolSpec) -> MarketInfo:
+        listed = EPOCH if spec.listed_hour is None else EPOCH + timedelta(hours=spec.listed_hour)
+        return MarketInfo(
+            venue=venue, symbol=spec.symbol, native_symbol=_native_symbol(venue, spec.base), base=spec.base,
+            quote="USD", active=spec.active, listed_at=listed,
+        )
+
+    @staticmethod
+    def _missing(venue: str, symbol: str, as_of: datetime, code: str) -> FetchResult:
+        detail = f"{symbol} is not available on {venue} at {as_of.isoformat()} ({code})"
+        return FetchResult(venue, symbol, None, stamped_at=as_of, error=code, detail=detail)
+
+    # -- bars ---------------------------------------------------------------------------------
+
+    def _hourly(self, spec: SymbolSpec, venue: str, first: int, last: int) -> pd.DataFrame:
+        """Hourly bars opening in hours [first, last] that the venue printed (no staleness applied)."""
+        first = max(first, 0, spec.listed_hour or 0)
+        if last < first:
+            return empty_bars()
+        blocks = [_venue_block(self.seed, spec, venue, k) for k in range(first // BLOCK_HOURS, last // BLOCK_HOURS + 1)]
+        lo = first - (first // BLOCK_HOURS) * BLOCK_HOURS
+        n = last - first + 1
+        cols = {f: np.concatenate([getattr(b, f) for b in blocks])[lo : lo + n] for f in _VenueBlock._fields}
+        keep = cols.pop("present")
+        hours = np.arange(first, last + 1)[keep]
+        frame = pd.DataFrame({"timestamp": _timestamps(hours), **{c: cols[c][keep] for c in BAR_COLUMNS[1:]}})
+        return frame
+
+    def _bars(self, spec: SymbolSpec, venue: str, as_of: datetime, hour: int, timeframe: Timeframe, limit: int) -> pd.DataFrame:
+        last = hour - 1  # the newest bar closed at or before T opens an hour before T's hour
+        cap = _feed_cap(self.seed, spec, venue, hour)
+        if cap is not None:
+            last = min(last, cap)
+        if spec.delisted_hour is not None:
+            last = min(last, spec.delisted_hour - 1)
+        if timeframe == "1h":
+            frame = self._hourly(spec, venue, last - limit - 2, last)
+            return closed_bars(frame, as_of, "1h", limit)
+        day_last = last // 24
+        hourly = self._hourly(spec, venue, (day_last - limit) * 24, last)
+        return closed_bars(_daily(hourly), as_of, "1d", limit)
+
+    def _has_price(self, spec: SymbolSpec, hour: int) -> bool:
+        return hour >= 1 and hour - 1 >= (spec.listed_hour or 0) and (spec.delisted_hour is None or hour <= spec.delisted_hour)
+
+    def _last_close(self, spec: SymbolSpec, venue: str, hour: int) -> float:
+        h = hour - 1
+        k = h // BLOCK_HOURS
+        return float(_venue_block(self.seed, spec, venue, k).close[h - k * BLOCK_HOURS])
+
+    # -- books --------------------------------------------------------------------------------
+
+    def _book(self, spec: SymbolSpec, venue: str, t_ns: int, hour: int, as_of: datetime, depth: int) -> OrderBook:
+        """A 100-level book stamped at T; spread and ±2% depth follow venue liquidity (SPEC §3)."""
+        vp = _venue_params(self.seed, spec, venue)
+        state = int(regime_states(self.seed, np.array([hour - 1]))[0])
+        rng = _rng(self.seed, spec.symbol, venue, "book", t_ns)
+        z = rng.standard_normal(4)
+        n = 100
+        gaps = np.exp(0.3 * rng.standard_normal((2, n)))
+        sizes = np.exp(0.6 * rng.standard_normal((2, n)) - 0.18)
+        adv_v = spec.adv_usd * vp.share
+        target = DEPTH_COEF * adv_v**DEPTH_EXP * np.exp(0.35 * z[0]) * BOOK_DEPTH_MULT[state]
+        spread_bps = SPREAD_COEF * (adv_v / 1e6) ** -0.5 * vp.spread_mult * np.exp(0.25 * z[1]) * BOOK_SPREAD_MULT[state]
+        spread_bps = max(MIN_SPREAD_BPS, spread_bps)
+        if spec.kind != "crypto":
+            spread_bps = max(MIN_SPREAD_BPS, spread_bps * 0.2)
+        mid = self._last_close(spec, venue, hour) * np.exp(2e-4 * z[2])
+        bid_share = float(np.clip(0.5 + 0.12 * z[3], 0.2, 0.8))
+        # relative distance of each level from mid: half spread, then increasing gaps
+        offsets = spread_bps / 2e4 + BOOK_STEP * (np.cumsum(gaps, axis=1) - gaps[:, :1])
+        weights = (1.0 + np.arange(n) / 15.0) * sizes  # books thicken away from the touch
+        in_band = offsets <= 0.02
+        band_sum = np.where(in_band, weights, 0.0).sum(axis=1)
+        band_sum = np.where(band_sum > 0, band_sum, weights[:, 0])
+        usd = weights * (target * np.array([bid_share, 1.0 - bid_share]) / band_sum)[:, None]
+        bid_px = mid * (1.0 - offsets[0])
+        ask_px = mid * (1.0 + offsets[1])
+        m = max(0, min(depth, n))
+        bids = np.column_stack([bid_px, usd[0] / bid_px])[:m]
+        asks = np.column_stack([ask_px, usd[1] / ask_px])[:m]
+        return OrderBook(bids=bids, asks=asks, timestamp=as_of)
+
+
+def _daily(hourly: pd.DataFrame) -> pd.DataFrame:
+    """UTC-day bars from hourly bars (open of the first, close of the last bar of the day)."""
+    if hourly.empty:
+        return empty_bars()
+    day = hourly["timestamp"].dt.floor("1D")
+    out = hourly.groupby(day, sort=True).agg(
+        open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"), volume=("volume", "sum")
+    )
+    out.index.name = "timestamp"
+    return out.reset_index()
