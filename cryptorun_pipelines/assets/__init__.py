@@ -1,0 +1,1 @@
+"""Asset factories (built from the config's cadences by ``cryptorun_pipelines.build``)."""

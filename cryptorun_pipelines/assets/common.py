@@ -1,0 +1,138 @@
+"""Dagster types and materialisation metadata shared by the CryptoRun assets."""
+
+
+import time
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_pipelines.io_managers.artifacts import PartitionedValues
+
+PREVIEW_ROWS = 10
+
+
+def _each(value: Any) -> list[Any]:
+    return list(value.values()) if isinstance(value, PartitionedValues) else [value]
+
+
+def table_type(schema, description: str) -> dg.DagsterType:
+    """The dagster-pandera type of ``schema`` (its column table shows in the UI), also accepting the
+    ``PartitionedValues`` of a multi-partition (single-run backfill) step: every frame is validated."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=dg.BetaWarning)
+        base = pandera_schema_to_dagster_type(schema)
+
+    def check(context, value: Any) -> dg.TypeCheck:
+        for frame in _each(value):
+            result = base.type_check(context, frame)
+            if not result.success:
+                return result
+        return dg.TypeCheck(success=True)
+
+    return dg.DagsterType(
+        type_check_fn=check,
+        name=base.unique_name,
+        description=description or base.description,
+        metadata=dict(base.metadata),
+        typing_type=pd.DataFrame,
+    )
+
+
+def object_type(name: str, description: str, predicate, what: str) -> dg.DagsterType:
+    def check(_context, value: Any) -> dg.TypeCheck:
+        bad = [type(v).__name__ for v in _each(value) if not predicate(v)]
+        if bad:
+            return dg.TypeCheck(success=False, description=f"expected {what}, got {bad[0]}")
+        return dg.TypeCheck(success=True)
+
+    return dg.DagsterType(type_check_fn=check, name=name, description=description)
+
+
+MarketSnapshotType = object_type(
+    "MarketSnapshot",
+    "Bars, order books, fetch log and market listings read at the cycle's as-of time (parquet tables + meta.json).",
+    lambda v: isinstance(v, MarketSnapshot),
+    "a MarketSnapshot",
+)
+
+REGIME_JSON_KEYS = (
+    "timestamp", "regime", "indicators", "confidence", "votes", "weight_blend", "next_refresh",
+    "as_of", "partition_key", "universe_size", "benchmark", "thresholds",
+)
+RegimeJsonType = object_type(
+    "RegimeJson",
+    "regime.json (SPEC §9): label, indicators, votes, confidence, weight blend, next refresh, as_of, partition_key.",
+    lambda v: isinstance(v, Mapping) and all(k in v for k in REGIME_JSON_KEYS),
+    "a regime.json mapping with " + ", ".join(REGIME_JSON_KEYS),
+)
+ExplainJsonType = object_type(
+    "ExplainJson",
+    "explain.json (SPEC §9): inputs and their partitions, regime used, thresholds, hashes, counts, every evaluated symbol.",
+    lambda v: isinstance(v, Mapping) and "partition_key" in v and "inputs" in v,
+    "an explain mapping with partition_key and inputs",
+)
+
+
+def frame_metadata(frame: pd.DataFrame | None, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """Row count and the top rows as a markdown table."""
+    if frame is None:
+        return {}
+    shown = frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+    head = shown.head(PREVIEW_ROWS)
+    try:
+        preview = head.to_markdown(index=False)
+    except ImportError:  # tabulate missing
+        preview = "```\n" + head.to_string(index=False) + "\n```"
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "preview": dg.MetadataValue.md(preview if len(frame) else "_no rows_"),
+    }
+
+
+@contextmanager
+def timed() -> Iterator[dict[str, float]]:
+    """``with timed() as t: ...`` → ``t['seconds']``."""
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["seconds"] = time.perf_counter() - start
+
+
+def duration_metadata(seconds: float) -> dict[str, Any]:
+    return {"duration_s": dg.MetadataValue.float(round(seconds, 3))}
+
+
+def regime_metadata(regime: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "regime": dg.MetadataValue.text(str(regime.get("regime"))),
+        "regime_confidence": dg.MetadataValue.float(float(regime.get("confidence", float("nan")))),
+        "regime_partition": dg.MetadataValue.text(str(regime.get("partition_key"))),
+    }
+
+
+def partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """The partition keys of this step (several in a single-run backfill)."""
+    return list(context.partition_keys)
+
+
+def per_partition(value: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """Normalise an input to ``{partition_key: value}`` for the step's keys."""
+    if isinstance(value, PartitionedValues):
+        return dict(value)
+    if len(keys) != 1:
+        raise dg.DagsterInvariantViolationError(f"expected one value per partition for {len(keys)} partitions")
+    return {keys[0]: value}
+
+
+def pack(values: dict[str, Any], keys: Sequence[str]) -> Any:
+    """The output value for a step over ``keys``: the bare value for one key, PartitionedValues otherwise."""
+    if len(keys) == 1:
+        return values[keys[0]]
+    return PartitionedValues(values)

@@ -1,0 +1,148 @@
+"""Regime indicators and regime weights (group ``regime``), refreshed every 4 h (SPEC §6)."""
+
+
+import dagster as dg
+import pandas as pd
+
+from cryptorun_core.config import AppConfig
+from cryptorun_core.market.base import to_utc
+from cryptorun_core.market.snapshot import collect_snapshot
+from cryptorun_core.regime import (
+    INDICATORS,
+    RegimeResult,
+    blend_weights,
+    compute_indicators,
+    confidence,
+    iso_z,
+    majority,
+    next_refresh,
+    regime_universe,
+    vote,
+)
+from cryptorun_core.schemas import RegimeIndicatorsSchema
+from cryptorun_pipelines.assets.common import (
+    RegimeJsonType,
+    duration_metadata,
+    frame_metadata,
+    pack,
+    partition_keys,
+    per_partition,
+    regime_metadata,
+    table_type,
+    timed,
+)
+from cryptorun_pipelines.partitions import Cadences, as_of_for_key
+from cryptorun_pipelines.resources import MarketSourceResource
+
+RegimeIndicatorsType = table_type(
+    RegimeIndicatorsSchema,
+    "One row per regime time T: realized_vol_7d, pct_above_20ma, breadth_thrust of the eligible universe "
+    "(plus as_of, partition_key, universe_size, benchmark, timeframe).",
+)
+
+
+def regime_from_indicators(row: pd.Series | dict, config: AppConfig) -> dict:
+    """regime.json content (SPEC §9) from one indicators row: votes → label → confidence → blend.
+
+    The same chain as :func:`cryptorun_core.regime.compute_regime` (a test checks both agree byte for byte).
+    """
+    rc = config.regime
+    indicators = {k: float(row[k]) for k in INDICATORS}
+    votes = vote(indicators, rc.thresholds)
+    label = majority(votes)
+    conf = confidence(indicators, votes, label, rc.thresholds)
+    as_of = to_utc(row["as_of"])
+    thresholds = {i: {"calm": getattr(rc.thresholds, i).calm, "volatile": getattr(rc.thresholds, i).volatile} for i in INDICATORS}
+    result = RegimeResult(
+        label=label,
+        confidence=conf,
+        indicators=indicators,
+        votes=votes,
+        weight_blend=blend_weights(label, conf, rc.weights),
+        as_of=as_of,
+        next_refresh=next_refresh(as_of, rc.refresh_hours),
+        universe_size=int(row["universe_size"]),
+        benchmark=rc.benchmark,
+        thresholds=thresholds,
+    )
+    return {**result.to_dict(), "partition_key": str(row["partition_key"])}
+
+
+def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
+    pdef = cadences.regime
+    policy = dg.BackfillPolicy.single_run()
+
+    @dg.asset(
+        name="regime_indicators",
+        group_name="regime",
+        partitions_def=pdef,
+        backfill_policy=policy,
+        dagster_type=RegimeIndicatorsType,
+        kinds={"pandas", "parquet"},
+        metadata={"stored_as": "{cache_dir}/{as_of}/regime_indicators.parquet"},
+    )
+    def regime_indicators(context: dg.AssetExecutionContext, market_source: MarketSourceResource, universe_ranking):
+        """The three regime indicators at T over the eligible universe (top 100 by ADV): 7-day realized
+        vol of the benchmark, % of symbols above their 20-period MA, and the breadth thrust EMA."""
+        config = market_source.app_config()
+        keys = partition_keys(context)
+        rankings = per_partition(universe_ranking, keys)
+        rows = {}
+        with timed() as t, market_source.open(cadences.regime_job, config) as source:
+            for key in keys:
+                as_of = as_of_for_key(pdef, key)
+                ranking = rankings[key]
+                symbols = regime_universe(ranking, config)
+                wanted = sorted(set(symbols) | {config.regime.benchmark})
+                snapshot = collect_snapshot(
+                    source, wanted, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False
+                )
+                values = compute_indicators(snapshot, ranking, config)
+                rows[key] = pd.DataFrame(
+                    [
+                        {
+                            **{k: float(values[k]) for k in INDICATORS},
+                            "as_of": iso_z(as_of),
+                            "partition_key": key,
+                            "universe_size": len(symbols),
+                            "benchmark": config.regime.benchmark,
+                            "timeframe": snapshot.timeframe,
+                        }
+                    ]
+                )
+        context.add_output_metadata(
+            {**frame_metadata(rows[keys[-1]]), **duration_metadata(t["seconds"]), "n_partitions": len(keys)}
+        )
+        return pack(rows, keys)
+
+    @dg.asset(
+        name="regime_weights",
+        group_name="regime",
+        partitions_def=pdef,
+        backfill_policy=policy,
+        dagster_type=RegimeJsonType,
+        kinds={"json"},
+        metadata={"artifact": "{artifacts_dir}/{as_of}/regime.json"},
+    )
+    def regime_weights(context: dg.AssetExecutionContext, market_source: MarketSourceResource, regime_indicators):
+        """regime.json: the regime label (calm / normal / volatile) voted by the three indicators, its
+        confidence, and the momentum/technical/volume/quality factor weight blend used by the scans."""
+        config = market_source.app_config()
+        keys = partition_keys(context)
+        frames = per_partition(regime_indicators, keys)
+        with timed() as t:
+            out = {key: regime_from_indicators(frames[key].iloc[0], config) for key in keys}
+        last = out[keys[-1]]
+        labels = pd.Series([r["regime"] for r in out.values()]).value_counts().to_dict()
+        context.add_output_metadata(
+            {
+                **regime_metadata(last),
+                **duration_metadata(t["seconds"]),
+                "weight_blend": dg.MetadataValue.json(last["weight_blend"]),
+                "regimes": dg.MetadataValue.json({str(k): int(v) for k, v in labels.items()}),
+                "n_partitions": len(keys),
+            }
+        )
+        return pack(out, keys)
+
+    return [regime_indicators, regime_weights]

@@ -1,0 +1,55 @@
+"""One asset job per cadence, named after the config jobs (``scan.hot`` → ``scan_hot``)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cryptorun_core.config import JobConfig
+from cryptorun_pipelines.partitions import Cadences
+
+#: The assets each kind of job materialises (checks on them run in the same job).
+JOB_ASSETS: dict[str, tuple[str, ...]] = {
+    "regime": ("universe_ranking", "regime_indicators", "regime_weights"),
+    "hot": ("hot_market_snapshot", "hot_signals", "hot_premove", "hot_explain"),
+    "warm": ("warm_market_snapshot", "warm_signals"),
+}
+
+
+def job_role(job: JobConfig) -> str:
+    return "regime" if job.type == "regime" else job.config.universe
+
+
+def job_tags(job: JobConfig) -> dict[str, str]:
+    s = job.config
+    return {
+        "cryptorun/job": job.name,
+        "cryptorun/universe": s.universe,
+        "cryptorun/venues": ",".join(s.venues),
+        "cryptorun/max_sample": str(s.max_sample),
+        "cryptorun/premove": str(s.premove).lower(),
+    }
+
+
+def build_jobs(cadences: Cadences) -> list[dg.UnresolvedAssetJobDefinition]:
+    jobs = []
+    for job in (cadences.regime_job, cadences.hot_job, cadences.warm_job):
+        if job is None:
+            continue
+        s = job.config
+        description = (
+            f"{job.description or job.name} [{job.name}: every '{job.schedule}', universe={s.universe}, "
+            f"venues={','.join(s.venues)}, max_sample={s.max_sample}, premove={s.premove}"
+            + ("" if job.enabled else ", DISABLED in config")
+            + "]"
+        )
+        jobs.append(
+            dg.define_asset_job(
+                name=job.dagster_name,
+                selection=dg.AssetSelection.assets(*JOB_ASSETS[job_role(job)]),
+                description=description,
+                tags=job_tags(job),
+                executor_def=dg.in_process_executor,
+                metadata={"config_job": job.name, "schedule": job.schedule, "enabled": job.enabled, **s.model_dump(mode="json")},
+            )
+        )
+    return jobs

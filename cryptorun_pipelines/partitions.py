@@ -1,0 +1,184 @@
+"""UTC time-window partitions of the three cadences and the point-in-time mappings between them.
+
+A partition's key is its window START (Dagster's convention, ``%Y-%m-%d-%H:%M``); its as-of time T
+is the window END (SPEC §1): the 15-minute partition ``2026-11-27-11:45`` is the cycle at 12:00.
+
+Each cadence comes from its job's cron string in ``config/scheduler.yaml`` (``*/15 * * * *``,
+``0 */2 * * *``, ``0 */4 * * *``), so the schedule and the partitions can never disagree.
+
+No lookahead. A scan cycle at T may only read a regime/universe partition whose own as-of time is
+at or before T (SPEC §1), and it reads the *latest* such one. With the regime cadence U and the
+scan cadence d (U a multiple of d, every regime tick also a scan tick), the latest upstream
+window closed at T is the one containing ``T − U``. The downstream window ``[S, S + d)`` (T = S + d)
+shifted by ``k = 1 − U/d`` downstream partitions is ``[T − U, T − U + d)``, which lies inside
+exactly that upstream window, so ``TimeWindowPartitionMapping(start_offset=k, end_offset=k)``:
+
+* 15 min ← 4 h: ``k = −15``. Cycle 11:30 (T 11:45) → regime 04:00 (T 08:00);
+  cycle 11:45 (T 12:00) → regime 08:00 (T 12:00, closed exactly at T); cycle 12:00 (T 12:15) → 08:00.
+* 2 h ← 4 h: ``k = −1``. Cycle 10:00 (T 12:00) → 08:00; cycle 08:00 (T 10:00) → 04:00.
+
+(``k = −U/d`` — i.e. −16 / −2 — would be "one full window back": never lookahead either, but at
+the cycle that lands exactly on a regime boundary it reads a regime 4 h older than the one that
+closed at T.) Dagster's default overlap mapping (``k = 0``) reads the window still open at T.
+``tests/pipelines/test_partitions.py`` checks all of this against Dagster's own mapping code.
+
+Scan partitions start at the first cycle for which a closed regime window exists
+(``partitions_start + U − d``), so every scan partition has an upstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+from croniter import croniter
+
+from cryptorun_core.config import AppConfig, ConfigError, JobConfig
+
+UTC = timezone.utc
+PARTITION_FMT = "%Y-%m-%d-%H:%M"
+
+
+def cadence_of(job: JobConfig) -> timedelta:
+    """The fixed interval of a job's cron string, or ConfigError when the ticks are irregular.
+
+    Checked over two days of ticks: ``*/15 * * * *`` → 15 min, ``0 */4 * * *`` → 4 h; ``*/7 * * * *``
+    (…, :49, :56, :00) is refused because a time window partition needs a constant width here.
+    """
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    it = croniter(job.schedule, base)
+    ticks = [it.get_next(datetime) for _ in range(2)]
+    step = ticks[1] - ticks[0]
+    it = croniter(job.schedule, base)
+    horizon = base + timedelta(days=2)
+    prev = it.get_next(datetime)
+    while prev < horizon:
+        nxt = it.get_next(datetime)
+        if nxt - prev != step:
+            raise ConfigError(
+                f"jobs[{job.name}].schedule",
+                f"'{job.schedule}' does not tick at a constant interval ({prev:%H:%M} → {nxt:%H:%M} vs {step}); "
+                "partitions need fixed-width windows",
+            )
+        prev = nxt
+    return step
+
+
+@dataclass(frozen=True)
+class Cadences:
+    """The three jobs of a config (regime refresh, hot scan, warm scan) and their partitions."""
+
+    regime_job: JobConfig
+    hot_job: JobConfig | None
+    warm_job: JobConfig | None
+    regime: dg.TimeWindowPartitionsDefinition
+    hot: dg.TimeWindowPartitionsDefinition | None
+    warm: dg.TimeWindowPartitionsDefinition | None
+    regime_step: timedelta
+    hot_step: timedelta | None
+    warm_step: timedelta | None
+
+    def scan_offset(self, segment: str) -> int:
+        """The start/end offset (in scan partitions) of the mapping scan → regime/universe."""
+        step = self.hot_step if segment == "hot" else self.warm_step
+        assert step is not None
+        return 1 - int(self.regime_step / step)
+
+    def scan_mapping(self, segment: str) -> dg.TimeWindowPartitionMapping:
+        k = self.scan_offset(segment)
+        return dg.TimeWindowPartitionMapping(start_offset=k, end_offset=k)
+
+    def partitions_for_job(self, job_name: str) -> dg.TimeWindowPartitionsDefinition:
+        for job, pdef in ((self.regime_job, self.regime), (self.hot_job, self.hot), (self.warm_job, self.warm)):
+            if job is not None and job_name in (job.name, job.dagster_name):
+                assert pdef is not None
+                return pdef
+        raise KeyError(f"no partitioned job named '{job_name}'")
+
+
+def find_jobs(config: AppConfig) -> tuple[JobConfig, JobConfig | None, JobConfig | None]:
+    """(regime job, hot scan job, warm scan job) of the config; exactly one regime job is required."""
+    regimes = [j for j in config.jobs if j.type == "regime"]
+    if len(regimes) != 1:
+        raise ConfigError("jobs", f"exactly one job of type 'regime' is required (found {len(regimes)})")
+    scans: dict[str, JobConfig] = {}
+    for job in config.jobs:
+        if job.type != "scan":
+            continue
+        seg = job.config.universe
+        if seg not in ("hot", "warm"):
+            raise ConfigError(f"jobs[{job.name}].config.universe", "a scan job scans the 'hot' or the 'warm' segment")
+        if seg in scans:
+            raise ConfigError(f"jobs[{job.name}].config.universe", f"two scan jobs scan the '{seg}' segment")
+        scans[seg] = job
+    return regimes[0], scans.get("hot"), scans.get("warm")
+
+
+def build_cadences(config: AppConfig) -> Cadences:
+    regime_job, hot_job, warm_job = find_jobs(config)
+    start = config.global_.partitions_start
+    regime_step = cadence_of(regime_job)
+    regime = dg.TimeWindowPartitionsDefinition(
+        cron_schedule=regime_job.schedule, start=start, fmt=PARTITION_FMT, timezone="UTC"
+    )
+    if not croniter.match(regime_job.schedule, start):
+        raise ConfigError("global.partitions_start", f"{start:%Y-%m-%d %H:%M} is not a tick of jobs[{regime_job.name}].schedule")
+
+    def scan(job: JobConfig | None) -> tuple[dg.TimeWindowPartitionsDefinition | None, timedelta | None]:
+        if job is None:
+            return None, None
+        step = cadence_of(job)
+        if regime_step % step or step > regime_step:
+            raise ConfigError(
+                f"jobs[{job.name}].schedule",
+                f"its interval {step} must divide the regime interval {regime_step} (jobs[{regime_job.name}].schedule)",
+            )
+        if not croniter.match(job.schedule, start):
+            raise ConfigError(f"jobs[{job.name}].schedule", f"does not tick at global.partitions_start {start:%Y-%m-%d %H:%M}")
+        first = start + regime_step - step  # first cycle whose T has a closed regime window
+        pdef = dg.TimeWindowPartitionsDefinition(cron_schedule=job.schedule, start=first, fmt=PARTITION_FMT, timezone="UTC")
+        return pdef, step
+
+    hot, hot_step = scan(hot_job)
+    warm, warm_step = scan(warm_job)
+    return Cadences(regime_job, hot_job, warm_job, regime, hot, warm, regime_step, hot_step, warm_step)
+
+
+# ------------------------------------------------------------------------------------------
+# key <-> time helpers (pure; the tests check them against Dagster's mapping)
+# ------------------------------------------------------------------------------------------
+
+
+def parse_key(partition_key: str) -> datetime:
+    return datetime.strptime(partition_key, PARTITION_FMT).replace(tzinfo=UTC)
+
+
+def format_key(start: datetime) -> str:
+    return start.astimezone(UTC).strftime(PARTITION_FMT)
+
+
+def as_of_for_key(partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str) -> datetime:
+    """T of a partition = its window end (SPEC §1)."""
+    return partitions_def.time_window_for_partition_key(partition_key).end.astimezone(UTC)
+
+
+def latest_closed_key(partitions_def: dg.TimeWindowPartitionsDefinition, now: datetime | None = None) -> str | None:
+    """The partition whose window ended most recently at or before ``now`` (default: the current time)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    end = croniter(partitions_def.cron_schedule, now + timedelta(seconds=1)).get_prev(datetime)
+    start = croniter(partitions_def.cron_schedule, end).get_prev(datetime)
+    if start < partitions_def.start.astimezone(UTC):
+        return None
+    return format_key(start)
+
+
+def upstream_key(cadences: Cadences, segment: str, scan_key: str) -> str:
+    """The regime/universe partition a scan partition reads: the latest one closed at the scan's T."""
+    pdef = cadences.hot if segment == "hot" else cadences.warm
+    assert pdef is not None
+    t = as_of_for_key(pdef, scan_key)
+    key = latest_closed_key(cadences.regime, t)
+    if key is None:
+        raise ValueError(f"no regime partition has closed by {t:%Y-%m-%d %H:%M} (scan partition {scan_key})")
+    return key

@@ -1,0 +1,31 @@
+"""Schedules from ``config/scheduler.yaml``: one per job, filling the partition that ends at the tick."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cryptorun_core.config import AppConfig
+
+
+def schedule_name(dagster_job_name: str) -> str:
+    return f"{dagster_job_name}_schedule"
+
+
+def build_schedules(config: AppConfig, jobs: list[dg.UnresolvedAssetJobDefinition]) -> list[dg.ScheduleDefinition]:
+    """A disabled config job keeps its job; its schedule defaults to STOPPED."""
+    by_name = {j.name: j for j in jobs}
+    schedules = []
+    for job in config.jobs:
+        target = by_name.get(job.dagster_name)
+        if target is None:
+            continue
+        schedules.append(
+            dg.build_schedule_from_partitioned_job(
+                target,
+                name=schedule_name(job.dagster_name),
+                description=f"{job.name}: '{job.schedule}' UTC; each tick fills the partition that ends at the tick (T = tick).",
+                default_status=dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED,
+                tags={"cryptorun/job": job.name, "cryptorun/trigger": "schedule"},
+            )
+        )
+    return schedules

@@ -1,0 +1,132 @@
+"""Partitions and the no-lookahead mappings (scan cycles read the latest *closed* regime window)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from cryptorun_core.config import ConfigError, load_config
+from cryptorun_pipelines.partitions import as_of_for_key, build_cadences, latest_closed_key, parse_key, upstream_key
+
+from .conftest import HOT_KEYS, make_pipeline
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+UTC = timezone.utc
+
+
+@pytest.fixture(scope="module")
+def cadences():
+    return build_cadences(load_config(check_artifacts_dir=False))
+
+
+def mapped(cadences, segment: str, key: str) -> list[str]:
+    """What Dagster itself loads for a scan partition (the mapping declared on the assets)."""
+    down = cadences.hot if segment == "hot" else cadences.warm
+    result = cadences.scan_mapping(segment).get_upstream_mapped_partitions_result_for_partitions(
+        down.subset_with_partition_keys([key]), down, cadences.regime
+    )
+    return list(result.partitions_subset.get_partition_keys())
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("2026-11-20-11:15", "2026-11-20-04:00"),  # T 11:30
+        ("2026-11-20-11:30", "2026-11-20-04:00"),  # T 11:45: just before the 12:00 boundary; 08-12 still open
+        ("2026-11-20-11:45", "2026-11-20-08:00"),  # T 12:00: on the boundary; 08-12 closed exactly at T
+        ("2026-11-20-12:00", "2026-11-20-08:00"),  # T 12:15: just after; 12-16 open
+        ("2026-11-20-15:45", "2026-11-20-12:00"),  # T 16:00
+        ("2026-11-21-00:00", "2026-11-20-20:00"),  # T 00:15, across midnight
+    ],
+)
+def test_hot_cycle_reads_latest_closed_regime_window(cadences, key, expected):
+    assert cadences.scan_offset("hot") == -15
+    t = as_of_for_key(cadences.hot, key)
+    (up,) = mapped(cadences, "hot", key)
+    assert up == expected
+    assert upstream_key(cadences, "hot", key) == up
+    up_end = as_of_for_key(cadences.regime, up)
+    assert up_end <= t, "lookahead: the regime window was still open at T"
+    assert up_end + timedelta(hours=4) > t, "not the latest closed regime window"
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("2026-11-20-06:00", "2026-11-20-04:00"),  # T 08:00: on a boundary, 04-08 closed exactly at T
+        ("2026-11-20-08:00", "2026-11-20-04:00"),  # T 10:00: 08-12 open → 04-08
+        ("2026-11-20-10:00", "2026-11-20-08:00"),  # T 12:00: 08-12 closed at T
+    ],
+)
+def test_warm_cycle_reads_latest_closed_regime_window(cadences, key, expected):
+    assert cadences.scan_offset("warm") == -1
+    t = as_of_for_key(cadences.warm, key)
+    (up,) = mapped(cadences, "warm", key)
+    up_end = as_of_for_key(cadences.regime, up)
+    assert up_end <= t < up_end + timedelta(hours=4)
+    assert upstream_key(cadences, "warm", key) == up == expected
+
+
+def test_default_overlap_mapping_would_look_ahead(cadences):
+    """Why the offsets exist: Dagster's default maps cycle 11:30 (T 11:45) to the 08-12 window, open at T."""
+    res = dg.TimeWindowPartitionMapping().get_upstream_mapped_partitions_result_for_partitions(
+        cadences.hot.subset_with_partition_keys(["2026-11-20-11:30"]), cadences.hot, cadences.regime
+    )
+    (up,) = res.partitions_subset.get_partition_keys()
+    assert as_of_for_key(cadences.regime, up) > as_of_for_key(cadences.hot, "2026-11-20-11:30")
+
+
+def test_as_of_is_window_end_and_scans_start_with_a_closed_regime(cadences):
+    assert as_of_for_key(cadences.hot, "2026-11-20-11:45") == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert as_of_for_key(cadences.regime, "2026-11-20-08:00") == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    first_hot = cadences.hot.get_first_partition_key()
+    first_warm = cadences.warm.get_first_partition_key()
+    assert first_hot == "2026-11-01-03:45" and first_warm == "2026-11-01-02:00"
+    assert mapped(cadences, "hot", first_hot) == [cadences.regime.get_first_partition_key()]
+    assert mapped(cadences, "warm", first_warm) == [cadences.regime.get_first_partition_key()]
+
+
+def test_latest_closed_key(cadences):
+    now = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+    assert latest_closed_key(cadences.hot, now) == "2026-11-20-11:45"
+    assert latest_closed_key(cadences.hot, now - timedelta(seconds=1)) == "2026-11-20-11:30"
+    assert latest_closed_key(cadences.regime, now) == "2026-11-20-08:00"
+    assert latest_closed_key(cadences.warm, now + timedelta(minutes=119)) == "2026-11-20-10:00"
+    assert latest_closed_key(cadences.regime, datetime(2026, 11, 1, 3, tzinfo=UTC)) is None
+
+
+def test_irregular_or_incompatible_cron_is_a_config_error(tmp_path):
+    def irregular(raw):
+        raw["jobs"][0]["schedule"] = "*/7 * * * *"
+
+    with pytest.raises(ConfigError) as err:
+        make_pipeline(tmp_path / "a", irregular)
+    assert err.value.key == "jobs[scan.hot].schedule"
+
+    def not_dividing(raw):
+        raw["jobs"][1]["schedule"] = "0 */3 * * *"
+
+    with pytest.raises(ConfigError) as err:
+        make_pipeline(tmp_path / "b", not_dividing)
+    assert err.value.key == "jobs[scan.warm].schedule"
+
+
+def test_explain_records_input_partitions_around_the_boundary(materialized):
+    """Real runs: hot cycles before, on and after 12:00 record the regime partition they read."""
+    expected = {"2026-11-20-11:30": "2026-11-20-04:00", "2026-11-20-11:45": "2026-11-20-08:00", "2026-11-20-12:00": "2026-11-20-08:00"}
+    cad = build_cadences(materialized.config)
+    for key in HOT_KEYS:
+        folder = materialized.artifacts / as_of_for_key(cad.hot, key).strftime("%Y-%m-%dT%H-%M-%SZ")
+        explain = json.loads((folder / "explain.json").read_text())
+        assert explain["partition_key"] == key
+        assert explain["inputs"] == {
+            "hot_market_snapshot": key,
+            "regime_weights": expected[key],
+            "universe_ranking": expected[key],
+        }
+        assert explain["regime"]["partition_key"] == expected[key]
+        assert parse_key(expected[key]) + timedelta(hours=4) <= as_of_for_key(cad.hot, key)
