@@ -1,0 +1,148 @@
+"""Read-only questions to the Dagster instance: schedule states and run history."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cryptorun_pipelines.cli.instance import CODE_LOCATION
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dagster import DagsterInstance
+
+PARTITION_TAG = "dagster/partition"
+
+
+@dataclass
+class ScheduleState:
+    name: str  # the Dagster schedule name
+    status: str  # "running" | "stopped" | "not started"
+    source: str  # "instance" (state stored by start/UI) | "code" (default_status of the definition) | "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def schedule_names(config_jobs: Any) -> dict[str, str]:
+    """Dagster schedule name per dotted job name (``scan.hot`` → ``scan_hot_schedule``)."""
+    from cryptorun_pipelines.schedules import schedule_name
+
+    return {job.name: schedule_name(job.dagster_name) for job in config_jobs}
+
+
+def default_statuses() -> dict[str, str]:
+    """``default_status`` of each schedule in code ("running"/"stopped")."""
+    try:
+        from cryptorun_pipelines.cli.workspace import load_definitions
+
+        defs = load_definitions()
+    except Exception:
+        return {}
+    return {s.name: str(getattr(s.default_status, "value", s.default_status)).lower() for s in defs.schedules or []}
+
+
+def schedule_states(instance: "DagsterInstance", names: dict[str, str]) -> dict[str, ScheduleState]:
+    """State of each schedule (keyed by dotted job name) as the instance stores it."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import InstigatorStatus
+
+    stored: dict[str, Any] = {}
+    try:
+        states = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+    except Exception:  # no schedule storage
+        states = []
+    for state in states:
+        try:
+            location = state.origin.repository_origin.code_location_origin.location_name
+        except AttributeError:  # pragma: no cover
+            location = None
+        if location not in (None, CODE_LOCATION):
+            continue
+        stored[state.name] = state
+    defaults = None
+    out: dict[str, ScheduleState] = {}
+    for job_name, sched_name in names.items():
+        state = stored.get(sched_name)
+        if state is not None and state.status in (InstigatorStatus.RUNNING, InstigatorStatus.STOPPED):
+            status = "running" if state.status == InstigatorStatus.RUNNING else "stopped"
+            out[job_name] = ScheduleState(sched_name, status, "instance")
+            continue
+        if defaults is None:
+            defaults = default_statuses()
+        default = defaults.get(sched_name)
+        if default == "running":
+            out[job_name] = ScheduleState(sched_name, "running", "code")
+        elif state is not None:
+            out[job_name] = ScheduleState(sched_name, "stopped", "instance")
+        else:
+            out[job_name] = ScheduleState(sched_name, "not started", "none")
+    return out
+
+
+#: The scheduler daemon writes a heartbeat every ~20-30 s; older than this it is considered gone.
+HEARTBEAT_MAX_AGE_S = 90.0
+
+
+def daemon_heartbeat_age(instance: "DagsterInstance") -> float | None:
+    """Seconds since the scheduler daemon's last heartbeat, or None when it never ran here."""
+    import time
+
+    try:
+        beats = instance.get_daemon_heartbeats()
+    except Exception:
+        return None
+    beat = beats.get("SCHEDULER")
+    return None if beat is None else max(0.0, time.time() - beat.timestamp)
+
+
+def daemon_running(age_s: float | None) -> bool:
+    return age_s is not None and age_s <= HEARTBEAT_MAX_AGE_S
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    status: str
+    partition: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime | None
+    dry_run: bool
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.ended_at:
+            return (self.ended_at - self.started_at).total_seconds()
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("started_at", "ended_at", "created_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        out["duration_s"] = round(self.duration_s, 3) if self.duration_s is not None else None
+        return out
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=timezone.utc) if value else None
+
+
+def last_run(instance: "DagsterInstance", dagster_job_name: str) -> RunInfo | None:
+    from dagster import RunsFilter
+
+    records = instance.get_run_records(filters=RunsFilter(job_name=dagster_job_name), limit=1)
+    if not records:
+        return None
+    rec = records[0]
+    run = rec.dagster_run
+    tags = run.tags or {}
+    return RunInfo(
+        run_id=run.run_id,
+        status=run.status.value,
+        partition=tags.get(PARTITION_TAG),
+        started_at=_ts(rec.start_time),
+        ended_at=_ts(rec.end_time),
+        created_at=rec.create_timestamp if isinstance(rec.create_timestamp, datetime) else _ts(rec.create_timestamp),
+        dry_run=str(tags.get("cryptorun/dry_run", "")).lower() in ("true", "1"),
+    )

@@ -1,0 +1,69 @@
+"""Time helpers: next ticks, partition keys, as-of parsing (all UTC)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from croniter import croniter
+
+from cryptorun_pipelines.cli.errors import UsageError
+
+UTC = timezone.utc
+#: accepted by --as-of besides ISO 8601: an artifact folder name or a partition key
+EXTRA_TIME_FORMATS = ("%Y-%m-%dT%H-%M-%SZ", "%Y-%m-%d-%H:%M")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_tick(cron: str, now: datetime | None = None) -> datetime:
+    now = now or utcnow()
+    return croniter(cron, now.astimezone(UTC)).get_next(datetime).astimezone(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (``2026-11-20T12:00Z``, ``2026-11-20 12:00``; naive means UTC) or an artifact folder name."""
+    raw = text.strip()
+    for fmt in EXTRA_TIME_FORMATS:
+        try:
+            return datetime.strptime(raw, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--as-of: '{text}' is not a time (use e.g. 2026-11-20T12:00Z)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def resolve_partition(
+    partitions_def: Any, *, key: str | None, as_of: str | None, now: datetime | None = None
+) -> str:
+    """The partition key to run: ``key`` validated, the window closed at ``as_of``, or the latest closed."""
+    from dagster import partition_loading_context
+
+    from cryptorun_pipelines.partitions import as_of_for_key, latest_closed_key
+
+    now = now or utcnow()
+    if key is not None:
+        with partition_loading_context(effective_dt=now + timedelta(days=36500)):
+            ok = partitions_def.has_partition_key(key)
+        if not ok:
+            example = latest_closed_key(partitions_def, now) or partitions_def.get_first_partition_key()
+            raise UsageError(f"--partition: '{key}' is not a partition of this job (e.g. {example})")
+        end = as_of_for_key(partitions_def, key)
+        if end > now:
+            raise UsageError(f"--partition: '{key}' has not closed yet (its window ends {end:%Y-%m-%dT%H:%MZ})")
+        return key
+    at = parse_time(as_of) if as_of is not None else now
+    found = latest_closed_key(partitions_def, at)
+    if found is None:
+        first = partitions_def.start.astimezone(UTC)
+        raise UsageError(f"no closed partition at {at:%Y-%m-%dT%H:%MZ} (partitions start {first:%Y-%m-%dT%H:%MZ})")
+    if as_of_for_key(partitions_def, found) > now:
+        raise UsageError(f"--as-of: {at:%Y-%m-%dT%H:%MZ} is in the future (now {now:%Y-%m-%dT%H:%MZ})")
+    return found
