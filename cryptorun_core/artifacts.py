@@ -21,6 +21,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -150,13 +151,41 @@ def json_bytes(obj: Any) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+#: Test hook (crash-safety tests only): ``"<file name>:<seconds>"`` makes :func:`atomic_write` of a
+#: file with that name stop for that long after writing half of its bytes to the temporary file,
+#: so a test can ``kill -9`` the process mid-write. Unset (the default) it costs one dict lookup.
+PAUSE_ENV = "CRYPTORUN_TEST_PAUSE_IN_WRITE"
+
+
+def _test_pause(name: str) -> float:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec or ":" not in spec:
+        return 0.0
+    wanted, _, seconds = spec.rpartition(":")
+    try:
+        return float(seconds) if wanted == name else 0.0
+    except ValueError:
+        return 0.0
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    The temporary file is a hidden dot-file (``.<name>.<random>.tmp``) next to the target, so a
+    reader listing the folder never mistakes it for an artifact; one left behind by a killed
+    process is ignored by every reader and replaced by the next complete write of the target.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            pause = _test_pause(target.name)
+            if pause > 0:  # crash-safety test hook (PAUSE_ENV): half the bytes, then wait to be killed
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                time.sleep(pause)
+                data = data[len(data) // 2:]
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

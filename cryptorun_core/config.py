@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "scheduler.yaml"
 CONFIG_PATH_ENV = "CRYPTORUN_CONFIG"
@@ -319,6 +319,7 @@ class GatesConfig(_Strict):
     fresh_max_bar_lag: int = Field(2, ge=0)
     fresh_max_book_age_s: float = Field(60.0, ge=0)
     depth_band_pct: float = Field(2.0, gt=0, lt=100)
+    absurd_spread_bps: float = Field(2500.0, gt=0)  # a book wider than this is invalid (absurd_spread)
     fatigue: FatigueConfig = FatigueConfig()
 
 
@@ -412,17 +413,21 @@ class AppConfig(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    @model_validator(mode="after")
-    def _jobs(self) -> "AppConfig":
-        names = [j.name for j in self.jobs]
+    @field_validator("jobs")
+    @classmethod
+    def _jobs(cls, jobs: tuple[JobConfig, ...], info: ValidationInfo) -> tuple[JobConfig, ...]:
+        # a field validator (not a model validator) so the error names the key: ``jobs``
+        names = [j.name for j in jobs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate job names: {dupes}")
-        for job in self.jobs:
-            extra = [v for v in job.config.venues if v not in self.market.venues]
-            if extra:
-                raise ValueError(f"job '{job.name}' uses venues not in market.venues: {extra}")
-        return self
+        market = info.data.get("market")
+        if market is not None:
+            for job in jobs:
+                extra = [v for v in job.config.venues if v not in market.venues]
+                if extra:
+                    raise ValueError(f"job '{job.name}' uses venues not in market.venues: {extra}")
+        return jobs
 
     def job(self, name: str) -> JobConfig:
         """The job named ``name`` (dotted or Dagster spelling)."""

@@ -49,6 +49,7 @@ from cryptorun_core.market.snapshot import MarketSnapshot, SNAPSHOT_BAR_COLUMNS,
 from cryptorun_core.microstructure import bar_status, book_metrics, choose_venue, refuse_aggregators, utc_series
 from cryptorun_core.periods import period_table
 from cryptorun_core.premove import premove_frame
+from cryptorun_core.quality import empty_issues, sanitize_bars
 from cryptorun_core.schemas import BookMetricsSchema, EvaluatedSchema, PremoveSchema, SignalsSchema, WarmSignalsSchema
 from cryptorun_core.vadr import period_matrices, vadr_table, vadr_threshold
 
@@ -98,38 +99,41 @@ def _rn(name: str, x: Any) -> Any:
 
 
 def prepare_bars(
-    bars: pd.DataFrame, as_of: pd.Timestamp, n_hours: int, venues: tuple[str, ...], symbols: list[str] | None = None
+    bars: pd.DataFrame, as_of: pd.Timestamp, n_hours: int, venues: tuple[str, ...], symbols: list[str] | None = None,
+    issues: list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Point-in-time, canonical bars: closed ≤ T, in the history window, job venues, sorted by
-    (venue, symbol, timestamp), one row per bar (a repeated bar resolves by value, never by input order)."""
+    """Point-in-time, canonical, sanitized bars: closed ≤ T, in the history window, job venues, sorted by
+    (venue, symbol, timestamp), one row per bar.
+
+    Garbage is rejected or repaired by :func:`cryptorun_core.quality.sanitize_bars` (bars after T,
+    NaN / non-positive prices, high < low, duplicates, …); its issues table is appended to ``issues``
+    when a list is given. Conflicting copies of one bar are all dropped, identical copies collapse
+    to one, so the result never depends on the input row order."""
     cols = list(SNAPSHOT_BAR_COLUMNS)
     if bars is None or len(bars) == 0:
         return pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
             {"venue": object, "symbol": object, "timestamp": "datetime64[ns, UTC]"})
-    ts_all = utc_series(bars["timestamp"].reset_index(drop=True)).array.asi8  # int64 ns since epoch, UTC
+    ts_s = utc_series(bars["timestamp"].reset_index(drop=True))
+    ts_all = ts_s.array.asi8  # int64 ns since epoch, UTC (NaT: int64 min)
     age_h = (as_of.value - ts_all) / 3.6e12
     k = np.floor(age_h - 1.0)
     venue_s = bars["venue"].astype(str)
-    venue = venue_s.to_numpy()
-    keep = (k >= 0) & (k < n_hours) & venue_s.isin(venues).to_numpy()  # pandas isin: hashed, not np.isin on objects
+    # bars after T (k < 0) and without a time are kept here so sanitation reports them
+    keep = ((k < n_hours) | ts_s.isna().to_numpy()) & venue_s.isin(venues).to_numpy()  # pandas isin: hashed
     if symbols is not None:
         keep &= bars["symbol"].astype(str).isin(symbols).to_numpy()
     pos = np.nonzero(keep)[0]
-    symbol = bars["symbol"].astype(str).to_numpy()[pos]
-    venue = venue[pos]
-    tsi = ts_all[pos]
-    vcode, _ = pd.factorize(venue, sort=True)
-    scode, _ = pd.factorize(symbol, sort=True)
-    order = np.lexsort((tsi, scode, vcode))
-    data = {"venue": venue[order], "symbol": symbol[order],
-            "timestamp": pd.DatetimeIndex(tsi[order].view("M8[ns]")).tz_localize("UTC")}
+    sub = pd.DataFrame({"venue": venue_s.to_numpy()[pos], "symbol": bars["symbol"].astype(str).to_numpy()[pos],
+                        "timestamp": ts_s.iloc[pos].reset_index(drop=True)})
     for c in cols[3:]:
-        data[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)[pos][order]
-    b = pd.DataFrame(data, columns=cols)
-    same = (vcode[order][1:] == vcode[order][:-1]) & (scode[order][1:] == scode[order][:-1]) & (tsi[order][1:] == tsi[order][:-1])
-    if same.any():  # the same bar twice: resolve by value, never by input order
-        b = b.sort_values(cols, kind="mergesort").drop_duplicates(["venue", "symbol", "timestamp"], keep="last")
-    return b.reset_index(drop=True)
+        sub[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)[pos]
+    clean, found = sanitize_bars(sub, as_of, "1h")
+    if issues is not None:
+        issues.append(found)
+    if len(clean) == 0:
+        return prepare_bars(None, as_of, n_hours, venues)
+    clean["timestamp"] = utc_series(clean["timestamp"])
+    return clean[cols].reset_index(drop=True)
 
 
 def prepare_books(books: pd.DataFrame, as_of: pd.Timestamp, venues: tuple[str, ...], symbols: list[str] | None = None) -> pd.DataFrame:
@@ -255,7 +259,8 @@ def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[st
     ranked = sorted(set(ranking.loc[ranking["segment"].isin(("hot", "warm")), "symbol"].astype(str)) | set(symbols))
 
     # inputs used: bars of the ranked universe (VADR p80), books of the evaluated symbols
-    bars = prepare_bars(snapshot.bars, t, H, venues, ranked)
+    bar_issues: list[pd.DataFrame] = []
+    bars = prepare_bars(snapshot.bars, t, H, venues, ranked, issues=bar_issues)
     books = prepare_books(snapshot.books, t, venues, symbols)
     metrics = book_metrics(books, t, config)
     if len(metrics):
@@ -380,7 +385,74 @@ def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[st
         t, job, regime_used, weight_blend, tf_weights, config, settings, vthr, ev, gate_results, contrib, snapshot,
         bars, books, ranking, regime,
     )
+    explain["data_quality"] = data_quality(
+        bar_issues[0] if bar_issues else empty_issues(), metrics, snapshot, symbols, venues, choice
+    )
     return ScanResult(signals=signals, evaluated=ev, premove=premove, explain=explain)
+
+
+#: notes collect_snapshot writes in the fetch log of an ok OHLCV answer → action
+SOURCE_NOTES = {"bar_after_as_of": "rejected", "out_of_order": "repaired"}
+
+
+def data_quality(bar_issues: pd.DataFrame, metrics: pd.DataFrame, snapshot: MarketSnapshot, symbols: list[str],
+                 venues: tuple[str, ...], choice: pd.DataFrame) -> dict:
+    """explain.json ``data_quality``: what was rejected or repaired before scoring, with reason codes.
+
+    - ``bars``: per (venue, symbol) of the ranked universe, the bar issues of
+      :func:`cryptorun_core.quality.sanitize_bars` (``nan_price``, ``bar_after_as_of``, …);
+    - ``books``: per (venue, symbol) evaluated, invalid books (``crossed_book``, ``empty_book``,
+      ``one_sided_book``, ``bad_levels``, ``absurd_spread``: action ``rejected``) and book requests
+      that failed (the fetch reason code: ``venue_down``, ``empty_book``, …: action ``missing``);
+    - ``unavailable``: evaluated symbols with no bars on any job venue (``not_listed`` when no job
+      venue lists them any more, else ``no_bars``);
+    - ``fetch_errors``: failed requests per venue, kind and reason code;
+    - ``counts``: entries per reason code.
+    """
+    # bars after T in the snapshot itself are dropped silently: reporting them would make explain
+    # depend on data after T (SPEC §1); a source serving them is caught (and noted) by collect_snapshot
+    bar_rows = [
+        {k: (int(v) if k == "n_bars" else v) for k, v in r.items()}
+        for r in bar_issues.to_dict("records") if r["reason"] != "bar_after_as_of"
+    ] if len(bar_issues) else []
+    book_rows: list[dict] = []
+    wanted = set(symbols)
+    if len(metrics):
+        bad = metrics[~metrics["valid"].astype(bool) & metrics["symbol"].isin(wanted)]
+        book_rows += [{"venue": r.venue, "symbol": r.symbol, "reason": r.invalid_reason, "action": "rejected"}
+                      for r in bad.itertuples(index=False)]
+    f = snapshot.fetches
+    fetch_errors: dict[str, dict[str, dict[str, int]]] = {}
+    if f is not None and len(f) and {"venue", "symbol", "kind", "ok", "error"}.issubset(f.columns):
+        failed = f[~f["ok"].astype(bool) & f["venue"].astype(str).isin(venues)]
+        books_failed = failed[(failed["kind"] == "book") & failed["symbol"].isin(wanted)]
+        book_rows += [{"venue": str(r.venue), "symbol": str(r.symbol), "reason": str(r.error), "action": "missing"}
+                      for r in books_failed.itertuples(index=False)]
+        ok_rows = f[f["ok"].astype(bool) & (f["kind"] == "ohlcv") & f["venue"].astype(str).isin(venues)]
+        if "detail" in f.columns:  # contract breaches collect_snapshot repaired and noted per answer
+            for r in ok_rows[ok_rows["detail"].astype(str) != ""].itertuples(index=False):
+                for note in str(r.detail).split("; "):
+                    reason = note.split(":", 1)[0]
+                    if reason in SOURCE_NOTES:
+                        bar_rows.append({"venue": str(r.venue), "symbol": str(r.symbol), "reason": reason,
+                                         "action": SOURCE_NOTES[reason], "n_bars": None, "first_timestamp": None})
+        bar_rows.sort(key=lambda r: (r["venue"], r["symbol"], r["reason"], r["action"]))
+        for (v, kind, err), n in failed.groupby(["venue", "kind", "error"], sort=True).size().items():
+            fetch_errors.setdefault(str(v), {}).setdefault(str(kind), {})[str(err)] = int(n)
+    book_rows.sort(key=lambda r: (r["venue"], r["symbol"], r["reason"]))
+    listed: set[str] = set()
+    m = snapshot.markets
+    if m is not None and len(m):
+        listed = set(m.loc[m["venue"].astype(str).isin(venues), "symbol"].astype(str))
+    unavailable = [
+        {"symbol": s, "reason": "no_bars" if s in listed else "not_listed"}
+        for s, n in zip(choice["symbol"], choice["n_bars"]) if int(n) == 0
+    ]
+    counts: dict[str, int] = {}
+    for r in bar_rows + book_rows + unavailable:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+    return {"bars": bar_rows, "books": book_rows, "unavailable": unavailable, "fetch_errors": fetch_errors,
+            "counts": dict(sorted(counts.items()))}
 
 
 def _explain(t, job, regime_used, weight_blend, tf_weights, config, settings, vthr, ev, gate_results, contrib, snapshot,

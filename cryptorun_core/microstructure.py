@@ -15,7 +15,9 @@ Interpretive choices (documented here, tested in ``tests/core/test_microstructur
   ``bad_levels`` (a non-finite or non-positive price, a negative or non-finite amount, or a
   side other than bid/ask), ``empty_book`` (no level with a positive amount),
   ``one_sided_book`` (bids or asks missing), ``crossed_book`` (best bid ≥ best ask — a locked
-  book has no usable spread and counts as crossed).
+  book has no usable spread and counts as crossed), ``absurd_spread`` (spread above
+  ``gates.absurd_spread_bps``, default 2500 bps = 25%: a broken or fat-fingered book whose mid,
+  and so its ±2% depth, mean nothing; the venue is then not chosen).
 - Depth band: bids priced ≥ mid·(1 − b) and asks priced ≤ mid·(1 + b), b = ``gates.depth_band_pct``/100.
 - Bar freshness lag = (T − close time of the newest closed bar) in hours; bars are fresh when the
   lag is ≤ ``gates.fresh_max_bar_lag``. A book is fresh when ``0 ≤ T − book_time ≤ fresh_max_book_age_s``.
@@ -48,7 +50,7 @@ VENUE_CHOICE_COLUMNS = (
 )
 FRESH_BADGE = {True: "●", False: "○"}
 DEPTH_BADGE = {True: "✓", False: "✗"}
-INVALID_REASONS = ("bad_levels", "empty_book", "one_sided_book", "crossed_book")
+INVALID_REASONS = ("bad_levels", "empty_book", "one_sided_book", "crossed_book", "absurd_spread")
 _HOUR = pd.Timedelta(hours=1)
 
 
@@ -140,6 +142,10 @@ def book_metrics(books: pd.DataFrame, as_of: datetime, config: AppConfig) -> pd.
     book_time = b.groupby(code, sort=True)["book_time"].max().to_numpy()
 
     reason = np.full(n, None, dtype=object)
+    two_sided = (n_bid > 0) & (n_ask > 0) & (best_bid < best_ask)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw_spread = np.where(two_sided, (best_ask - best_bid) / ((best_ask + best_bid) / 2.0) * 1e4, np.nan)
+    reason[two_sided & (raw_spread > config.gates.absurd_spread_bps)] = "absurd_spread"
     crossed = (n_bid > 0) & (n_ask > 0) & ~(best_bid < best_ask)
     reason[crossed] = "crossed_book"
     reason[(n_bid == 0) ^ (n_ask == 0)] = "one_sided_book"

@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from cryptorun_core.quality import sanitize_bars
 from cryptorun_core.config import FACTORS, REGIMES, AppConfig, RegimeThresholds
 from cryptorun_core.market.base import TIMEFRAME_DELTA, to_utc
 from cryptorun_core.market.snapshot import MarketSnapshot
@@ -329,7 +330,8 @@ def _closed_bars(snapshot: MarketSnapshot, venues: tuple[str, ...]) -> pd.DataFr
         return bars
     t = pd.Timestamp(to_utc(snapshot.as_of))
     step = TIMEFRAME_DELTA[snapshot.timeframe]
-    return bars[bars["venue"].isin(venues) & (bars["timestamp"] + step <= t)]
+    closed = bars[bars["venue"].isin(venues) & (bars["timestamp"] + step <= t)]
+    return sanitize_bars(closed, snapshot.as_of, snapshot.timeframe)[0]  # garbage bars never vote
 
 
 def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues: tuple[str, ...]) -> tuple[np.ndarray, str]:

@@ -94,7 +94,7 @@ SCAN_REASONS = (
     "insufficient_history", "stale_data", "score_below_threshold", "vadr_frozen", "vadr_below_threshold",
     "spread_too_wide", "insufficient_depth", "fatigue", "no_book", "no_tier",
 )
-BOOK_INVALID_REASONS = ("crossed_book", "empty_book", "one_sided_book", "bad_levels")
+BOOK_INVALID_REASONS = ("crossed_book", "empty_book", "one_sided_book", "bad_levels", "absurd_spread")
 PREMOVE_STATES = ("QUIET", "WATCH", "PREPARE", "PRIME", "EXECUTE")
 EXECUTION_RISKS = ("LOW", "MEDIUM", "HIGH")
 

@@ -40,6 +40,7 @@ from cryptorun_core.config import AppConfig
 from cryptorun_core.market.base import TIMEFRAME_DELTA, to_utc
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.periods import complete_periods, period_table
+from cryptorun_core.quality import sanitize_bars
 from cryptorun_core.schemas import UNIVERSE_RANKING_COLUMNS, UniverseRankingSchema
 
 RANKING_COLUMNS = UNIVERSE_RANKING_COLUMNS
@@ -78,6 +79,9 @@ def rank_universe(snapshot: MarketSnapshot, config: AppConfig, hot_size: int = 3
             & _is_canonical(bars["symbol"])
         )
         bars = bars[keep]
+        # garbage bars (NaN / non-positive prices, high < low, conflicting duplicates, …) never
+        # count towards ADV or complete periods; identical duplicates count once
+        bars, _ = sanitize_bars(bars, snapshot.as_of, snapshot.timeframe)
     pairs = _listed_pairs(bars, snapshot.markets, venues_cfg)
     if pairs.empty:
         return UniverseRankingSchema.validate(_empty_ranking())

@@ -32,6 +32,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -47,6 +48,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cryptorun_core.artifacts import safe_join
 from cryptorun_core.config import KNOWN_VENUES, AppConfig, JobConfig, MarketConfig
 from cryptorun_core.market.base import (
     BAR_COLUMNS,
@@ -838,8 +840,9 @@ class CcxtMarket(MarketSource):
     def _store_path(self, venue: str, symbol: str, timeframe: str) -> Path | None:
         if self._bar_dir is None:
             return None
-        safe = symbol.replace("/", "-")
-        return self._bar_dir / venue / f"{safe}_{timeframe}.parquet"
+        # symbols come from the venue's market list: never let one name a path outside the cache dir
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", symbol.replace("/", "-")).lstrip(".") or "_"
+        return safe_join(self._bar_dir, venue, f"{safe}_{timeframe}.parquet")
 
     def _load_store(self, venue: str, symbol: str, timeframe: str) -> _BarStore | None:
         key = (venue, symbol, timeframe)

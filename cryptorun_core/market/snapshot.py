@@ -19,7 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cryptorun_core.market.base import BAR_COLUMNS, FetchResult, MarketDataError, MarketSource, Timeframe, to_utc
+from cryptorun_core.market.base import (
+    BAR_COLUMNS, TIMEFRAME_DELTA, FetchResult, MarketDataError, MarketSource, OrderBook, Timeframe, VenueHealth, to_utc,
+)
 
 SNAPSHOT_BAR_COLUMNS = ("venue", "symbol") + BAR_COLUMNS
 SNAPSHOT_BOOK_COLUMNS = ("venue", "symbol", "side", "price", "amount", "book_time")
@@ -109,6 +111,47 @@ def _fetch_rows(results: Sequence[FetchResult], kind: str) -> list[dict]:
     ]
 
 
+def _enforce_contract(data: pd.DataFrame, as_of: datetime, timeframe: Timeframe, venue: str, symbol: str) -> tuple[pd.DataFrame, list[str]]:
+    """One answer's bars held to the MarketSource contract (closed at or before T, time order).
+
+    A source that breaks it is repaired here and the breach is noted in the fetch log
+    (``detail`` of the ok row, ``<reason>: <sentence>`` joined by ``; ``): ``bar_after_as_of``
+    (bars closing after T are dropped — never used, SPEC §1) and ``out_of_order`` (sorted).
+    """
+    notes: list[str] = []
+    ts = data["timestamp"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = pd.to_datetime(ts, utc=True, errors="coerce")
+    v = ts.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")  # cheap on the (usual) tz-aware column
+    cutoff = np.datetime64((pd.Timestamp(as_of).tz_convert("UTC") - TIMEFRAME_DELTA[timeframe]).tz_localize(None), "ns")
+    late = v > cutoff  # NaT compares False: left to the engine's sanitation (missing_timestamp)
+    if late.any():
+        notes.append(f"bar_after_as_of: {venue} served {int(late.sum())} bar(s) of {symbol} closing after T (dropped)")
+        data, v = data[~late], v[~late]
+    if len(v) > 1 and (v[1:] < v[:-1]).any():
+        data = data.iloc[np.argsort(v, kind="stable")]
+        notes.append(f"out_of_order: {venue} served {len(data)} bars of {symbol} out of time order (sorted)")
+    return data, notes
+
+
+#: A book taken at most this long after the cycle time T is the live cycle's book at T (see collect_snapshot).
+LIVE_BOOK_GRACE_S = 300.0
+
+#: fetch reason codes that say the venue (not the symbol) failed
+VENUE_FAULTS = frozenset({"venue_down", "timeout", "rate_limited", "bad_response"})
+
+
+def _derived_health(venue: str, rows: list[dict]) -> dict:
+    """VenueHealth of a venue whose source keeps no accounting: one "request" per answer in the
+    fetch log, an error per venue-level failure (``VENUE_FAULTS`` or a failed market listing)."""
+    mine = [r for r in rows if r["venue"] == venue]
+    errors = [r for r in mine if not r["ok"] and (r["error"] in VENUE_FAULTS or r["kind"] == "markets")]
+    health = VenueHealth(venue, requests=len(mine), errors=len(errors))
+    if errors:
+        health.last_error = f"{errors[-1]['error']}: {errors[-1]['detail']}"[:240]
+    return health.to_dict()
+
+
 def _fetch_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(SNAPSHOT_FETCH_COLUMNS))
     frame["stamped_at"] = pd.to_datetime(frame["stamped_at"], utc=True)
@@ -125,24 +168,35 @@ def collect_snapshot(
     with_books: bool = True,
     book_depth: int = 100,
     book_filter=None,
+    book_grace_s: float | None = None,
 ) -> MarketSnapshot:
     """Read bars (and books) for ``symbols`` on every venue that lists them, as of ``as_of``.
 
     ``symbols=None`` means every market the venues list. ``book_filter``, when given, is called
     with the bars table and returns the (venue, symbol) pairs that still need a book — the live
     path uses it to skip books of symbols that cannot reach the entry threshold.
-    Raises :class:`MarketDataError` when no venue answered anything.
+    Raises :class:`MarketDataError` when no venue answered anything (no market listed, or no bars
+    from any venue because every venue failed).
+
+    A live cycle reads its books just *after* its tick T (the run starts at T, bars are read
+    first): a book the venue took within ``book_grace_s`` (default :data:`LIVE_BOOK_GRACE_S`)
+    after T is this cycle's book at T and is stamped T (the fetch log keeps the venue's own time
+    in ``stamped_at`` and notes ``book_after_as_of``); a book taken later than that (e.g. a
+    backfill of an old T against a live venue) keeps its time and is never used for T.
     """
+    grace = pd.Timedelta(seconds=LIVE_BOOK_GRACE_S if book_grace_s is None else float(book_grace_s))
     as_of = to_utc(as_of)
     venues = tuple(venues or source.venues)
     source.reset_health()
     market_rows: list[dict] = []
     listing_errors: dict[str, str] = {}
+    listing_reasons: dict[str, str] = {}
     for venue in venues:
         try:
             listed = source.list_markets(venue, as_of)
         except Exception as exc:  # a venue that cannot even list markets is down for this cycle
             listing_errors[venue] = f"{type(exc).__name__}: {exc}"
+            listing_reasons[venue] = str(getattr(exc, "reason", None) or "venue_down")  # VenueUnavailable knows why
             continue
         market_rows.extend(
             {"venue": m.venue, "symbol": m.symbol, "native_symbol": m.native_symbol, "base": m.base, "quote": m.quote, "active": m.active}
@@ -159,16 +213,30 @@ def collect_snapshot(
     timeframe = source.native_timeframe
     bar_results = source.fetch_ohlcv(requests, as_of, timeframe=timeframe, limit=limit)
     frames = []
-    for r in bar_results:
+    repaired: dict[int, str] = {}
+    for i, r in enumerate(bar_results):
         if r.ok and r.data is not None and len(r.data):
-            frames.append(r.data.assign(venue=r.venue, symbol=r.symbol))
+            data, notes = _enforce_contract(r.data, as_of, source.native_timeframe, r.venue, r.symbol)
+            if notes:
+                repaired[i] = "; ".join(notes)
+            if len(data):
+                frames.append(data.assign(venue=r.venue, symbol=r.symbol))
     if frames:
         bars = pd.concat(frames, ignore_index=True)[list(SNAPSHOT_BAR_COLUMNS)]
     else:
         bars = pd.DataFrame(columns=list(SNAPSHOT_BAR_COLUMNS))
     fetch_rows = _fetch_rows(bar_results, "ohlcv")
+    for i, note in repaired.items():
+        fetch_rows[i]["detail"] = note
+    if requests and not any(r.ok for r in bar_results):
+        faults = sorted({f"{r.venue}: {r.error}" for r in bar_results if r.error in VENUE_FAULTS})
+        if faults:  # every venue failed: no cycle can be computed from nothing (and nothing is written)
+            detail = "; ".join(
+                [f"{v}: {e}" for v, e in listing_errors.items()] + faults
+            )
+            raise MarketDataError(f"no venue answered at {as_of.isoformat()}: no bars from any venue ({detail})")
     for venue, err in listing_errors.items():
-        fetch_rows.append({"venue": venue, "symbol": "*", "kind": "markets", "ok": False, "error": "venue_down", "detail": err,
+        fetch_rows.append({"venue": venue, "symbol": "*", "kind": "markets", "ok": False, "error": listing_reasons[venue], "detail": err,
                            "from_cache": False, "ttl_remaining_s": None, "stamped_at": pd.NaT, "latency_ms": 0.0, "requests": 0})
 
     book_rows: list[pd.DataFrame] = []
@@ -178,11 +246,19 @@ def collect_snapshot(
             wanted = set(book_filter(bars))
             ok_pairs = [p for p in ok_pairs if p in wanted]
         book_results = source.fetch_order_books(ok_pairs, as_of, depth=book_depth)
-        fetch_rows.extend(_fetch_rows(book_results, "book"))
-        for r in book_results:
+        book_fetch_rows = _fetch_rows(book_results, "book")
+        for row, r in zip(book_fetch_rows, book_results):
+            if r.ok and (r.data is None or (len(r.data.bids) == 0 and len(r.data.asks) == 0)):
+                row.update(ok=False, error="empty_book", detail=f"{r.venue} answered an empty book for {r.symbol}")
+        fetch_rows.extend(book_fetch_rows)
+        for row, r in zip(book_fetch_rows, book_results):
             if not r.ok or r.data is None:
                 continue
             book = r.data
+            taken = pd.Timestamp(to_utc(book.timestamp))
+            if pd.Timestamp(as_of) < taken <= pd.Timestamp(as_of) + grace:
+                row["detail"] = f"book_after_as_of: taken {(taken - pd.Timestamp(as_of)).total_seconds():.1f}s after T, used as the book at T"
+                book = OrderBook(bids=book.bids, asks=book.asks, timestamp=as_of)
             for side, levels in (("bid", book.bids), ("ask", book.asks)):
                 if len(levels):
                     book_rows.append(
@@ -200,6 +276,9 @@ def collect_snapshot(
     books = pd.concat(book_rows, ignore_index=True) if book_rows else pd.DataFrame(columns=list(SNAPSHOT_BOOK_COLUMNS))
     books = books.astype({"price": float, "amount": float}) if not books.empty else books
     health = {v: h.to_dict() for v, h in source.health().items()}
+    for venue in venues:  # sources without request accounting (offline ones): derive it from the fetch log
+        if venue not in health and venue in tuple(source.venues):
+            health[venue] = _derived_health(venue, fetch_rows)
     return MarketSnapshot(
         as_of=as_of,
         timeframe=timeframe,

@@ -31,6 +31,11 @@ class Context:
             # (in this process and in every child process) read the same file.
             os.environ[CONFIG_PATH_ENV] = os.path.abspath(config_path)
         config = load_config(config_path)
+        # the checks only the definitions make (partitions_start on every schedule's tick, one scan
+        # job per segment): a config the code location would refuse is a config error here too (exit 2)
+        from cryptorun_pipelines.partitions import build_cadences
+
+        build_cadences(config)
         style = Style(colour=(not no_color) and (not json_output) and colour_enabled(sys.stdout))
         return cls(config=config, config_path=config_path, json=json_output, style=style)
 

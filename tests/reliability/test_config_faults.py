@@ -1,0 +1,158 @@
+"""Broken configs: the `cryptorun` CLI exits 2 with one line naming the key, and the Dagster
+definitions refuse to load (importing ``cryptorun_pipelines.definitions`` with
+``CRYPTORUN_CONFIG`` pointing at the file raises ``ConfigError`` naming the key; ``dagster
+definitions validate`` reports the code location as invalid).
+
+tests/core/test_config.py covers parse-level cases; these go through the CLI and the definitions.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cryptorun_core.config import CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, ConfigError
+from cryptorun_pipelines.cli.main import main
+
+BASE = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+VENV_BIN = Path(sys.executable).parent
+
+
+def _job(raw: dict, name: str) -> dict:
+    return next(j for j in raw["jobs"] if j["name"] == name)
+
+
+def _set(path: str, value):
+    """mutation setting a dotted path (``jobs[scan.hot].config.score_min``)."""
+    def mutate(raw: dict) -> None:
+        if path.startswith("jobs["):
+            name, rest = path[5:].split("]", 1)
+            node, parts = _job(raw, name), rest.lstrip(".").split(".")
+        else:
+            node, parts = raw, path.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return mutate
+
+
+# (id, mutation of the raw dict or raw YAML text, key named in the error)
+CASES = [
+    ("yaml_syntax", "global: {artifacts_dir: [unclosed\njobs: []\n", "<yaml>"),
+    ("not_a_mapping", "- just\n- a list\n", "<root>"),
+    ("unknown_top_key", _set("bogus_section", {"x": 1}), "bogus_section"),
+    ("unknown_nested_key", _set("market.ccxt.timeout", 5), "market.ccxt.timeout"),
+    ("unknown_job_key", _set("jobs[scan.hot].config.max_samples", 30), "jobs[scan.hot].config.max_samples"),
+    ("wrong_type_int", _set("market.history_bars", "lots"), "market.history_bars"),
+    ("wrong_type_list", _set("market.venues", "kraken"), "market.venues"),
+    ("wrong_type_bool", _set("jobs[scan.hot].enabled", "sometimes"), "jobs[scan.hot].enabled"),
+    ("bad_cron_words", _set("jobs[scan.hot].schedule", "every 15 minutes"), "jobs[scan.hot].schedule"),
+    ("bad_cron_range", _set("jobs[scan.warm].schedule", "61 */2 * * *"), "jobs[scan.warm].schedule"),
+    ("duplicate_job_names", _set("jobs[scan.warm].name", "scan.hot"), "jobs"),
+    ("negative_min_adv", _set("universe.min_adv_usd", -5), "universe.min_adv_usd"),
+    ("negative_book_age", _set("gates.fresh_max_book_age_s", -1), "gates.fresh_max_book_age_s"),
+    ("negative_score_min", _set("jobs[scan.hot].config.score_min", -10), "jobs[scan.hot].config.score_min"),
+    ("factor_weights_sum", _set("regime.weights.calm", {"momentum": 0.9, "technical": 0.3, "volume": 0.2, "quality": 0.1}), "regime.weights"),
+    ("timeframe_weights_sum", _set("factors.momentum.weights.normal", {"1h": 0.5, "4h": 0.5, "12h": 0.5, "24h": 0.0, "7d": 0.0}),
+     "factors.momentum.weights"),
+    ("premove_weights_sum", _set("premove.weight_volume", 0.5), "premove"),
+    ("unknown_venue", _set("market.venues", ["kraken", "binance"]), "market.venues"),
+    ("aggregator_microstructure", _set("market.microstructure_sources", ["kraken", "coingecko"]), "market.microstructure_sources"),
+    ("aggregator_job_venue", _set("jobs[scan.hot].config.venues", ["kraken", "cmc_composite"]), "jobs[scan.hot].config.venues"),
+    ("job_venue_not_configured", _set("market.venues", ["kraken", "okx"]), "jobs"),
+    ("inverted_regime_band", _set("regime.thresholds.realized_vol_7d", {"calm": 0.9, "volatile": 0.4}), "regime.thresholds"),
+    ("tiers_not_descending", lambda r: r["universe"].__setitem__("tiers", list(reversed(r["universe"]["tiers"]))), "universe.tiers"),
+    ("missing_jobs", lambda r: r.pop("jobs"), "jobs"),
+    ("artifacts_dir_unwritable", None, "global.artifacts_dir"),  # below a regular file (tests run as root)
+]
+# checks made by cryptorun_pipelines.partitions.build_cadences (the CLI runs them since this suite found
+# that `cryptorun schedule list` exited 0 on them)
+LATE_CASES = [
+    ("partitions_start_off_tick", _set("global.partitions_start", "2026-11-01T00:07:00Z"), "global.partitions_start"),
+    ("two_hot_scans", _set("jobs[scan.warm].config.universe", "hot"), "jobs[scan.warm].config.universe"),
+]
+CASES = CASES + LATE_CASES
+IDS = [c[0] for c in CASES]
+
+
+def broken_config(tmp_path: Path, case) -> Path:
+    name, mutation, _ = case
+    path = tmp_path / "config" / "scheduler.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = copy.deepcopy(BASE)
+    raw["global"]["artifacts_dir"] = str(tmp_path / "artifacts")
+    if isinstance(mutation, str):
+        path.write_text(mutation)
+        return path
+    if name == "artifacts_dir_unwritable":
+        blocker = tmp_path / "a_regular_file"
+        blocker.write_text("not a directory\n")
+        raw["global"]["artifacts_dir"] = str(blocker / "artifacts")
+    elif mutation is not None:
+        mutation(raw)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_at_least_fifteen_cases():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_cli_exits_2_naming_the_key(tmp_path, capsys, case):
+    path = broken_config(tmp_path, case)
+    code = main(["--config", str(path), "schedule", "list"])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cryptorun: "), err
+    assert f"'{case[2]}'" in lines[0], lines[0]
+    assert not (tmp_path / "artifacts").exists() or case in LATE_CASES  # (load_config creates it before build_cadences)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_definitions_refuse_to_load_naming_the_key(tmp_path, monkeypatch, case):
+    path = broken_config(tmp_path, case)
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(path))
+    with pytest.raises(ConfigError) as info:
+        runpy.run_module("cryptorun_pipelines.definitions", run_name="cryptorun_reliability_defs")
+    assert info.value.key == case[2], str(info.value)
+
+
+def test_dagster_definitions_validate_reports_the_broken_location(tmp_path):
+    """The real Dagster CLI (one subprocess): the code location does not load, the key is named."""
+    path = broken_config(tmp_path, next(c for c in CASES if c[0] == "aggregator_microstructure"))
+    env = {**os.environ, CONFIG_PATH_ENV: str(path), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    (tmp_path / "dagster_home").mkdir()
+    proc = subprocess.run([str(VENV_BIN / "dagster"), "definitions", "validate", "-m", "cryptorun_pipelines.definitions"],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "market.microstructure_sources" in proc.stdout + proc.stderr
+
+
+def test_cli_subprocess_exit_code_and_single_line(tmp_path):
+    """The installed console script (one subprocess): exit 2, one line on stderr naming the key."""
+    path = broken_config(tmp_path, next(c for c in CASES if c[0] == "bad_cron_words"))
+    proc = subprocess.run([str(VENV_BIN / "cryptorun"), "--config", str(path), "schedule", "list"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={k: v for k, v in os.environ.items() if k != CONFIG_PATH_ENV})
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "jobs[scan.hot].schedule" in proc.stderr
+
+
+def test_yaml_is_loaded_safely(tmp_path, capsys):
+    """A python/object tag is a config error, never code execution."""
+    canary = tmp_path / "pwned"
+    path = tmp_path / "config" / "scheduler.yaml"
+    path.parent.mkdir()
+    path.write_text(f"global: !!python/object/apply:os.system ['touch {canary}']\njobs: []\n")
+    assert main(["--config", str(path), "schedule", "list"]) == 2
+    assert "<yaml>" in capsys.readouterr().err
+    assert not canary.exists()
