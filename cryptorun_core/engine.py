@@ -180,7 +180,14 @@ def table_hash(frame: pd.DataFrame, columns: list[str]) -> str:
 
 
 def config_hash(config: AppConfig) -> str:
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """sha256 of the settings that shape the numbers; machine-local paths are left out so the same
+    cycle computed in two checkouts (or artifact folders) carries the same hash."""
+    settings = config.model_dump(mode="json")
+    settings["global"] = {k: v for k, v in settings.get("global", settings.get("global_", {})).items() if k != "artifacts_dir"}
+    settings.pop("global_", None)
+    settings["market"]["replay"].pop("path", None)
+    settings["market"]["ccxt"].pop("ohlcv_cache_dir", None)
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

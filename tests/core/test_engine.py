@@ -219,3 +219,12 @@ def test_properties_scores_bounded_shuffle_and_future_invariant(seed, label, str
     assert ((res.premove["premove_score"] >= 0) & (res.premove["premove_score"] <= 100)).all()
     assert _bytes(run_scan(_shuffled(snap, seed), rk.sample(frac=1, random_state=seed), B.regime(label), CFG, HOT)) == _bytes(res)
     assert _bytes(run_scan(_with_future(snap, 3), rk, B.regime(label), CFG, HOT)) == _bytes(res)
+
+
+def test_config_hash_ignores_machine_local_paths():
+    from cryptorun_core.engine import config_hash
+
+    moved = CFG.model_copy(update={"global_": CFG.global_.model_copy(update={"artifacts_dir": "/elsewhere/artifacts"})})
+    assert config_hash(moved) == config_hash(CFG)
+    stricter = CFG.model_copy(update={"gates": CFG.gates.model_copy(update={"history_min_bars": 200})})
+    assert config_hash(stricter) != config_hash(CFG)
