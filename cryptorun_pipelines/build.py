@@ -17,6 +17,7 @@ from cryptorun_pipelines.assets.market import build_market_assets
 from cryptorun_pipelines.assets.regime import build_regime_assets
 from cryptorun_pipelines.assets.signals import build_signal_assets
 from cryptorun_pipelines.assets.universe import build_universe_assets
+from cryptorun_pipelines.charts.catalog import annotate_assets
 from cryptorun_pipelines.checks import build_checks
 from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
 from cryptorun_pipelines.jobs import JOB_ASSETS, build_jobs, job_role
@@ -76,12 +77,15 @@ def build_definitions(
         # backfill_policy, dagster-pandera types and partitioned asset checks are marked beta/preview
         warnings.simplefilter("ignore", category=dg.BetaWarning)
         warnings.simplefilter("ignore", category=dg.PreviewWarning)
-        assets = [
-            *build_universe_assets(cadences),
-            *build_regime_assets(cadences),
-            *build_market_assets(cadences),
-            *build_signal_assets(cadences),
-        ]
+        # owners, cadence/layer tags, column schemas, SPEC sections, code references (UI only)
+        assets = annotate_assets(
+            [
+                *build_universe_assets(cadences),
+                *build_regime_assets(cadences),
+                *build_market_assets(cadences),
+                *build_signal_assets(cadences),
+            ]
+        )
         checks = build_checks(cadences)
     jobs = build_jobs(cadences)
     return dg.Definitions(

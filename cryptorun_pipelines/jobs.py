@@ -15,6 +15,17 @@ JOB_ASSETS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: What each kind of job does, in words a new user of the UI understands (first sentence of its description).
+ROLE_SUMMARY: dict[str, str] = {
+    "regime": "Regime refresh: ranks the universe by ADV and votes calm / normal / volatile from three market "
+    "indicators, writing {artifacts_dir}/{as_of}/regime.json (SPEC §2, §6); the scans read the latest closed one.",
+    "hot": "Hot scan: scores and gates the top pairs every cycle, writing signals.csv, premove.csv and explain.json "
+    "to {artifacts_dir}/{as_of}/ (SPEC §4-§9); needs the regime partition closed at its T.",
+    "warm": "Warm scan: scores the next pairs with relaxed gates from cached data, writing warm_signals.csv "
+    "(SPEC §7, §9); needs the regime partition closed at its T.",
+}
+
+
 def job_role(job: JobConfig) -> str:
     return "regime" if job.type == "regime" else job.config.universe
 
@@ -37,7 +48,7 @@ def build_jobs(cadences: Cadences) -> list[dg.UnresolvedAssetJobDefinition]:
             continue
         s = job.config
         description = (
-            f"{job.description or job.name} [{job.name}: every '{job.schedule}', universe={s.universe}, "
+            f"{ROLE_SUMMARY[job_role(job)]} {job.description or job.name} [{job.name}: every '{job.schedule}', universe={s.universe}, "
             f"venues={','.join(s.venues)}, max_sample={s.max_sample}, premove={s.premove}"
             + ("" if job.enabled else ", DISABLED in config")
             + "]"

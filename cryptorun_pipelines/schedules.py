@@ -23,7 +23,9 @@ def build_schedules(config: AppConfig, jobs: list[dg.UnresolvedAssetJobDefinitio
             dg.build_schedule_from_partitioned_job(
                 target,
                 name=schedule_name(job.dagster_name),
-                description=f"{job.name}: '{job.schedule}' UTC; each tick fills the partition that ends at the tick (T = tick).",
+                description=f"Runs {job.dagster_name} ({job.name}) at '{job.schedule}' UTC; each tick fills the partition "
+                "that ends at the tick (its as-of time T = the tick)"
+                + ("." if job.enabled else "; STOPPED by default because the job is disabled in config/scheduler.yaml."),
                 default_status=dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED,
                 tags={"cryptorun/job": job.name, "cryptorun/trigger": "schedule"},
             )

@@ -79,18 +79,16 @@ ExplainJsonType = object_type(
 
 
 def frame_metadata(frame: pd.DataFrame | None, columns: Sequence[str] | None = None) -> dict[str, Any]:
-    """Row count and the top rows as a markdown table."""
+    """Row count and the top rows as a markdown table with badges (charts.tables.badge_table)."""
     if frame is None:
         return {}
-    shown = frame if columns is None else frame[[c for c in columns if c in frame.columns]]
-    head = shown.head(PREVIEW_ROWS)
-    try:
-        preview = head.to_markdown(index=False)
-    except ImportError:  # tabulate missing
-        preview = "```\n" + head.to_string(index=False) + "\n```"
+    from cryptorun_pipelines.charts.tables import badge_table
+
+    shown = list(frame.columns) if columns is None else [c for c in columns if c in frame.columns]
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
-        "preview": dg.MetadataValue.md(preview if len(frame) else "_no rows_"),
+        # top rows with badges (regime 🟢/🔵/🔴, fresh ●/○, depth ✓/✗, premove state, risk)
+        "preview": dg.MetadataValue.md(badge_table(frame, shown, n=PREVIEW_ROWS)),
     }
 
 

@@ -1,6 +1,8 @@
 """Regime indicators and regime weights (group ``regime``), refreshed every 4 h (SPEC §6)."""
 
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -31,6 +33,7 @@ from cryptorun_pipelines.assets.common import (
     table_type,
     timed,
 )
+from cryptorun_pipelines.charts import regime_chart_metadata
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
 from cryptorun_pipelines.resources import MarketSourceResource
 
@@ -141,6 +144,8 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
                 "weight_blend": dg.MetadataValue.json(last["weight_blend"]),
                 "regimes": dg.MetadataValue.json({str(k): int(v) for k, v in labels.items()}),
                 "n_partitions": len(keys),
+                # regime_chart / regime_history: this cycle and the previous ones found in artifacts_dir
+                **regime_chart_metadata(Path(config.global_.artifacts_dir), pdef, out, logger=context.log),
             }
         )
         return pack(out, keys)

@@ -18,6 +18,7 @@ from cryptorun_pipelines.assets.common import (
     table_type,
     timed,
 )
+from cryptorun_pipelines.charts import hot_scan_chart_metadata
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
 from cryptorun_pipelines.resources import MarketSourceResource
 
@@ -35,7 +36,7 @@ WarmSignalsType = table_type(
     "warm_signals.csv (SPEC §9): warm entries with the signals.csv columns plus cached, ttl_remaining_s.",
 )
 
-SIGNAL_PREVIEW = ("symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "fresh", "venue", "sources")
+SIGNAL_PREVIEW = ("symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "depth_badge", "venue", "sources")
 PREMOVE_PREVIEW = ("symbol", "venue", "premove_score", "state", "gates_passed", "execution_risk")
 
 
@@ -132,7 +133,11 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         explain = annotate_explain(result.explain, partition_key=key, as_of=as_of, job=job_cfg, inputs=inputs, regime=regime_weights)
         common = {**regime_metadata(regime_weights), **duration_metadata(t["seconds"]), "inputs": dg.MetadataValue.json(inputs)}
         premove = result.premove if result.premove is not None else pd.DataFrame(columns=list(PremoveSchema.columns))
-        yield dg.Output(result.signals, output_name="hot_signals", metadata={**frame_metadata(result.signals, SIGNAL_PREVIEW), **common})
+        # score_chart / gate_rejections / top_evaluated: every evaluated symbol, not only the entries
+        charts = hot_scan_chart_metadata(result.evaluated, explain, score_min=float(job_cfg.config.score_min), logger=context.log)
+        yield dg.Output(
+            result.signals, output_name="hot_signals", metadata={**frame_metadata(result.signals, SIGNAL_PREVIEW), **common, **charts}
+        )
         yield dg.Output(premove, output_name="hot_premove", metadata={**frame_metadata(premove, PREMOVE_PREVIEW), **common})
         yield dg.Output(
             explain,

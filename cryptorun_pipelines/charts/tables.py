@@ -1,0 +1,53 @@
+"""Markdown tables with badges for materialisation metadata (the UI renders markdown)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+REGIME_BADGES = {"calm": "🟢 calm", "normal": "🔵 normal", "volatile": "🔴 volatile"}
+DECISION_BADGES = {"entry": "✅ entry", "reject": "⛔ reject"}
+FRESH_BADGES = {"●": "● fresh", "○": "○ stale"}
+DEPTH_BADGES = {"✓": "✓", "✗": "✗"}
+STATE_BADGES = {"QUIET": "⚪ QUIET", "WATCH": "🟡 WATCH", "PREPARE": "🟠 PREPARE", "PRIME": "🔴 PRIME", "EXECUTE": "🚀 EXECUTE"}
+RISK_BADGES = {"LOW": "🟢 LOW", "MEDIUM": "🟡 MEDIUM", "HIGH": "🔴 HIGH"}
+
+_BADGES = {
+    "regime": REGIME_BADGES,
+    "decision": DECISION_BADGES,
+    "fresh": FRESH_BADGES,
+    "depth_badge": DEPTH_BADGES,
+    "state": STATE_BADGES,
+    "execution_risk": RISK_BADGES,
+}
+_DECIMALS = {"score": 1, "momentum_core": 1, "premove_score": 1, "spread_bps": 1, "vadr": 2, "vadr_min": 2,
+             "technical": 1, "volume": 1, "quality": 1, "compression": 1, "volume_build": 2, "book_imbalance": 2}
+
+
+def _cell(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if column in _BADGES:
+        return _BADGES[column].get(str(value), str(value))
+    if column == "depth_usd":
+        return f"${float(value):,.0f}"
+    if column == "primary_reason":
+        return f"`{value}`"
+    if column in _DECIMALS:
+        return f"{float(value):.{_DECIMALS[column]}f}"
+    return str(value).replace("|", "\\|")
+
+
+def badge_table(frame: pd.DataFrame | None, columns: Sequence[str], n: int = 10, empty: str = "_no rows_") -> str:
+    """The first ``n`` rows of ``columns`` (those present) as a markdown table, values as badges."""
+    if frame is None or not len(frame):
+        return empty
+    cols = [c for c in columns if c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.head(n)[cols].itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(_cell(c, v) for c, v in zip(cols, row)) + " |")
+    more = len(frame) - n
+    if more > 0:
+        lines.append(f"\n_… and {more} more rows_")
+    return "\n".join(lines)
