@@ -71,6 +71,22 @@ def regime_from_indicators(row: pd.Series | dict, config: AppConfig) -> dict:
     return {**result.to_dict(), "partition_key": str(row["partition_key"])}
 
 
+# Dagster copies a multi-partition run's output metadata onto every partition's materialisation:
+# a year-long backfill would store the same ~40 kB chart 2,190 times in the event log.
+CHART_MAX_PARTITIONS = 42  # one week of 4h windows
+
+
+def _chart_metadata(config: AppConfig, pdef, out: dict, keys: list[str], log) -> dict:
+    if len(keys) > CHART_MAX_PARTITIONS:
+        return {
+            "regime_chart": dg.MetadataValue.text(
+                f"not rendered for a {len(keys)}-partition backfill (limit {CHART_MAX_PARTITIONS}); "
+                "materialise one partition to see its chart"
+            )
+        }
+    return regime_chart_metadata(Path(config.global_.artifacts_dir), pdef, out, logger=log)
+
+
 def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
     pdef = cadences.regime
     policy = dg.BackfillPolicy.single_run()
@@ -145,7 +161,7 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
                 "regimes": dg.MetadataValue.json({str(k): int(v) for k, v in labels.items()}),
                 "n_partitions": len(keys),
                 # regime_chart / regime_history: this cycle and the previous ones found in artifacts_dir
-                **regime_chart_metadata(Path(config.global_.artifacts_dir), pdef, out, logger=context.log),
+                **_chart_metadata(config, pdef, out, keys, context.log),
             }
         )
         return pack(out, keys)

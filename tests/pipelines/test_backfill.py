@@ -98,6 +98,10 @@ def test_single_run_backfill_equals_separate_runs(fast_tmp):
     runs = single.instance.get_runs()
     assert len(runs) == 1
     assert single.instance.get_materialized_partitions(dg.AssetKey("regime_weights")) == set(keys)
+    # a long backfill does not copy the same chart onto each of its 180 materialisations
+    event = single.instance.get_latest_materialization_event(dg.AssetKey("regime_weights"))
+    chart = event.asset_materialization.metadata["regime_chart"].value
+    assert "not rendered for a 180-partition backfill" in chart
 
     for w in workers:
         _, err = w.communicate(timeout=300)
