@@ -68,6 +68,19 @@ def _check_sums_to_one(weights: dict[str, float], what: str) -> None:
         raise ValueError(f"{what} must sum to 1 (got {total:.6f})")
 
 
+def _check_weight_table(table: dict[str, dict[str, float]], keys: tuple[str, ...], what: str) -> dict[str, dict[str, float]]:
+    """A regime → {key: weight} table: every regime, exactly ``keys``, non-negative, each row summing to 1."""
+    if set(table) != set(REGIMES):
+        raise ValueError(f"needs exactly the regimes {list(REGIMES)} (got {sorted(table)})")
+    for regime, row in table.items():
+        if set(row) != set(keys):
+            raise ValueError(f"{regime}: needs exactly the {what}s {list(keys)}")
+        if any(w < 0 for w in row.values()):
+            raise ValueError(f"{regime}: weights must be non-negative")
+        _check_sums_to_one(row, f"{regime} {what} weights")
+    return table
+
+
 class GlobalConfig(_Strict):
     artifacts_dir: str = "artifacts"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -227,15 +240,7 @@ class MomentumConfig(_Strict):
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        if set(v) != set(REGIMES):
-            raise ValueError(f"needs exactly the regimes {list(REGIMES)} (got {sorted(v)})")
-        for regime, row in v.items():
-            if set(row) != set(TIMEFRAME_KEYS):
-                raise ValueError(f"{regime}: needs exactly the timeframes {list(TIMEFRAME_KEYS)}")
-            if any(w < 0 for w in row.values()):
-                raise ValueError(f"{regime}: weights must be non-negative")
-            _check_sums_to_one(row, f"{regime} timeframe weights")
-        return v
+        return _check_weight_table(v, TIMEFRAME_KEYS, "timeframe")
 
 
 class FactorsConfig(_Strict):
@@ -298,15 +303,7 @@ class RegimeConfig(_Strict):
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        if set(v) != set(REGIMES):
-            raise ValueError(f"needs exactly the regimes {list(REGIMES)} (got {sorted(v)})")
-        for regime, row in v.items():
-            if set(row) != set(FACTORS):
-                raise ValueError(f"{regime}: needs exactly the factors {list(FACTORS)}")
-            if any(w < 0 for w in row.values()):
-                raise ValueError(f"{regime}: weights must be non-negative")
-            _check_sums_to_one(row, f"{regime} factor weights")
-        return v
+        return _check_weight_table(v, FACTORS, "factor")
 
 
 class FatigueConfig(_Strict):
