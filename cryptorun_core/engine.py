@@ -49,7 +49,7 @@ from cryptorun_core.market.snapshot import MarketSnapshot, SNAPSHOT_BAR_COLUMNS,
 from cryptorun_core.microstructure import bar_status, book_metrics, choose_venue, refuse_aggregators, utc_series
 from cryptorun_core.periods import period_table
 from cryptorun_core.premove import premove_frame
-from cryptorun_core.quality import empty_issues, sanitize_bars
+from cryptorun_core.quality import empty_issues, issues_from_flags, sanitize_bars
 from cryptorun_core.schemas import BookMetricsSchema, EvaluatedSchema, PremoveSchema, SignalsSchema, WarmSignalsSchema
 from cryptorun_core.vadr import period_matrices, vadr_table, vadr_threshold
 
@@ -242,8 +242,69 @@ def _fetch_cache(fetches: pd.DataFrame, pairs: list[tuple[str, str | None]]) -> 
 # --------------------------------------------------------------------------------------------
 
 
-def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[str, Any], config: AppConfig, job: JobConfig) -> ScanResult:
-    """Evaluate the job's segment of ``ranking`` at T = ``snapshot.as_of`` (see module docstring)."""
+def run_scan(
+    snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[str, Any], config: AppConfig, job: JobConfig,
+    *, validate: bool = True,
+) -> ScanResult:
+    """Evaluate the job's segment of ``ranking`` at T = ``snapshot.as_of`` (see module docstring).
+
+    ``validate=False`` skips the pandera checks of the book metrics, signals, evaluated and premove
+    tables (for callers whose output types validate the same frames, e.g. the Dagster assets).
+    """
+    return _run_scan(snapshot, ranking, regime, config, job, validate=validate)
+
+
+def bar_factor_upper_bound(
+    snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[str, Any], config: AppConfig, job: JobConfig,
+) -> pd.Series:
+    """The best score each symbol of the job's segment could reach with a perfect book (quality = 100).
+
+    Momentum, technical and volume need bars only, and their residualization (technical on momentum,
+    volume on momentum and technical') does not involve quality; quality' = clip(50 + residual, 0, 100)
+    is at most 100 and the score is monotone in it, so ``blend(momentum, technical', volume', 100)`` is
+    at least the score :func:`run_scan` computes — given the same venue per symbol and the same
+    residualization cross-section (rows with all four factors finite). Both are taken as the scan
+    would: the venue from the snapshot's books when it has them, otherwise the bar fallback (most
+    bars, fresher, venue order); the cross-section as if every symbol had a book (quality 100
+    everywhere) *and* as with the snapshot's actual books, keeping the larger of the two bounds.
+    The live path requests books only for symbols whose bound reaches ``job.config.score_min``.
+
+    Returns a float Series indexed by symbol in rank order (NaN when the symbol has no bars).
+    """
+    return _run_scan(snapshot, ranking, regime, config, job, validate=False, upper_bound=True)
+
+
+def _scan_bars(snapshot: MarketSnapshot, t: pd.Timestamp, n_hours: int, venues: tuple[str, ...], symbols: list[str],
+               issues: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`prepare_bars` of the snapshot from its memoised sanitized bars: the same rows and the same
+    issues (the flags of the bars it selects), without sanitizing the snapshot again."""
+    if snapshot.bars is None or len(snapshot.bars) == 0:
+        return prepare_bars(None, t, n_hours, venues)
+    _, flags = snapshot.clean_bars()
+    sel = snapshot.select_bars(venues, symbols)
+    if len(flags):
+        fts = flags["ts"].to_numpy(np.int64)
+        fk = np.floor((t.value - fts) / 3.6e12 - 1.0)
+        fkeep = (flags["venue"].isin(venues) & flags["symbol"].isin(symbols)).to_numpy() & (
+            (fk < n_hours) | (fts == np.iinfo(np.int64).min))
+        issues.append(issues_from_flags(flags[fkeep]))
+    else:
+        issues.append(empty_issues())
+    if len(sel) == 0:
+        return prepare_bars(None, t, n_hours, venues)
+    k = np.floor((t.value - sel["timestamp"].array.asi8) / 3.6e12 - 1.0)
+    inside = k < n_hours
+    if not inside.all():
+        sel = sel[inside].reset_index(drop=True)
+        if len(sel) == 0:
+            return prepare_bars(None, t, n_hours, venues)
+    return sel
+
+
+def _run_scan(
+    snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[str, Any], config: AppConfig, job: JobConfig,
+    *, validate: bool = True, upper_bound: bool = False,
+):
     settings = job.config
     if snapshot.timeframe != "1h":
         raise ValueError(
@@ -267,10 +328,10 @@ def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[st
 
     # inputs used: bars of the ranked universe (VADR p80), books of the evaluated symbols
     bar_issues: list[pd.DataFrame] = []
-    bars = prepare_bars(snapshot.bars, t, H, venues, ranked, issues=bar_issues)
+    bars = _scan_bars(snapshot, t, H, venues, ranked, bar_issues)
     books = prepare_books(snapshot.books, t, venues, symbols)
     metrics = book_metrics(books, t, config)
-    if len(metrics):
+    if len(metrics) and validate:
         BookMetricsSchema.validate(metrics)
     bstat = bar_status(bars, t, config, H)
     tiers = {s: (t_ if isinstance(t_, str) else None) for s, t_ in zip(symbols, rk["tier"])}
@@ -300,8 +361,12 @@ def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[st
     for s in symbols:
         ref_pairs.setdefault(s, pairs.get(s))
     n_periods = max(config.vadr.min_prior_periods + 1, config.premove.compression_periods, config.premove.volume_build_periods + 1, 8)
-    pbars = rows_of(ref_pairs.items())
-    ptab = period_table(pbars, t, "1h", max_periods=n_periods)
+    if n_periods * 24 <= H:  # periods inside the history window: the snapshot's memoised table, filtered
+        keys = pd.DataFrame([(v, s) for s, v in ref_pairs.items() if v is not None], columns=["venue", "symbol"]).drop_duplicates()
+        allp = snapshot.periods()
+        ptab = allp[(allp["period"] < n_periods).to_numpy()].merge(keys, on=["venue", "symbol"], how="inner")
+    else:
+        ptab = period_table(rows_of(ref_pairs.items()), t, "1h", max_periods=n_periods)
     vtab = vadr_table(ptab, ref_pairs, config).set_index("symbol")
     uni_v = vtab.loc[[s for s in uni_syms if s in vtab.index]]
     vthr = vadr_threshold(uni_v.loc[~uni_v["vadr_frozen"], "vadr"].to_numpy(float), config)
@@ -317,6 +382,12 @@ def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[st
     raw_factors = {"momentum": mom["momentum_core"], "technical": tech["technical"], "volume": vol["volume"], "quality": qual["quality"]}
     res = residualize(raw_factors, fc.orthogonalize, fc.min_cross_section)
     final = {f: res[f] for f in FACTORS}
+    if upper_bound:
+        best = np.full(len(symbols), 100.0)
+        bounds = [blend_score({**final, "quality": best}, weight_blend)]
+        every_book = residualize({**raw_factors, "quality": best}, fc.orthogonalize, fc.min_cross_section)
+        bounds.append(blend_score({**{f: every_book[f] for f in FACTORS}, "quality": best}, weight_blend))
+        return pd.Series(np.fmax(bounds[0], bounds[1]), index=pd.Index(symbols, name="symbol"), name="score_upper_bound")
     score = blend_score(final, weight_blend)
     contrib = contributions(final, weight_blend)
 
@@ -379,14 +450,16 @@ def run_scan(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping[st
         spec_cols = list(WARM_SIGNALS_COLUMNS)
     signals = sig[spec_cols + list(EXTRA_SIGNAL_COLUMNS)].reset_index(drop=True)
     signals["sources"] = signals["sources"].astype("int64")
-    (WarmSignalsSchema if settings.universe == "warm" else SignalsSchema).validate(signals)
-    EvaluatedSchema.validate(ev)
+    if validate:
+        (WarmSignalsSchema if settings.universe == "warm" else SignalsSchema).validate(signals)
+        EvaluatedSchema.validate(ev)
 
     # ---- premove (hot scan)
     premove = None
     if settings.premove:
         premove = premove_frame(ev, pm["range"], pm["usd"], config.premove, ts_iso)
-        PremoveSchema.validate(premove)
+        if validate:
+            PremoveSchema.validate(premove)
 
     explain = _explain(
         t, job, regime_used, weight_blend, tf_weights, config, settings, vthr, ev, gate_results, contrib, snapshot,

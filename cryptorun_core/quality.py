@@ -70,6 +70,41 @@ def sanitize_bars(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1
     """
     if bars is None or len(bars) == 0:
         return bars, empty_issues()
+    clean, flags = sanitize_flags(bars, as_of, timeframe)
+    return clean, issues_from_flags(flags)
+
+
+FLAG_COLUMNS = ("venue", "symbol", "ts", "reason", "action")
+
+
+def empty_flags() -> pd.DataFrame:
+    return pd.DataFrame({"venue": pd.Series([], dtype=object), "symbol": pd.Series([], dtype=object),
+                         "ts": pd.Series([], dtype="int64"), "reason": pd.Series([], dtype=object),
+                         "action": pd.Series([], dtype=object)})
+
+
+def issues_from_flags(flags: pd.DataFrame) -> pd.DataFrame:
+    """The issues table of :func:`sanitize_bars` from the per-row flags of :func:`sanitize_flags`
+    (any row subset of them: every rule is decided per row or per (venue, symbol, open time), so the
+    issues of a subset of bars selected by venue, symbol and open time are the flags of that subset)."""
+    if flags is None or len(flags) == 0:
+        return empty_issues()
+    grp = flags.groupby(["venue", "symbol", "reason", "action"], sort=True)["ts"]
+    agg = pd.DataFrame({"n_bars": grp.size(), "first": grp.min()}).reset_index()
+    nat = np.iinfo(np.int64).min
+    first = [None if f == nat else pd.Timestamp(int(f), tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ") for f in agg["first"].to_numpy()]
+    out = pd.DataFrame({"venue": agg["venue"].to_numpy(object), "symbol": agg["symbol"].to_numpy(object),
+                        "reason": agg["reason"].to_numpy(object), "action": agg["action"].to_numpy(object),
+                        "n_bars": agg["n_bars"].to_numpy(np.int64), "first_timestamp": pd.Series(first, dtype=object)})
+    return out.reset_index(drop=True)
+
+
+def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1h") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(clean, flags)``: the clean bars of :func:`sanitize_bars` and one row per flagged input bar
+    (``venue, symbol, ts`` (int64 ns, NaT → int64 min), ``reason, action``); a zero-volume duplicate
+    has two flags. :func:`issues_from_flags` turns (a subset of) the flags into the issues table."""
+    if bars is None or len(bars) == 0:
+        return bars, empty_flags()
     t = pd.Timestamp(to_utc(as_of))
     step = pd.Timedelta(TIMEFRAME_DELTA[timeframe])
     b = bars.reset_index(drop=True)
@@ -85,32 +120,43 @@ def sanitize_bars(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1
     vol = pd.to_numeric(b["volume"], errors="coerce").to_numpy(float)
     h, lo = px[:, 1], px[:, 2]
 
-    issues: list[dict] = []
+    flagged: list[tuple[np.ndarray, str, str]] = []
+
+    def flag(mask: np.ndarray, reason: str, action: str) -> None:
+        if mask.any():
+            flagged.append((np.nonzero(mask)[0], reason, action))
+
     bad = nat.copy()
-    issues += _issue_rows(venue, symbol, ts, nat, "missing_timestamp", "rejected")
+    flag(nat, "missing_timestamp", "rejected")
     after = ~bad & (ts + step.value > t.value)
-    issues += _issue_rows(venue, symbol, ts, after, "bar_after_as_of", "rejected")
+    flag(after, "bar_after_as_of", "rejected")
     bad |= after
+    finite = np.isfinite(px)
     checks = (
-        ("nan_price", ~np.isfinite(px).all(axis=1)),
-        ("non_positive_price", np.nan_to_num(px, nan=1.0, posinf=1.0, neginf=1.0).min(axis=1) <= 0),
+        ("nan_price", ~finite.all(axis=1)),
+        ("non_positive_price", np.where(finite, px, 1.0).min(axis=1) <= 0),
         ("bad_volume", ~np.isfinite(vol) | (np.nan_to_num(vol, nan=0.0) < 0)),
         ("high_below_low", h < lo),
     )
     for reason, mask in checks:
         m = ~bad & mask
-        issues += _issue_rows(venue, symbol, ts, m, reason, "rejected")
+        flag(m, reason, "rejected")
         bad |= m
-    issues += _issue_rows(venue, symbol, ts, ~bad & (vol == 0), "zero_volume", "kept")
+    flag(~bad & (vol == 0), "zero_volume", "kept")
 
     vcode, _ = pd.factorize(venue, sort=True)
     scode, _ = pd.factorize(symbol, sort=True)
     keep_idx = np.nonzero(~bad)[0]
 
     # duplicates: identical copies collapse to one, conflicting copies are all dropped
-    order = keep_idx[np.lexsort((ts[keep_idx], scode[keep_idx], vcode[keep_idx]))]
+    vk, sk, tk = vcode[keep_idx], scode[keep_idx], ts[keep_idx]
+    presorted = len(keep_idx) < 2 or bool(np.all(
+        (vk[1:] > vk[:-1]) | ((vk[1:] == vk[:-1]) & ((sk[1:] > sk[:-1]) | ((sk[1:] == sk[:-1]) & (tk[1:] >= tk[:-1]))))))
+    order = keep_idx if presorted else keep_idx[np.lexsort((tk, sk, vk))]
+    dropped_dups = False
     if len(order) > 1:
-        key_same = (vcode[order][1:] == vcode[order][:-1]) & (scode[order][1:] == scode[order][:-1]) & (ts[order][1:] == ts[order][:-1])
+        vo, so, to = vcode[order], scode[order], ts[order]
+        key_same = (vo[1:] == vo[:-1]) & (so[1:] == so[:-1]) & (to[1:] == to[:-1])
         if key_same.any():
             vals = np.column_stack([px, vol])[order]
             dup_any = np.zeros(len(order), dtype=bool)
@@ -128,18 +174,30 @@ def sanitize_bars(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1
             m_conf[rows_conflict] = True
             m_extra = np.zeros(len(b), dtype=bool)
             m_extra[rows_extra] = True
-            issues += _issue_rows(venue, symbol, ts, m_extra, "duplicate_bar", "repaired")
-            issues += _issue_rows(venue, symbol, ts, m_conf, "duplicate_bar", "rejected")
+            flag(m_extra, "duplicate_bar", "repaired")
+            flag(m_conf, "duplicate_bar", "rejected")
             bad |= m_conf | m_extra
+            dropped_dups = True
 
-    good = np.nonzero(~bad)[0]
-    good = good[np.lexsort((ts[good], scode[good], vcode[good]))]
-    clean = b.iloc[good].reset_index(drop=True)
+    if dropped_dups:
+        good = np.nonzero(~bad)[0]
+        good = good[np.lexsort((ts[good], scode[good], vcode[good]))]
+    else:
+        good = order
+    if len(good) == len(b) and presorted:
+        clean = b  # already clean and canonical (no copy)
+    else:
+        clean = b.iloc[good].reset_index(drop=True)
     if len(clean) and not isinstance(b["timestamp"].dtype, pd.DatetimeTZDtype):
+        if clean is b:
+            clean = b.copy()
         clean["timestamp"] = ts_s.iloc[good].reset_index(drop=True)
-    if not issues:
-        return clean, empty_issues()
-    out = pd.DataFrame(issues, columns=list(ISSUE_COLUMNS))
-    out = out.sort_values(["venue", "symbol", "reason", "action"], kind="mergesort").reset_index(drop=True)
-    out["n_bars"] = out["n_bars"].astype("int64")
-    return clean, out
+    if not flagged:
+        return clean, empty_flags()
+    rows = np.concatenate([r for r, _, _ in flagged])
+    flags = pd.DataFrame({
+        "venue": venue[rows], "symbol": symbol[rows], "ts": ts[rows],
+        "reason": np.concatenate([np.full(len(r), reason, dtype=object) for r, reason, _ in flagged]),
+        "action": np.concatenate([np.full(len(r), action, dtype=object) for r, _, action in flagged]),
+    })
+    return clean, flags

@@ -44,9 +44,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from cryptorun_core.quality import sanitize_bars
 from cryptorun_core.config import FACTORS, REGIMES, AppConfig, RegimeThresholds
-from cryptorun_core.market.base import TIMEFRAME_DELTA, to_utc
+from cryptorun_core.market.base import to_utc
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.periods import period_table
 from cryptorun_core.schemas import RegimeIndicatorsSchema
@@ -324,14 +323,13 @@ def regime_universe(ranking: pd.DataFrame, config: AppConfig) -> list[str]:
     return elig["symbol"].head(config.universe.regime_universe_size).tolist()
 
 
-def _closed_bars(snapshot: MarketSnapshot, venues: tuple[str, ...]) -> pd.DataFrame:
-    bars = snapshot.bars
-    if bars.empty:
-        return bars
-    t = pd.Timestamp(to_utc(snapshot.as_of))
-    step = TIMEFRAME_DELTA[snapshot.timeframe]
-    closed = bars[bars["venue"].isin(venues) & (bars["timestamp"] + step <= t)]
-    return sanitize_bars(closed, snapshot.as_of, snapshot.timeframe)[0]  # garbage bars never vote
+def _closed_bars(snapshot: MarketSnapshot, venues: tuple[str, ...], symbols=None) -> pd.DataFrame:
+    """Sanitized closed bars of ``venues`` (and ``symbols``), from the snapshot's memoised
+    :meth:`MarketSnapshot.clean_bars` — garbage bars never vote. Selecting the regime universe
+    first keeps the regime's cost independent of the size of the snapshot."""
+    if snapshot.bars.empty:
+        return snapshot.bars
+    return snapshot.select_bars(venues, symbols)
 
 
 def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues: tuple[str, ...]) -> tuple[np.ndarray, str]:
@@ -359,18 +357,23 @@ def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues
 
 
 def period_close_matrix(
-    bars: pd.DataFrame, symbols: list[str], as_of: datetime, timeframe: str, n_periods: int, venues: tuple[str, ...]
+    bars: pd.DataFrame, symbols: list[str], as_of: datetime, timeframe: str, n_periods: int, venues: tuple[str, ...],
+    periods: pd.DataFrame | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
     """(len(symbols), n_periods) period closes on each symbol's primary venue (NaN when missing).
 
     Primary venue: most periods present, then largest Σ close·volume over them, then config order.
-    Returns the matrix and {symbol: primary venue}.
+    Returns the matrix and {symbol: primary venue}. ``periods``, when given, is the
+    :func:`period_table` of ``bars`` (it may hold more symbols and periods: they are filtered here).
     """
     mat = np.full((len(symbols), n_periods), np.nan)
     if bars.empty or not symbols:
         return mat, {}
-    sub = bars[bars["symbol"].isin(set(symbols))]
-    pt = period_table(sub, as_of, timeframe, max_periods=n_periods)
+    if periods is not None:
+        pt = periods[(periods["symbol"].isin(set(symbols)) & (periods["period"] < n_periods)).to_numpy()].reset_index(drop=True)
+    else:
+        sub = bars[bars["symbol"].isin(set(symbols))]
+        pt = period_table(sub, as_of, timeframe, max_periods=n_periods)
     if pt.empty:
         return mat, {}
     stats = pt.groupby(["symbol", "venue"], sort=False).agg(np_=("period", "size"), usd=("usd_volume", "sum")).reset_index()
@@ -383,16 +386,18 @@ def period_close_matrix(
     return mat, dict(zip(primary["symbol"], primary["venue"]))
 
 
-def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig) -> tuple[dict[str, float], dict[str, Any]]:
+def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, validate: bool = True) -> tuple[dict[str, float], dict[str, Any]]:
     rc = config.regime
     venues = tuple(config.market.venues)
     symbols = regime_universe(ranking, config)
     if not symbols:
         raise ValueError("regime: the ranking has no eligible symbols (empty regime universe)")
-    bars = _closed_bars(snapshot, venues)
+    bars = _closed_bars(snapshot, venues, set(symbols) | {rc.benchmark})  # the regime universe only
     bench_closes, bench_venue = _benchmark_closes(bars, rc.benchmark, snapshot.timeframe, venues)
     n_periods = max(rc.ma_periods, rc.thrust_periods + 1)
-    mat, primary = period_close_matrix(bars, symbols, snapshot.as_of, snapshot.timeframe, n_periods, venues)
+    periods = snapshot.periods()
+    periods = periods[periods["venue"].isin(venues).to_numpy()]
+    mat, primary = period_close_matrix(bars, symbols, snapshot.as_of, snapshot.timeframe, n_periods, venues, periods=periods)
     raw = indicators_from_closes(
         bench_closes,
         mat,
@@ -402,7 +407,8 @@ def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig)
         thrust_ema_span=rc.thrust_ema_span,
     )
     indicators = {k: float(raw[k]) for k in INDICATORS}
-    RegimeIndicatorsSchema.validate(pd.DataFrame([indicators]))
+    if validate:
+        RegimeIndicatorsSchema.validate(pd.DataFrame([indicators]))
     details = {
         "benchmark_venue": bench_venue,
         "n_ma_symbols": raw["n_ma_symbols"],
@@ -413,20 +419,23 @@ def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig)
     return indicators, details
 
 
-def compute_indicators(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig) -> dict[str, float]:
+def compute_indicators(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, *, validate: bool = True) -> dict[str, float]:
     """``{realized_vol_7d, pct_above_20ma, breadth_thrust}`` at ``snapshot.as_of`` (SPEC §6).
 
     See the module docstring for the universe, venue and window choices. Validated with
     :data:`cryptorun_core.schemas.RegimeIndicatorsSchema`. Raises ValueError (naming what is
     missing) for a missing benchmark, an empty universe or too little history.
     """
-    return _compute(snapshot, ranking, config)[0]
+    return _compute(snapshot, ranking, config, validate)[0]
 
 
-def compute_regime(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig) -> RegimeResult:
-    """Indicators → votes → majority label → confidence → weight blend → next refresh (SPEC §6)."""
+def compute_regime(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, *, validate: bool = True) -> RegimeResult:
+    """Indicators → votes → majority label → confidence → weight blend → next refresh (SPEC §6).
+
+    ``validate=False`` skips the pandera check of the indicators (the Dagster asset's output type
+    validates them)."""
     rc = config.regime
-    indicators, details = _compute(snapshot, ranking, config)
+    indicators, details = _compute(snapshot, ranking, config, validate)
     votes = vote(indicators, rc.thresholds)
     label = majority(votes)
     conf = confidence(indicators, votes, label, rc.thresholds)

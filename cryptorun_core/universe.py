@@ -37,17 +37,17 @@ import numpy as np
 import pandas as pd
 
 from cryptorun_core.config import AppConfig
-from cryptorun_core.market.base import TIMEFRAME_DELTA, to_utc
 from cryptorun_core.market.snapshot import MarketSnapshot
-from cryptorun_core.periods import complete_periods, period_table
-from cryptorun_core.quality import sanitize_bars
+from cryptorun_core.periods import complete_periods
 from cryptorun_core.schemas import UNIVERSE_RANKING_COLUMNS, UniverseRankingSchema
 
 RANKING_COLUMNS = UNIVERSE_RANKING_COLUMNS
 _CANONICAL_RE = r"^[^/\s]+/USD$"
 
 
-def rank_universe(snapshot: MarketSnapshot, config: AppConfig, hot_size: int = 30, warm_size: int = 100) -> pd.DataFrame:
+def rank_universe(
+    snapshot: MarketSnapshot, config: AppConfig, hot_size: int = 30, warm_size: int = 100, *, validate: bool = True
+) -> pd.DataFrame:
     """Rank every canonical symbol of ``snapshot`` at ``snapshot.as_of`` (SPEC §2).
 
     Exclusions, first match wins: ``stablecoin_or_fiat`` (base in ``config.market.excluded_bases``),
@@ -61,30 +61,27 @@ def rank_universe(snapshot: MarketSnapshot, config: AppConfig, hot_size: int = 3
     Returns exactly the columns ``rank`` (Int64, NA unless eligible), ``symbol``, ``adv_usd``,
     ``tier``, ``venues`` (config-ordered, comma-joined), ``n_periods``, ``eligible``,
     ``exclusion_reason``, ``segment``; eligible rows first by rank, then excluded rows by symbol.
-    Validated with :data:`cryptorun_core.schemas.UniverseRankingSchema`.
+    Validated with :data:`cryptorun_core.schemas.UniverseRankingSchema` unless ``validate=False``
+    (for callers whose output type validates the same frame, e.g. the Dagster asset).
+
+    Bars are the snapshot's sanitized bars (:meth:`MarketSnapshot.clean_bars`, shared with the
+    regime and the scan) and periods its memoised period table (:meth:`MarketSnapshot.periods`).
     """
+    check = UniverseRankingSchema.validate if validate else (lambda frame: frame)
     if hot_size < 0 or warm_size < 0:
         raise ValueError(f"hot_size and warm_size must be >= 0 (got {hot_size}, {warm_size})")
     venues_cfg = tuple(config.market.venues)
     venue_rank = {v: i for i, v in enumerate(venues_cfg)}
 
-    bars = snapshot.bars
-    if not bars.empty:
-        # only closed bars (open + one bar <= T) exist for this cycle: a symbol whose bars all
-        # close after T must not even appear (SPEC §1 point-in-time)
-        closes_at = bars["timestamp"] + TIMEFRAME_DELTA[snapshot.timeframe]
-        keep = (
-            (closes_at <= pd.Timestamp(to_utc(snapshot.as_of)))
-            & bars["venue"].isin(venues_cfg)
-            & _is_canonical(bars["symbol"])
-        )
-        bars = bars[keep]
-        # garbage bars (NaN / non-positive prices, high < low, conflicting duplicates, …) never
-        # count towards ADV or complete periods; identical duplicates count once
-        bars, _ = sanitize_bars(bars, snapshot.as_of, snapshot.timeframe)
-    pairs = _listed_pairs(bars, snapshot.markets, venues_cfg)
+    # only closed, sound bars (open + one bar <= T; garbage — NaN / non-positive prices, high < low,
+    # conflicting duplicates, … — rejected, identical duplicates once) exist for this cycle: a symbol
+    # whose bars all close after T must not even appear (SPEC §1 point-in-time)
+    bar_pairs = snapshot.bar_pairs()
+    if len(bar_pairs):
+        bar_pairs = bar_pairs[(bar_pairs["venue"].isin(venues_cfg) & _is_canonical(bar_pairs["symbol"])).to_numpy()]
+    pairs = _listed_pairs(bar_pairs[["venue", "symbol"]], snapshot.markets, venues_cfg)
     if pairs.empty:
-        return UniverseRankingSchema.validate(_empty_ranking())
+        return check(_empty_ranking())
 
     # Venues that count for each symbol: its active listings, or all listings when none is active.
     symbol_active = pairs.groupby("symbol", sort=False)["active"].transform("any")
@@ -95,7 +92,7 @@ def rank_universe(snapshot: MarketSnapshot, config: AppConfig, hot_size: int = 3
     active = pairs.groupby("symbol", sort=True)["active"].any()
 
     # Σ close·volume per (symbol, period) over venues where that period is complete.
-    periods = period_table(bars, snapshot.as_of, snapshot.timeframe) if not bars.empty else None
+    periods = snapshot.periods() if len(bar_pairs) else None  # every pair; the merge below keeps the used ones
     if periods is not None and not periods.empty:
         periods = periods.merge(used[["venue", "symbol"]], on=["venue", "symbol"], how="inner")
         complete = complete_periods(periods, snapshot.timeframe)
@@ -140,11 +137,12 @@ def rank_universe(snapshot: MarketSnapshot, config: AppConfig, hot_size: int = 3
     ranking["segment"] = ranking["segment"].astype(object)
     ranking["eligible"] = ranking["eligible"].astype(bool)
     ranking = ranking[list(RANKING_COLUMNS)]
-    return UniverseRankingSchema.validate(ranking)
+    return check(ranking)
 
 
 def _listed_pairs(bars: pd.DataFrame, markets: pd.DataFrame | None, venues_cfg: tuple[str, ...]) -> pd.DataFrame:
-    """(venue, symbol, active) for every pair listed in ``markets`` or present in ``bars``."""
+    """(venue, symbol, active) for every pair listed in ``markets`` or present in ``bars`` (a bars
+    table or just its distinct (venue, symbol) pairs)."""
     frames = []
     if markets is not None and not markets.empty:
         mk = markets[markets["venue"].isin(venues_cfg) & _is_canonical(markets["symbol"])]

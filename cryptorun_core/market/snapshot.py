@@ -51,6 +51,106 @@ class MarketSnapshot:
     markets: pd.DataFrame
     health: dict[str, dict] = field(default_factory=dict)
 
+    # -- per-snapshot memo (snapshots are treated as immutable; a replaced table invalidates) -----
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_memo", None)  # derived tables are never pickled
+        return state
+
+    def _memoised(self, name: str, build):
+        memo = self.__dict__.setdefault("_memo", {})
+        key = (name, id(self.bars), len(self.bars), str(self.as_of), self.timeframe)
+        hit = memo.get(name)
+        if hit is not None and hit[0] == key and hit[1] is self.bars:
+            return hit[2]
+        value = build()
+        memo[name] = (key, self.bars, value)
+        return value
+
+    def clean_bars(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(clean, flags)`` of the whole bar table, computed once per snapshot.
+
+        ``clean``: :func:`cryptorun_core.quality.sanitize_flags` of every bar (all venues and
+        symbols) at ``as_of``: sound closed bars sorted by (venue, symbol, timestamp), one per open
+        time, columns :data:`SNAPSHOT_BAR_COLUMNS` (``venue``/``symbol`` str, ``timestamp``
+        ``datetime64[ns, UTC]``, prices and volume float). ``flags``: one row per rejected,
+        repaired or reported input bar; the issues of any subset of bars selected by venue, symbol
+        and open time are :func:`cryptorun_core.quality.issues_from_flags` of the same subset of
+        flags (every sanitation rule is decided per bar or per (venue, symbol, open time)).
+        Callers must not modify the returned frames.
+        """
+        return self._memoised("clean_bars", self._build_clean_bars)
+
+    def _build_clean_bars(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        from cryptorun_core.quality import empty_flags, sanitize_flags
+
+        bars = self.bars
+        cols = list(SNAPSHOT_BAR_COLUMNS)
+        if bars is None or len(bars) == 0:
+            empty = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
+                {"venue": object, "symbol": object, "timestamp": "datetime64[ns, UTC]"})
+            return empty, empty_flags()
+        frame = pd.DataFrame({"venue": _as_str(bars["venue"]), "symbol": _as_str(bars["symbol"])})
+        ts = bars["timestamp"]
+        frame["timestamp"] = ts.to_numpy() if not isinstance(ts.dtype, pd.DatetimeTZDtype) else ts.array
+        for c in cols[3:]:
+            frame[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)
+        clean, flags = sanitize_flags(frame, self.as_of, self.timeframe)
+        if len(clean):
+            ts = clean["timestamp"]
+            if not (isinstance(ts.dtype, pd.DatetimeTZDtype) and str(ts.dtype) == "datetime64[ns, UTC]"):
+                clean = clean.copy() if clean is frame else clean
+                clean["timestamp"] = (ts.dt.tz_convert("UTC") if isinstance(ts.dtype, pd.DatetimeTZDtype)
+                                      else pd.to_datetime(ts, utc=True)).astype("datetime64[ns, UTC]")
+        else:
+            clean = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
+                {"venue": object, "symbol": object, "timestamp": "datetime64[ns, UTC]"})
+        return clean, flags
+
+    def bar_pairs(self) -> pd.DataFrame:
+        """One row per (venue, symbol) of :meth:`clean_bars` in its (sorted) order, with the row range
+        ``start``/``stop`` of the pair's bars in the clean table (computed once per snapshot)."""
+        def build() -> pd.DataFrame:
+            clean = self.clean_bars()[0]
+            n = len(clean)
+            if n == 0:
+                return pd.DataFrame({"venue": pd.Series([], dtype=object), "symbol": pd.Series([], dtype=object),
+                                     "start": pd.Series([], dtype="int64"), "stop": pd.Series([], dtype="int64")})
+            vcode = pd.factorize(clean["venue"].to_numpy())[0]
+            scode = pd.factorize(clean["symbol"].to_numpy())[0]
+            change = np.empty(n, dtype=bool)
+            change[0] = True
+            change[1:] = (vcode[1:] != vcode[:-1]) | (scode[1:] != scode[:-1])
+            start = np.nonzero(change)[0]
+            stop = np.append(start[1:], n)
+            return pd.DataFrame({"venue": clean["venue"].to_numpy()[start], "symbol": clean["symbol"].to_numpy()[start],
+                                 "start": start.astype(np.int64), "stop": stop.astype(np.int64)})
+        return self._memoised("bar_pairs", build)
+
+    def select_bars(self, venues=None, symbols=None, pair_mask: np.ndarray | None = None) -> pd.DataFrame:
+        """Clean bars (:meth:`clean_bars`) of the pairs whose venue is in ``venues`` and symbol in
+        ``symbols`` (None: any) and, when given, ``pair_mask`` (aligned with :meth:`bar_pairs`); the
+        clean table itself (no copy) when every pair is selected."""
+        clean = self.clean_bars()[0]
+        pairs = self.bar_pairs()
+        keep = np.ones(len(pairs), dtype=bool) if pair_mask is None else np.asarray(pair_mask, dtype=bool).copy()
+        if venues is not None:
+            keep &= pairs["venue"].isin(list(venues)).to_numpy()
+        if symbols is not None:
+            keep &= pairs["symbol"].isin(list(symbols)).to_numpy()
+        if keep.all():
+            return clean
+        rows = np.repeat(keep, (pairs["stop"] - pairs["start"]).to_numpy())
+        return clean[rows].reset_index(drop=True)
+
+    def periods(self) -> pd.DataFrame:
+        """:func:`cryptorun_core.periods.period_table` of :meth:`clean_bars` (every venue, symbol and
+        period), computed once per snapshot. Callers must not modify it."""
+        from cryptorun_core.periods import period_table
+
+        return self._memoised("periods", lambda: period_table(self.clean_bars()[0], self.as_of, self.timeframe))
+
     @property
     def symbols(self) -> list[str]:
         return sorted(self.bars["symbol"].unique().tolist()) if not self.bars.empty else []
@@ -79,6 +179,14 @@ class MarketSnapshot:
         return MarketSnapshot(
             as_of=to_utc(meta["as_of"]), timeframe=meta["timeframe"], source=meta["source"], health=meta["health"], **tables
         )
+
+
+def _as_str(values: pd.Series) -> np.ndarray:
+    """Object array of ``str`` (no per-row conversion when the column already holds only str)."""
+    arr = values.to_numpy()
+    if arr.dtype == object and len(arr) and pd.api.types.infer_dtype(arr, skipna=False) == "string":
+        return arr
+    return values.astype(str).to_numpy()
 
 
 def _atomic_write(path: Path, write) -> None:
