@@ -212,7 +212,9 @@ def _prematerialise_upstream(server: DagsterServer) -> None:
     assert result.success, f"pre-materialising regime_refresh {UPSTREAM_REGIME_KEY} failed"
 
 
-@pytest.fixture(scope="session")
+# module scope: the servers, the environment this process borrows for the set-up run and
+# Playwright's event loop must all be gone before the rest of the suite runs
+@pytest.fixture(scope="module")
 def dagster_server(tmp_path_factory) -> DagsterServer:
     """dagster-webserver and dagster-daemon on a temporary DAGSTER_HOME, serving workspace.yaml."""
     if not CHROMIUM.exists():
@@ -244,7 +246,14 @@ def dagster_server(tmp_path_factory) -> DagsterServer:
         for k in ("DAGSTER_HOME", "CRYPTORUN_CONFIG", "CRYPTORUN_ARTIFACTS_DIR"):
             os.environ[k] = env[k]
         os.environ.pop("CRYPTORUN_MARKET_SOURCE", None)
-        _prematerialise_upstream(server)
+        try:
+            _prematerialise_upstream(server)
+        finally:  # the servers get their own env; this process's must not leak into other tests
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         for name, argv in (
             ("webserver", [webserver_bin, "-h", "127.0.0.1", "-p", str(server.port), "-w", str(REPO / "workspace.yaml")]),
             ("daemon", [daemon_bin, "run", "-w", str(REPO / "workspace.yaml")]),
@@ -276,7 +285,7 @@ def dagster_server(tmp_path_factory) -> DagsterServer:
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(dagster_server, tmp_path_factory):
     """A persistent Chromium context on a fresh user-data-dir (Debian's /usr/bin/chromium)."""
     from playwright.sync_api import sync_playwright
