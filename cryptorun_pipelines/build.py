@@ -82,7 +82,7 @@ def build_definitions(
             [
                 *build_universe_assets(cadences),
                 *build_regime_assets(cadences),
-                *build_market_assets(cadences),
+                *build_market_assets(cadences, source=config.market.source),
                 *build_signal_assets(cadences),
             ]
         )

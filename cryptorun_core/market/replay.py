@@ -38,6 +38,7 @@ from cryptorun_core.market.base import (
     empty_bars,
     to_utc,
 )
+from cryptorun_core.market.windows import BarWindows, pack_series
 
 USD_QUOTES = ("USD", "USDT", "USDC")
 BOOK_COLUMNS = ("timestamp", "side", "price", "amount")
@@ -310,6 +311,34 @@ class ReplayMarket(MarketSource):
             book = self._book_at(books, int(books.times[idx]), depth)
             out.append(FetchResult(venue, symbol, book, stamped_at=book.timestamp))
         return out
+
+    def bar_windows(
+        self, requests: Sequence[tuple[str, str]], as_ofs: Sequence[datetime], timeframe: Timeframe = "1h", limit: int = 720
+    ) -> BarWindows:
+        """Each (venue, symbol)'s recorded bars over the range of ``as_ofs`` once, and for each T the rows
+        :meth:`fetch_ohlcv` at T serves (the newest ``limit`` bars closed by T). Bars of the folder's own
+        resolution only; raises NotImplementedError otherwise (read those once per T)."""
+        if timeframe != self.resolution or limit is None or limit <= 0:
+            raise NotImplementedError("bar_windows serves the replay's own resolution with a positive limit")
+        as_ofs = [to_utc(a) for a in as_ofs]
+        t_ns = np.array([pd.Timestamp(a).value for a in as_ofs], dtype=np.int64)
+        cutoff = t_ns - pd.Timedelta(TIMEFRAME_DELTA[timeframe]).value
+        pairs = list(dict.fromkeys((str(v), str(s)) for v, s in requests))
+        series, windows = [], []
+        for venue, symbol in pairs:
+            if venue != self.venue or symbol not in self._files:
+                raise NotImplementedError(f"replay has no {symbol} on {venue}")
+            sr = self._load(symbol)
+            end = np.searchsorted(sr.ts, cutoff, side="right")
+            start = np.maximum(0, end - limit)
+            lo, hi = int(start.min()), int(end.max())  # only the rows some T reads
+            series.append((sr.ts[lo:hi], sr.open[lo:hi], sr.high[lo:hi], sr.low[lo:hi], sr.close[lo:hi], sr.volume[lo:hi]))
+            windows.append((start - lo, end - lo))
+
+        def no_data(venue: str, symbol: str, as_of) -> str:
+            return f"no {timeframe} bar of {symbol} closed by {to_utc(as_of).isoformat()}"
+
+        return pack_series(pairs, t_ns, series, windows, no_data)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from cryptorun_core.market.base import (
     empty_bars,
     to_utc,
 )
+from cryptorun_core.market.windows import BarWindows, pack_series
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 EPOCH_NS = pd.Timestamp(EPOCH).value
@@ -568,11 +569,20 @@ def _feed_cap(seed: int, spec: SymbolSpec, venue: str, hour: int) -> int | None:
         return None
     day = hour // 24
     for d in (day - 1, day):
-        rng = _rng(seed, spec.symbol, venue, "outage", d)
-        u, start_off, length = rng.random(), int(rng.integers(0, 24)), int(rng.integers(3, 13))
-        start = d * 24 + start_off
-        if u < OUTAGE_DAILY_P and start <= hour < start + length:
-            return start - 1
+        outage = _outage(seed, spec.symbol, venue, d)
+        if outage is not None and outage[0] <= hour < outage[1]:
+            return outage[0] - 1
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _outage(seed: int, symbol: str, venue: str, day: int) -> tuple[int, int] | None:
+    """``(first hour, end hour)`` of a flaky feed's outage starting on ``day`` (None: no outage that day)."""
+    rng = _rng(seed, symbol, venue, "outage", day)
+    u, start_off, length = rng.random(), int(rng.integers(0, 24)), int(rng.integers(3, 13))
+    if u < OUTAGE_DAILY_P:
+        start = day * 24 + start_off
+        return start, start + length
     return None
 
 
@@ -727,33 +737,110 @@ class SimulatedMarket(MarketSource):
 
     # -- bars ---------------------------------------------------------------------------------
 
-    def _hourly(self, spec: SymbolSpec, venue: str, first: int, last: int) -> pd.DataFrame:
-        """Hourly bars opening in hours [first, last] that the venue printed (no staleness applied)."""
+    def _hourly_arrays(self, spec: SymbolSpec, venue: str, first: int, last: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Hour indices and OHLCV arrays of the bars opening in hours [first, last] that the venue printed."""
         first = max(first, 0, spec.listed_hour or 0)
         if last < first:
-            return empty_bars()
-        blocks = [_venue_block(self.seed, spec, venue, k) for k in range(first // BLOCK_HOURS, last // BLOCK_HOURS + 1)]
-        lo = first - (first // BLOCK_HOURS) * BLOCK_HOURS
-        n = last - first + 1
-        cols = {f: np.concatenate([getattr(b, f) for b in blocks])[lo : lo + n] for f in _VenueBlock._fields}
-        keep = cols.pop("present")
-        hours = np.arange(first, last + 1)[keep]
-        frame = pd.DataFrame({"timestamp": _timestamps(hours), **{c: cols[c][keep] for c in BAR_COLUMNS[1:]}})
-        return frame
+            return np.zeros(0, dtype=np.int64), {c: np.zeros(0) for c in BAR_COLUMNS[1:]}
+        k0, k1 = first // BLOCK_HOURS, last // BLOCK_HOURS
+        blocks = [_venue_block(self.seed, spec, venue, k) for k in range(k0, k1 + 1)]
+        lo = first - k0 * BLOCK_HOURS
+        sl = slice(lo, lo + last - first + 1)
+        if len(blocks) == 1:
+            keep = blocks[0].present[sl]
+            cols = {c: getattr(blocks[0], c)[sl][keep] for c in BAR_COLUMNS[1:]}
+        else:
+            keep = np.concatenate([b.present for b in blocks])[sl]
+            cols = {c: np.concatenate([getattr(b, c) for b in blocks])[sl][keep] for c in BAR_COLUMNS[1:]}
+        hours = np.arange(first, last + 1, dtype=np.int64)[keep]
+        return hours, cols
 
-    def _bars(self, spec: SymbolSpec, venue: str, as_of: datetime, hour: int, timeframe: Timeframe, limit: int) -> pd.DataFrame:
+    def _hourly(self, spec: SymbolSpec, venue: str, first: int, last: int) -> pd.DataFrame:
+        """Hourly bars opening in hours [first, last] that the venue printed (no staleness applied)."""
+        hours, cols = self._hourly_arrays(spec, venue, first, last)
+        if not len(hours):
+            return empty_bars()
+        return pd.DataFrame({"timestamp": _timestamps(hours), **cols})
+
+    def _last_hour(self, spec: SymbolSpec, venue: str, hour: int) -> int:
+        """The newest bar hour served at T's hour (closed, feed outages, delisting)."""
         last = hour - 1  # the newest bar closed at or before T opens an hour before T's hour
         cap = _feed_cap(self.seed, spec, venue, hour)
         if cap is not None:
             last = min(last, cap)
         if spec.delisted_hour is not None:
             last = min(last, spec.delisted_hour - 1)
+        return last
+
+    def _bars(self, spec: SymbolSpec, venue: str, as_of: datetime, hour: int, timeframe: Timeframe, limit: int) -> pd.DataFrame:
+        last = self._last_hour(spec, venue, hour)
         if timeframe == "1h":
-            frame = self._hourly(spec, venue, last - limit - 2, last)
-            return closed_bars(frame, as_of, "1h", limit)
+            # bars of [last - limit - 2, last] (all closed at T: last < T's hour), the newest `limit`
+            hours, cols = self._hourly_arrays(spec, venue, last - limit - 2, last)
+            if limit is not None and len(hours) > limit:
+                hours, cols = hours[-limit:], {c: v[-limit:] for c, v in cols.items()}
+            if not len(hours):
+                return empty_bars()
+            return pd.DataFrame({"timestamp": _timestamps(hours), **cols})
         day_last = last // 24
         hourly = self._hourly(spec, venue, (day_last - limit) * 24, last)
         return closed_bars(_daily(hourly), as_of, "1d", limit)
+
+    def bar_windows(
+        self, requests: Sequence[tuple[str, str]], as_ofs: Sequence[datetime], timeframe: Timeframe = "1h", limit: int = 720
+    ) -> BarWindows:
+        """Every (venue, symbol)'s hourly bars over the range of ``as_ofs`` generated once, and for each T
+        the rows :meth:`fetch_ohlcv` at T serves (the same floats: both slice the same cached blocks).
+
+        Raises NotImplementedError for daily bars or a symbol that names different coins over the
+        range (a rotating listing slot reusing a ticker): read those once per T instead.
+        """
+        if timeframe != "1h" or limit is None or limit <= 0:
+            raise NotImplementedError("bar_windows serves hourly bars with a positive limit")
+        t_ns = np.array([pd.Timestamp(to_utc(a)).value for a in as_ofs], dtype=np.int64)
+        hours = (t_ns - EPOCH_NS) // HOUR_NS
+        pairs = list(dict.fromkeys((str(v), str(s)) for v, s in requests))
+        specs: dict[tuple[str, str], SymbolSpec | None] = {}
+        served: dict[tuple[str, str], np.ndarray] = {}  # T at which the pair exists (else bad_symbol: no window)
+        for venue, symbol in pairs:
+            if symbol in self._by_symbol:
+                at = [self._spec_for(venue, symbol, int(hours[0]))] * len(hours)
+            else:
+                at = [self._spec_for(venue, symbol, int(h)) for h in hours]
+            found = set(at) - {None}
+            if len(found) > 1:
+                raise NotImplementedError(f"{symbol} names different coins between {as_ofs[0]} and {as_ofs[-1]}")
+            specs[(venue, symbol)] = next(iter(found), None)
+            served[(venue, symbol)] = np.array([a is not None for a in at], dtype=bool)
+        series: dict[tuple[str, str], tuple] = {}
+        windows: dict[tuple[str, str], tuple] = {}
+        empty = (np.zeros(0, np.int64),) + tuple(np.zeros(0) for _ in BAR_COLUMNS[1:])
+        # symbol-major: the three venues of a coin share its cached symbol blocks
+        for venue, symbol in sorted(pairs, key=lambda p: (p[1], p[0])):
+            spec = specs[(venue, symbol)]
+            if spec is None:
+                series[(venue, symbol)] = empty
+                windows[(venue, symbol)] = (np.zeros(len(hours), np.int64), np.zeros(len(hours), np.int64))
+                continue
+            last = hours - 1
+            if _venue_params(self.seed, spec, venue).flaky:
+                caps = [_feed_cap(self.seed, spec, venue, int(h)) for h in hours]
+                last = np.array([lst if c is None else min(lst, c) for lst, c in zip(last.tolist(), caps)], dtype=np.int64)
+            if spec.delisted_hour is not None:
+                last = np.minimum(last, spec.delisted_hour - 1)
+            first = np.maximum(last - limit - 2, max(0, spec.listed_hour or 0))
+            h, cols = self._hourly_arrays(spec, venue, int(first.min()), int(last.max()))
+            stop = np.searchsorted(h, last, side="right")
+            lo = np.searchsorted(h, first, side="left")
+            start = np.maximum(lo, stop - limit)
+            start = np.where((last < first) | ~served[(venue, symbol)], stop, start)
+            series[(venue, symbol)] = (EPOCH_NS + h * HOUR_NS, *(cols[c] for c in BAR_COLUMNS[1:]))
+            windows[(venue, symbol)] = (start, stop)
+
+        def no_data(venue: str, symbol: str, as_of) -> str:
+            return f"no closed bars of {symbol} on {venue} at {to_utc(as_of).isoformat()}"
+
+        return pack_series(pairs, t_ns, [series[p] for p in pairs], [windows[p] for p in pairs], no_data)
 
     def _has_price(self, spec: SymbolSpec, hour: int) -> bool:
         return hour >= 1 and hour - 1 >= (spec.listed_hour or 0) and (spec.delisted_hour is None or hour <= spec.delisted_hour)

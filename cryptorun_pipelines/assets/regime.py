@@ -22,6 +22,7 @@ from cryptorun_core.regime import (
     vote,
 )
 from cryptorun_core.schemas import RegimeIndicatorsSchema
+from cryptorun_pipelines.assets import history
 from cryptorun_pipelines.assets.common import (
     RegimeJsonType,
     duration_metadata,
@@ -107,16 +108,25 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
         keys = partition_keys(context)
         rankings = per_partition(universe_ranking, keys)
         rows = {}
+        as_ofs = [as_of_for_key(pdef, key) for key in keys]
+        universes = [regime_universe(rankings[key], config) for key in keys]
+        wanted = [sorted(set(symbols) | {config.regime.benchmark}) for symbols in universes]
         with timed() as t, market_source.open(cadences.regime_job, config) as source:
-            for key in keys:
-                as_of = as_of_for_key(pdef, key)
-                ranking = rankings[key]
-                symbols = regime_universe(ranking, config)
-                wanted = sorted(set(symbols) | {config.regime.benchmark})
-                snapshot = collect_snapshot(
-                    source, wanted, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False
+            if history.can_batch(source, len(keys)):
+                # the bars universe_ranking read for the same range in this run (else one read here)
+                snaps = history.snapshots(
+                    source, as_ofs, config.market.venues, config.market.history_bars, symbols_at=wanted.__getitem__,
+                    windows=history.recall(history.cache_key(config, as_ofs)),
                 )
-                values = compute_indicators(snapshot, ranking, config)
+            else:
+                snaps = (
+                    collect_snapshot(source, w, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False)
+                    for w, as_of in zip(wanted, as_ofs)
+                )
+            for key, as_of, symbols, snapshot in zip(keys, as_ofs, universes, snaps):
+                ranking = rankings[key]
+                # the output type (dagster-pandera RegimeIndicatorsSchema) validates the row
+                values = compute_indicators(snapshot, ranking, config, validate=False)
                 rows[key] = pd.DataFrame(
                     [
                         {

@@ -8,6 +8,7 @@ import dagster as dg
 from cryptorun_core.market.snapshot import collect_snapshot
 from cryptorun_core.schemas import UniverseRankingSchema
 from cryptorun_core.universe import rank_universe
+from cryptorun_pipelines.assets import history
 from cryptorun_pipelines.assets.common import duration_metadata, frame_metadata, pack, partition_keys, table_type, timed
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
 from cryptorun_pipelines.resources import MarketSourceResource
@@ -43,13 +44,23 @@ def build_universe_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
         config = market_source.app_config()
         keys = partition_keys(context)
         out = {}
+        as_ofs = [as_of_for_key(cadences.regime, key) for key in keys]
         with timed() as t, market_source.open(cadences.regime_job, config) as source:
-            for key in keys:
-                as_of = as_of_for_key(cadences.regime, key)
-                snapshot = collect_snapshot(
-                    source, None, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False
+            if history.can_batch(source, len(keys)):
+                # one read of the whole range, one snapshot per key cut out of it (identical to a
+                # single-partition run's); the bars stay in memory for regime_indicators of this run
+                snaps = history.snapshots(
+                    source, as_ofs, config.market.venues, config.market.history_bars,
+                    keep=lambda w: history.remember(history.cache_key(config, as_ofs), w),
                 )
-                out[key] = rank_universe(snapshot, config, hot_size=hot_size, warm_size=warm_size)
+            else:
+                snaps = (
+                    collect_snapshot(source, None, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False)
+                    for as_of in as_ofs
+                )
+            for key, snapshot in zip(keys, snaps):
+                # the output type (dagster-pandera UniverseRankingSchema) validates the frame
+                out[key] = rank_universe(snapshot, config, hot_size=hot_size, warm_size=warm_size, validate=False)
         last = out[keys[-1]]
         segments = Counter(last["segment"])
         reasons = Counter(r for r in last["exclusion_reason"] if r is not None and r == r)
