@@ -94,6 +94,16 @@ def _ranking(config, universe):
     return snap, rank_universe(snap, config, hot_size=30, warm_size=100)
 
 
+def _regime(config, direct_snap, ranking) -> dict:
+    """The cycle's regime.json, as the hot snapshot asset receives it."""
+    from cryptorun_core.regime import compute_regime
+
+    # the synthetic universe has no BTC: its largest market stands in as the regime benchmark
+    bench = str(ranking.loc[ranking["rank"] == 1, "symbol"].iloc[0])
+    rcfg = config.model_copy(update={"regime": config.regime.model_copy(update={"benchmark": bench})})
+    return {**compute_regime(direct_snap, ranking, rcfg).to_dict(), "partition_key": "x"}
+
+
 def _necessary_books(config, direct_snap, ranking, cold_snap) -> tuple[set[str], dict]:
     """Hot symbols whose best attainable score (quality = 100) reaches the hot score minimum."""
     from cryptorun_core.engine import run_scan
@@ -117,7 +127,7 @@ def market_scale(market) -> float:
     return getattr(market, "_bench_scale", 1.0)
 
 
-def _cycle(market, fakes, now, config, ranking, as_of, label) -> dict:
+def _cycle(market, fakes, now, config, ranking, as_of, label, regime=None) -> dict:
     from cryptorun_pipelines.assets.market import read_segment
 
     for f in fakes.values():
@@ -127,7 +137,7 @@ def _cycle(market, fakes, now, config, ranking, as_of, label) -> dict:
     job = config.job("scan.hot")
     t = time.perf_counter()
     c = time.process_time()
-    snap = read_segment(market, config, job, ranking, as_of, "hot")
+    snap = read_segment(market, config, job, ranking, as_of, "hot", regime=regime)
     wall = time.perf_counter() - t
     cpu = time.process_time() - c
     fx = snap.fetches
@@ -187,9 +197,10 @@ def _run(quick: bool, scale: float, n_symbols: int) -> list[Row]:
         config, universe, fakes, market, now = _world(n_symbols, scale)
         try:
             direct, ranking = _ranking(config, universe)
-            cold = _cycle(market, fakes, now, config, ranking, AS_OF, "cold")
-            nxt = _cycle(market, fakes, now, config, ranking, AS_OF + timedelta(minutes=15), "next 15 min")
-            hour = _cycle(market, fakes, now, config, ranking, AS_OF + timedelta(hours=1), "next hour")
+            regime = _regime(config, direct, ranking)
+            cold = _cycle(market, fakes, now, config, ranking, AS_OF, "cold", regime)
+            nxt = _cycle(market, fakes, now, config, ranking, AS_OF + timedelta(minutes=15), "next 15 min", regime)
+            hour = _cycle(market, fakes, now, config, ranking, AS_OF + timedelta(hours=1), "next hour", regime)
         finally:
             market.close()
         results.append((cold, nxt, hour))
