@@ -334,7 +334,7 @@ def _closed_bars(snapshot: MarketSnapshot, venues: tuple[str, ...], symbols=None
 
 def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues: tuple[str, ...]) -> tuple[np.ndarray, str]:
     """Closes (oldest → newest) of the benchmark on its chosen venue (see module docstring)."""
-    sel = bars[bars["symbol"] == benchmark] if not bars.empty else bars
+    sel = bars[(bars["symbol"].to_numpy() == benchmark)] if not bars.empty else bars
     if sel.empty:
         raise ValueError(
             f"benchmark {benchmark} (config regime.benchmark) has no closed bars in the snapshot on venues {', '.join(venues)}"
@@ -380,7 +380,10 @@ def period_close_matrix(
     stats["order"] = stats["venue"].map({v: i for i, v in enumerate(venues)})
     stats = stats.sort_values(["symbol", "np_", "usd", "order"], ascending=[True, False, False, True], kind="mergesort")
     primary = stats.drop_duplicates("symbol", keep="first")[["symbol", "venue"]]
-    pt = pt.merge(primary, on=["symbol", "venue"], how="inner")
+    # rows on each symbol's primary venue, in pt's order (what an inner merge with ``primary`` keeps)
+    on_primary = (pt["symbol"].map(dict(zip(primary["symbol"], primary["venue"]))).to_numpy(object)
+                  == pt["venue"].to_numpy(object))
+    pt = pt[on_primary]
     row = pd.Index(symbols).get_indexer(pt["symbol"])
     mat[row, pt["period"].to_numpy()] = pt["close"].to_numpy(dtype=float)
     return mat, dict(zip(primary["symbol"], primary["venue"]))
