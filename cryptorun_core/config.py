@@ -86,6 +86,9 @@ class GlobalConfig(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     timezone: Literal["UTC"] = "UTC"
     partitions_start: datetime = datetime(2026, 11, 1, tzinfo=UTC)
+    # market snapshots (pipeline-internal parquet, ~8 MB per hot cycle) older than this many hours
+    # before the newest one are pruned; 0 keeps them all. SPEC §9 artifacts are never pruned.
+    snapshot_retention_hours: int = Field(48, ge=0)
 
     @field_validator("artifacts_dir")
     @classmethod

@@ -58,6 +58,7 @@ def build_resources(
             artifacts_dir=_env_or(config.global_.artifacts_dir, ARTIFACTS_DIR_ENV),
             dry_run=dry_run,
             producers=producers(config),
+            snapshot_retention_hours=config.global_.snapshot_retention_hours,
         ),
     }
 

@@ -162,6 +162,14 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         "the step is retried instead of failing. 0 disables waiting.",
     )
     upstream_retry_delay_s: int = Field(default=20, description="Seconds between those retries.")
+    snapshot_retention_hours: int = Field(
+        default=48,
+        description="Market snapshots whose as_of is more than this many hours before the one just written are "
+        "pruned (config global.snapshot_retention_hours; 0 keeps them all). SPEC §9 artifacts are never pruned.",
+    )
+    snapshot_min_age_s: int = Field(
+        default=3600, description="A snapshot folder modified more recently than this is never pruned (a run may still read it)."
+    )
 
     _buffer: dict = PrivateAttr(default_factory=dict)
 
@@ -228,6 +236,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 artifacts.atomic_write(path, data)
             written.append(str(path))
+        if spec.kind == "snapshot" and not self.dry_run:
+            newest = max(_as_of(context.asset_partitions_def, key) for key in keys)
+            pruned = self.prune_snapshots(spec, newest)
+            if pruned:
+                context.add_output_metadata({"pruned_snapshots": len(pruned)})
         if self.dry_run:
             # a dry run says what it would have written; a real write is recorded in the
             # materialisation metadata below (artifact_paths) — no extra event-log commit per output
@@ -243,6 +256,39 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if total:
             meta["bytes"] = total
         context.add_output_metadata(meta)
+
+    def prune_snapshots(self, spec: ArtifactSpec, newest: datetime, *, now: float | None = None) -> list[Path]:
+        """Remove this kind of snapshot from as_of folders older than ``newest`` − retention.
+
+        Only folders named like an as_of time are considered, only the snapshot sub-folder of
+        ``spec`` is removed, and one touched within ``snapshot_min_age_s`` is kept (a backfill may
+        have just written it and be about to read it).
+        """
+        import re
+        import shutil
+        import time
+        from datetime import timedelta
+
+        from cryptorun_core import artifacts
+
+        if self.snapshot_retention_hours <= 0:
+            return []
+        root = self._root(spec)
+        if not root.is_dir():
+            return []
+        cutoff = artifacts.as_of_folder(newest - timedelta(hours=self.snapshot_retention_hours))
+        now = time.time() if now is None else now
+        as_of_name = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$")
+        removed: list[Path] = []
+        for folder in sorted(root.iterdir()):
+            if not (folder.is_dir() and as_of_name.match(folder.name) and folder.name < cutoff):
+                continue
+            target = folder.joinpath(*spec.filename.split("/"))
+            if not target.is_dir() or now - target.stat().st_mtime < self.snapshot_min_age_s:
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+            removed.append(target)
+        return removed
 
     # -- input ------------------------------------------------------------------------------
 
