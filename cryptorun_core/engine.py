@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Mapping
 
 import numpy as np

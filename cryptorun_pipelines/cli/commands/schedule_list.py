@@ -87,16 +87,21 @@ def render_list(rows: list[dict[str, Any]], style: Style) -> list[str]:
     return table(columns, cells, style=style, stylers=[lambda t: style(t, "cyan"), None, status_styler, None, None])
 
 
-def run_list(ctx: Context) -> int:
+def emit_jobs(ctx: Context, collect, render) -> int:
+    """Header, one block per job (``render`` of ``collect``'s rows) and the daemon line — or all of it as JSON."""
     instance = get_instance()
-    rows = collect_jobs(ctx, instance)
+    rows = collect(ctx, instance)
     daemon = daemon_info(instance)
     if ctx.json:
         ctx.emit_json({"header": ctx.header().to_dict(), "jobs": rows, "daemon": daemon})
         return EXIT_OK
     ctx.print_header()
-    for line in render_list(rows, ctx.style):
+    for line in render(rows, ctx.style):
         ctx.print(line)
     ctx.print()
     ctx.print(daemon_line(daemon, ctx.style))
     return EXIT_OK
+
+
+def run_list(ctx: Context) -> int:
+    return emit_jobs(ctx, collect_jobs, render_list)

@@ -6,12 +6,10 @@ import os
 from typing import Any
 
 from cryptorun_core.config import JobConfig
-from cryptorun_pipelines.cli.commands.schedule_list import daemon_info, daemon_line, status_text
+from cryptorun_pipelines.cli.commands.schedule_list import emit_jobs, status_text
 from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.dagster_state import last_run, schedule_names, schedule_states
-from cryptorun_pipelines.cli.errors import EXIT_OK
 from cryptorun_pipelines.cli.header import artifact_folders
-from cryptorun_pipelines.cli.instance import get_instance
 from cryptorun_pipelines.cli.render import WIDTH, Style, fit, fmt_ago, fmt_duration, fmt_time
 from cryptorun_pipelines.cli.timing import next_tick, utcnow
 
@@ -100,15 +98,4 @@ def render_status(rows: list[dict[str, Any]], style: Style, now=None) -> list[st
 
 
 def run_status(ctx: Context) -> int:
-    instance = get_instance()
-    rows = collect_status(ctx, instance)
-    daemon = daemon_info(instance)
-    if ctx.json:
-        ctx.emit_json({"header": ctx.header().to_dict(), "jobs": rows, "daemon": daemon})
-        return EXIT_OK
-    ctx.print_header()
-    for line in render_status(rows, ctx.style):
-        ctx.print(line)
-    ctx.print()
-    ctx.print(daemon_line(daemon, ctx.style))
-    return EXIT_OK
+    return emit_jobs(ctx, collect_status, render_status)
