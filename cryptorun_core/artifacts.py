@@ -24,7 +24,7 @@ import tempfile
 import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -168,14 +168,9 @@ def _test_pause(name: str) -> float:
         return 0.0
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
-
-    The temporary file is a hidden dot-file (``.<name>.<random>.tmp``) next to the target, so a
-    reader listing the folder never mistakes it for an artifact; one left behind by a killed
-    process is ignored by every reader and replaced by the next complete write of the target.
-    """
-    target = Path(path)
+def _stage(target: Path, data: bytes, durable: bool) -> str:
+    """``data`` in a new hidden temporary file next to ``target`` (folder created if needed), fsync'ed
+    when ``durable``; returns its name. The file is removed when writing fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -187,8 +182,25 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
                 time.sleep(pause)
                 data = data[len(data) // 2:]
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    The temporary file is a hidden dot-file (``.<name>.<random>.tmp``) next to the target, so a
+    reader listing the folder never mistakes it for an artifact; one left behind by a killed
+    process is ignored by every reader and replaced by the next complete write of the target.
+    """
+    target = Path(path)
+    tmp = _stage(target, data, durable=True)
+    try:
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -202,6 +214,34 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError:
         pass
     return target
+
+
+def write_files(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write every ``(path, data)`` atomically with one flush to disk for the whole batch.
+
+    :func:`atomic_write` pays two fsyncs (≈1.5 ms each) per file; a regime backfill writes three
+    files for each of thousands of partitions. Here every file goes to its hidden temporary file
+    first, one ``os.sync()`` puts all of them on disk before any becomes visible (a crash, even a
+    power loss, never exposes a half-written artifact), each is renamed over its target (a reader
+    sees the old file or the new), and a second ``os.sync()`` makes the renames durable. A failure
+    before the renames removes the batch's temporary files and leaves every target untouched.
+    """
+    if not files:
+        return
+    staged: list[tuple[str, Path]] = []
+    renamed = 0
+    try:
+        for path, data in files:
+            staged.append((_stage(Path(path), data, durable=False), Path(path)))
+        os.sync()
+        for tmp, path in staged:
+            os.replace(tmp, path)
+            renamed += 1
+    except BaseException:
+        for tmp, _ in staged[renamed:]:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    os.sync()
 
 
 def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:

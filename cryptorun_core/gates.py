@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,37 @@ def symbol_gates(row: dict, config: AppConfig, thr: TierThresholds | None, score
     return out
 
 
+#: the row fields :func:`symbol_gates` reads
+GATE_INPUTS = ("tier", "n_bars", "bar_lag_bars", "book_age_s", "fresh_ok", "score", "vadr", "vadr_frozen",
+               "complete_prior_periods", "has_book", "book_invalid_reason", "spread_bps", "depth_usd", "r_24h", "rsi_4h", "accel")
+
+
+def gate_columns(
+    columns: Mapping[str, Sequence], n_rows: int, config: AppConfig, settings: JobSettings, vthr: VadrThreshold
+) -> tuple[dict[str, object], list[list[dict]]]:
+    """Gate results of ``n_rows`` rows given as columns (name → values, :data:`GATE_INPUTS` that are
+    present) and the columns :func:`evaluate_gates` adds (``vadr_min``, ``gate_<name>``, ``gates_failed``,
+    ``decision``, ``primary_reason``), in that order."""
+    thresholds = tier_thresholds(config, settings, vthr)
+    names = [c for c in GATE_INPUTS if c in columns]
+    values = [np.asarray(columns[c]).tolist() for c in names]  # Python scalars, as DataFrame.to_dict gives them
+    results: list[list[dict]] = []
+    for vals in zip(*values) if names else [() for _ in range(n_rows)]:
+        row = dict(zip(names, vals))
+        thr = thresholds.get(row.get("tier")) if isinstance(row.get("tier"), str) else None
+        results.append(symbol_gates(row, config, thr, settings.score_min))
+    tiers = columns["tier"]
+    out: dict[str, object] = {
+        "vadr_min": np.array([thresholds[t].vadr_min if isinstance(t, str) and t in thresholds else np.nan for t in tiers], dtype=float),
+    }
+    for i, gate in enumerate(GATES):
+        out[f"gate_{gate}"] = np.array([r[i]["passed"] for r in results], dtype=bool)
+    out["gates_failed"] = np.array([",".join(r["gate"] for r in res if not r["passed"]) for res in results], dtype=object)
+    out["decision"] = np.array(["entry" if all(r["passed"] for r in res) else "reject" for res in results], dtype=object)
+    out["primary_reason"] = np.array([next((r["reason"] for r in res if not r["passed"]), None) for res in results], dtype=object)
+    return out, results
+
+
 def evaluate_gates(
     frame: pd.DataFrame, config: AppConfig, settings: JobSettings, vthr: VadrThreshold
 ) -> tuple[pd.DataFrame, list[list[dict]]]:
@@ -149,16 +181,6 @@ def evaluate_gates(
     Returns (frame with ``vadr_min``, ``gate_<name>`` flags, ``gates_failed``, ``decision``,
     ``primary_reason`` added; per-row gate result lists).
     """
-    thresholds = tier_thresholds(config, settings, vthr)
-    results: list[list[dict]] = []
-    for row in frame.to_dict("records"):
-        thr = thresholds.get(row.get("tier")) if isinstance(row.get("tier"), str) else None
-        results.append(symbol_gates(row, config, thr, settings.score_min))
-    out = frame.copy()
-    out["vadr_min"] = [thresholds[t].vadr_min if isinstance(t, str) and t in thresholds else np.nan for t in frame["tier"]]
-    for i, gate in enumerate(GATES):
-        out[f"gate_{gate}"] = np.array([r[i]["passed"] for r in results], dtype=bool)
-    out["gates_failed"] = [",".join(r["gate"] for r in res if not r["passed"]) for res in results]
-    out["decision"] = ["entry" if all(r["passed"] for r in res) else "reject" for res in results]
-    out["primary_reason"] = [next((r["reason"] for r in res if not r["passed"]), None) for res in results]
-    return out, results
+    added, results = gate_columns({c: frame[c].to_numpy() for c in GATE_INPUTS if c in frame.columns}, len(frame),
+                                  config, settings, vthr)
+    return frame.assign(**added), results

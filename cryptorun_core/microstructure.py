@@ -30,6 +30,7 @@ Interpretive choices (documented here, tested in ``tests/core/test_microstructur
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Mapping, Sequence
 
@@ -52,6 +53,7 @@ FRESH_BADGE = {True: "●", False: "○"}
 DEPTH_BADGE = {True: "✓", False: "✗"}
 INVALID_REASONS = ("bad_levels", "empty_book", "one_sided_book", "crossed_book", "absurd_spread")
 _HOUR = pd.Timedelta(hours=1)
+_NAT = np.iinfo(np.int64).min  # NaT as int64 ns
 
 
 def _utc(ts: datetime | pd.Timestamp | str) -> pd.Timestamp:
@@ -69,6 +71,11 @@ def utc_series(values) -> pd.Series:
     return s.astype("datetime64[ns, UTC]")
 
 
+def utc_times(ns: np.ndarray) -> pd.DatetimeIndex:
+    """``datetime64[ns, UTC]`` values of int64 ns since the epoch (int64 min → NaT)."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
+
+
 def refuse_aggregators(venues: Sequence[str], what: str = "books") -> None:
     """Raise ``ValueError`` when any venue id names an aggregator (SPEC §3: venue-native only)."""
     bad = sorted({str(v) for v in venues if is_aggregator(str(v))})
@@ -79,12 +86,32 @@ def refuse_aggregators(venues: Sequence[str], what: str = "books") -> None:
         )
 
 
+_BOOK_METRIC_DTYPES = {"venue": object, "symbol": object, "invalid_reason": object, "valid": bool, "n_bid_levels": "int64",
+                       "n_ask_levels": "int64", "book_time": "datetime64[ns, UTC]"}  # the other columns: float64
+
+
+@functools.cache
+def _empty_book_metrics() -> pd.DataFrame:
+    """The empty metrics table, built once (never handed out: callers get copies)."""
+    return pd.DataFrame({c: pd.Series([], dtype=_BOOK_METRIC_DTYPES.get(c, "float64")) for c in BOOK_METRIC_COLUMNS})
+
+
 def empty_book_metrics() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series([], dtype="float64") for c in BOOK_METRIC_COLUMNS})
-    return frame.astype(
-        {"venue": object, "symbol": object, "invalid_reason": object, "valid": bool, "n_bid_levels": "int64",
-         "n_ask_levels": "int64", "book_time": "datetime64[ns, UTC]"}
-    )
+    """An empty :func:`book_metrics` table (columns :data:`BOOK_METRIC_COLUMNS` with their dtypes); a new
+    frame each call, so callers may modify it."""
+    return _empty_book_metrics().copy()
+
+
+def _pair_codes(venue: np.ndarray, symbol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pair, pair_venue, pair_symbol)``: per row the index of its (venue, symbol) among the distinct
+    pairs, which are sorted by venue then symbol."""
+    vcode, vuniq = pd.factorize(venue, sort=True)
+    scode, suniq = pd.factorize(symbol, sort=True)
+    key = vcode.astype(np.int64) * max(len(suniq), 1) + scode
+    uniq, pair = np.unique(key, return_inverse=True)
+    ns = max(len(suniq), 1)
+    return (pair.astype(np.int64), np.asarray(vuniq, dtype=object)[uniq // ns],
+            np.asarray(suniq, dtype=object)[uniq % ns])
 
 
 def book_metrics(books: pd.DataFrame, as_of: datetime, config: AppConfig) -> pd.DataFrame:
@@ -97,55 +124,87 @@ def book_metrics(books: pd.DataFrame, as_of: datetime, config: AppConfig) -> pd.
         return empty_book_metrics()
     refuse_aggregators(books["venue"].astype(str).unique().tolist())
     t = _utc(as_of)
-    band = config.gates.depth_band_pct / 100.0
-    b = pd.DataFrame(
-        {
-            "venue": books["venue"].astype(str).to_numpy(),
-            "symbol": books["symbol"].astype(str).to_numpy(),
-            "side": books["side"].astype(str).to_numpy(),
-            "price": pd.to_numeric(books["price"], errors="coerce").to_numpy(float),
-            "amount": pd.to_numeric(books["amount"], errors="coerce").to_numpy(float),
-        }
-    )
-    b["book_time"] = utc_series(books["book_time"].reset_index(drop=True)).array
-    b = b[b["book_time"] <= t]  # point in time: books taken after T do not exist yet
-    if b.empty:
+    times = utc_series(books["book_time"].reset_index(drop=True)).array.asi8
+    rows = np.flatnonzero((times != _NAT) & (times <= t.value))  # point in time: books taken after T do not exist yet
+    if len(rows) == 0:
         return empty_book_metrics()
-    newest = b.groupby(["venue", "symbol"], sort=False)["book_time"].transform("max")
-    b = b[b["book_time"] == newest]
-    # canonical order: every sum below is then independent of the input row order
-    b = b.sort_values(["venue", "symbol", "side", "price", "amount"], kind="mergesort").reset_index(drop=True)
+    pair, pair_venue, pair_symbol = _pair_codes(books["venue"].astype(str).to_numpy()[rows],
+                                                books["symbol"].astype(str).to_numpy()[rows])
+    side = books["side"].astype(str).to_numpy()[rows]
+    return pd.DataFrame(book_metrics_arrays(
+        pair_venue, pair_symbol, pair, np.where(side == "bid", 0, np.where(side == "ask", 1, 2)).astype(np.int8),
+        pd.to_numeric(books["price"], errors="coerce").to_numpy(float)[rows],
+        pd.to_numeric(books["amount"], errors="coerce").to_numpy(float)[rows], times[rows], t, config))
 
-    keys = b[["venue", "symbol"]].drop_duplicates().reset_index(drop=True)
-    code = b.groupby(["venue", "symbol"], sort=True).ngroup().to_numpy()
-    n = len(keys)
-    price = b["price"].to_numpy(float)
-    amount = b["amount"].to_numpy(float)
-    side = b["side"].to_numpy()
-    is_bid = side == "bid"
-    is_ask = side == "ask"
-    bad = ~np.isfinite(price) | (price <= 0) | ~np.isfinite(amount) | (amount < 0) | ~(is_bid | is_ask)
-    live = ~bad & (amount > 0)
+
+def _price_order(group: np.ndarray, price: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """Row order by (group, price, amount) ascending for finite values (rows equal in all three are
+    interchangeable). One argsort of the prices gives dense price ranks; one argsort of the int64 key
+    (group, price rank) orders the rows; rows tied on (group, price) are then ordered by amount."""
+    n = len(group)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    by_price = np.argsort(price)
+    ps = price[by_price]
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_price] = np.concatenate([[0], np.cumsum(ps[1:] != ps[:-1])])
+    key = group.astype(np.int64) * (int(rank.max()) + 1) + rank
+    order = np.argsort(key)
+    ks = key[order]
+    tied = np.zeros(n, dtype=bool)
+    same = ks[1:] == ks[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    if tied.any():  # the same price twice in one group: those rows by amount (a stable sort of the few)
+        pos = np.flatnonzero(tied)
+        block = np.cumsum(np.concatenate([[True], ~same]))[pos]
+        order[pos] = order[pos[np.lexsort((amount[order[pos]], block))]]
+    return order
+
+
+def book_metrics_arrays(
+    pair_venue: np.ndarray, pair_symbol: np.ndarray, pair: np.ndarray, side: np.ndarray, price: np.ndarray,
+    amount: np.ndarray, book_time: np.ndarray, as_of: pd.Timestamp, config: AppConfig,
+) -> dict[str, np.ndarray]:
+    """:func:`book_metrics` (as columns) of levels given as arrays: per level its pair (index into ``pair_venue`` /
+    ``pair_symbol``, sorted by venue then symbol, every pair with a level), side (0 bid, 1 ask, 2 other),
+    price, amount and ``book_time`` (int64 ns UTC, all at or before T)."""
+    n = len(pair_venue)
+    if n == 0:
+        empty = empty_book_metrics()
+        return {c: empty[c] for c in BOOK_METRIC_COLUMNS}
+    t = _utc(as_of)
+    band = config.gates.depth_band_pct / 100.0
+    # the book of a pair is its newest stamp at or before T
+    newest = np.full(n, _NAT, dtype=np.int64)
+    np.maximum.at(newest, pair, book_time)
+    keep = book_time == newest[pair]
+    pair, side, price, amount = pair[keep], side[keep], price[keep], amount[keep]
+
+    is_bid = side == 0
+    is_ask = side == 1
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(price) | (price <= 0) | ~np.isfinite(amount) | (amount < 0) | ~(is_bid | is_ask)
+        live = ~bad & (amount > 0)
     live_bid = live & is_bid
     live_ask = live & is_ask
 
     def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(code[mask], minlength=n).astype(np.int64)
+        return np.bincount(pair[mask], minlength=n).astype(np.int64)
 
     n_bad, n_bid, n_ask = count(bad), count(live_bid), count(live_ask)
     best_bid = np.full(n, -np.inf)
-    np.maximum.at(best_bid, code[live_bid], price[live_bid])
+    np.maximum.at(best_bid, pair[live_bid], price[live_bid])
     best_ask = np.full(n, np.inf)
-    np.minimum.at(best_ask, code[live_ask], price[live_ask])
+    np.minimum.at(best_ask, pair[live_ask], price[live_ask])
     best_bid[n_bid == 0] = np.nan
     best_ask[n_ask == 0] = np.nan
-    book_time = b.groupby(code, sort=True)["book_time"].max().to_numpy()
 
     reason = np.full(n, None, dtype=object)
     two_sided = (n_bid > 0) & (n_ask > 0) & (best_bid < best_ask)
     with np.errstate(invalid="ignore", divide="ignore"):
         raw_spread = np.where(two_sided, (best_ask - best_bid) / ((best_ask + best_bid) / 2.0) * 1e4, np.nan)
-    reason[two_sided & (raw_spread > config.gates.absurd_spread_bps)] = "absurd_spread"
+        reason[two_sided & (raw_spread > config.gates.absurd_spread_bps)] = "absurd_spread"
     crossed = (n_bid > 0) & (n_ask > 0) & ~(best_bid < best_ask)
     reason[crossed] = "crossed_book"
     reason[(n_bid == 0) ^ (n_ask == 0)] = "one_sided_book"
@@ -153,33 +212,29 @@ def book_metrics(books: pd.DataFrame, as_of: datetime, config: AppConfig) -> pd.
     reason[n_bad > 0] = "bad_levels"
     valid = np.array([r is None for r in reason], dtype=bool)
 
-    mid = np.where(valid, (best_bid + best_ask) / 2.0, np.nan)
-    spread_bps = np.where(valid, (best_ask - best_bid) / mid * 1e4, np.nan)
-    lvl_mid = mid[code]
-    notional = price * amount
-    in_bid = live_bid & (price >= lvl_mid * (1.0 - band))
-    in_ask = live_ask & (price <= lvl_mid * (1.0 + band))
-    bid_depth = np.bincount(code[in_bid], weights=notional[in_bid], minlength=n)
-    ask_depth = np.bincount(code[in_ask], weights=notional[in_ask], minlength=n)
-    bid_depth = np.where(valid, bid_depth, np.nan)
-    ask_depth = np.where(valid, ask_depth, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mid = np.where(valid, (best_bid + best_ask) / 2.0, np.nan)
+        spread_bps = np.where(valid, (best_ask - best_bid) / mid * 1e4, np.nan)
+        lvl_mid = mid[pair]
+        in_bid = live_bid & (price >= lvl_mid * (1.0 - band))
+        in_ask = live_ask & (price <= lvl_mid * (1.0 + band))
 
-    out = keys.assign(
-        best_bid=np.where(valid, best_bid, np.nan),
-        best_ask=np.where(valid, best_ask, np.nan),
-        mid=mid,
-        spread_bps=spread_bps,
-        depth_usd=bid_depth + ask_depth,
-        bid_depth_usd=bid_depth,
-        ask_depth_usd=ask_depth,
-        n_bid_levels=n_bid,
-        n_ask_levels=n_ask,
-        book_time=pd.to_datetime(book_time, utc=True).astype("datetime64[ns, UTC]"),
-    )
-    out["book_age_s"] = (t - out["book_time"]).dt.total_seconds().astype(float)
-    out["valid"] = valid
-    out["invalid_reason"] = reason
-    return out[list(BOOK_METRIC_COLUMNS)]
+    def depth(mask: np.ndarray) -> np.ndarray:
+        # Σ price·amount per pair in ascending (price, amount) order: the same float sum whatever the row order
+        rows = np.flatnonzero(mask)
+        rows = rows[_price_order(pair[rows], price[rows], amount[rows])]
+        total = np.bincount(pair[rows], weights=price[rows] * amount[rows], minlength=n)
+        return np.where(valid, total, np.nan)
+
+    bid_depth, ask_depth = depth(in_bid), depth(in_ask)
+    book_time_s = utc_times(newest)
+    return {
+        "venue": pair_venue, "symbol": pair_symbol,
+        "best_bid": np.where(valid, best_bid, np.nan), "best_ask": np.where(valid, best_ask, np.nan),
+        "mid": mid, "spread_bps": spread_bps, "depth_usd": bid_depth + ask_depth,
+        "bid_depth_usd": bid_depth, "ask_depth_usd": ask_depth, "n_bid_levels": n_bid, "n_ask_levels": n_ask,
+        "book_time": book_time_s, "book_age_s": (t.value - newest) / 1e9, "valid": valid, "invalid_reason": reason,
+    }
 
 
 def bar_status(bars: pd.DataFrame, as_of: datetime, config: AppConfig, window_bars: int | None = None) -> pd.DataFrame:
@@ -187,25 +242,80 @@ def bar_status(bars: pd.DataFrame, as_of: datetime, config: AppConfig, window_ba
 
     Only hourly bars closed at or before T count; ``window_bars`` (default
     ``market.history_bars``) limits the count to bars opened within the last that many hours.
+    Distinct open times are counted (copies of one bar count once).
     """
-    t = _utc(as_of)
     window = int(window_bars or config.market.history_bars)
     if bars is None or len(bars) == 0:
-        frame = pd.DataFrame({c: pd.Series([], dtype="float64") for c in BAR_STATUS_COLUMNS})
-        return frame.astype({"venue": object, "symbol": object, "n_bars": "int64", "last_bar_close": "datetime64[ns, UTC]",
-                             "bars_fresh": bool})
-    ts = utc_series(bars["timestamp"].reset_index(drop=True))
-    keep = ((ts + _HOUR <= t) & (ts >= t - window * _HOUR)).to_numpy()
-    sel = pd.DataFrame({"venue": bars["venue"].astype(str).to_numpy()[keep],
-                        "symbol": bars["symbol"].astype(str).to_numpy()[keep],
-                        "timestamp": ts[keep].reset_index(drop=True)})
-    grp = sel.groupby(["venue", "symbol"], sort=True)["timestamp"]
-    out = pd.DataFrame({"n_bars": grp.nunique(), "last_open": grp.max()}).reset_index()
-    out["n_bars"] = out["n_bars"].astype("int64")
-    out["last_bar_close"] = out["last_open"] + _HOUR
-    out["bar_lag_bars"] = (t - out["last_bar_close"]).dt.total_seconds() / 3600.0
-    out["bars_fresh"] = out["bar_lag_bars"] <= config.gates.fresh_max_bar_lag
-    return out[list(BAR_STATUS_COLUMNS)]
+        return pd.DataFrame(bar_status_arrays(np.zeros(0, dtype=object), np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64),
+                                              np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), as_of, config, window))
+    ts = utc_series(bars["timestamp"].reset_index(drop=True)).array.asi8
+    known = np.flatnonzero(ts != _NAT)
+    pair, pair_venue, pair_symbol = _pair_codes(bars["venue"].astype(str).to_numpy()[known],
+                                                bars["symbol"].astype(str).to_numpy()[known])
+    order = np.lexsort((ts[known], pair))
+    p, tso = pair[order], ts[known][order]
+    distinct = np.ones(len(p), dtype=bool)  # one row per (pair, open time)
+    distinct[1:] = (p[1:] != p[:-1]) | (tso[1:] != tso[:-1])
+    p, tso = p[distinct], tso[distinct]
+    start = np.searchsorted(p, np.arange(len(pair_venue)), side="left")
+    stop = np.searchsorted(p, np.arange(len(pair_venue)), side="right")
+    return pd.DataFrame(bar_status_arrays(pair_venue, pair_symbol, tso, start, stop, as_of, config, window))
+
+
+def bar_status_arrays(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, start: np.ndarray, stop: np.ndarray,
+                      as_of: datetime, config: AppConfig, window: int) -> dict[str, np.ndarray]:
+    """:func:`bar_status` (as columns) of pairs whose bars are ``ts[start[i]:stop[i]]`` (int64 ns open times, strictly
+    increasing within a pair): one row per pair with at least one closed bar in the window, in the
+    order given."""
+    t = _utc(as_of).value
+    hour = _HOUR.value
+    start, stop = np.asarray(start, dtype=np.int64), np.asarray(stop, dtype=np.int64)
+    # closed bars are a prefix of each pair's rows, bars in the window a suffix of that prefix
+    end = _first_at_least(ts, start, stop, t - hour + 1)
+    n_bars = end - _first_at_least(ts, start, end, t - window * hour)
+    has = np.flatnonzero(n_bars > 0)
+    last_close = ts[end[has] - 1] + hour
+    lag = (t - last_close) / 1e9 / 3600.0
+    return {
+        "venue": np.asarray(venue, dtype=object)[has], "symbol": np.asarray(symbol, dtype=object)[has],
+        "n_bars": n_bars[has].astype(np.int64),
+        "last_bar_close": utc_times(last_close),
+        "bar_lag_bars": lag, "bars_fresh": lag <= config.gates.fresh_max_bar_lag,
+    }
+
+
+def _first_at_least(ts: np.ndarray, start: np.ndarray, stop: np.ndarray, value: int) -> np.ndarray:
+    """Per range ``start[i]:stop[i]`` of the non-decreasing ``ts``, the first row with ``ts ≥ value``
+    (``stop[i]`` when none): a bisection of all ranges at once."""
+    lo, hi = start.copy(), stop.copy()
+    active = np.flatnonzero(lo < hi)
+    while len(active):
+        mid = (lo[active] + hi[active]) // 2
+        up = ts[mid] >= value
+        hi[active[up]] = mid[up]
+        lo[active[~up]] = mid[~up] + 1
+        active = active[lo[active] < hi[active]]
+    return lo
+
+
+def _first_by(keys: list[np.ndarray], candidate: np.ndarray) -> np.ndarray:
+    """Per row of the (symbols × venues) ``candidate`` mask, the column of the first candidate in the
+    order of ``keys`` (each symbols × venues, ascending, earlier keys first; ties: lower column); −1 when none."""
+    n, m = candidate.shape
+    best = np.full(n, -1, dtype=np.int64)
+    for j in range(m):
+        take = candidate[:, j] & (best < 0)
+        better = np.zeros(n, dtype=bool)
+        rows = np.flatnonzero(candidate[:, j] & (best >= 0))
+        if len(rows):
+            b = best[rows]
+            decided = np.zeros(len(rows), dtype=bool)
+            for key in keys:
+                cur, old = key[rows, j], key[rows, b]
+                better[rows] |= ~decided & (cur < old)
+                decided |= cur != old
+        best[take | better] = j
+    return best
 
 
 def choose_venue(
@@ -221,66 +331,106 @@ def choose_venue(
     ``metrics`` is :func:`book_metrics` output, ``bars_status`` is :func:`bar_status` output,
     ``venues`` the venues to consider in tie-break order, ``tiers`` symbol → tier name (for Depth ✓).
     """
+    return pd.DataFrame(choose_venue_arrays(metrics, bars_status, symbols, venues, config, tiers), columns=list(VENUE_CHOICE_COLUMNS))
+
+
+def _column(table, name: str) -> np.ndarray:
+    return table[name].to_numpy() if isinstance(table, pd.DataFrame) else np.asarray(table[name])
+
+
+def choose_venue_arrays(
+    metrics: Mapping[str, np.ndarray] | pd.DataFrame,
+    bars_status: Mapping[str, np.ndarray] | pd.DataFrame,
+    symbols: Sequence[str],
+    venues: Sequence[str],
+    config: AppConfig,
+    tiers: Mapping[str, str | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`choose_venue` as columns, from metrics and bar status given as frames or columns
+    (name → array). Computed on (symbols × venues) matrices: each metrics / status row is placed in its cell."""
     refuse_aggregators(list(venues), what="venues")
-    venue_rank = {v: i for i, v in enumerate(venues)}
     symbols = list(dict.fromkeys(symbols))
-    grid = pd.MultiIndex.from_product([symbols, list(venues)], names=["symbol", "venue"]).to_frame(index=False)
-    grid["vorder"] = grid["venue"].map(venue_rank).astype("int64")
-    m = metrics[metrics["venue"].isin(venue_rank)] if len(metrics) else metrics
-    grid = grid.merge(m, on=["symbol", "venue"], how="left")
-    bs = bars_status[bars_status["venue"].isin(venue_rank)] if len(bars_status) else bars_status
-    grid = grid.merge(bs, on=["symbol", "venue"], how="left")
-    grid["valid"] = grid["valid"].astype("boolean").fillna(False).astype(bool)
-    grid["bars_fresh"] = grid["bars_fresh"].astype("boolean").fillna(False).astype(bool)
-    grid["n_bars"] = grid["n_bars"].fillna(0).astype("int64")
-    grid["has_rows"] = grid["invalid_reason"].notna() | grid["valid"]
+    venues = list(venues)
+    n, m = len(symbols), len(venues)
+    sym_index, ven_index = pd.Index(symbols), pd.Index(venues)
 
-    grid["source_ok"] = grid["valid"] & grid["bars_fresh"]
-    sources = grid.groupby("symbol", sort=False)["source_ok"].sum()
+    def cells(frame) -> tuple[np.ndarray, np.ndarray]:
+        if frame is None or len(frame) == 0 or len(_column(frame, "symbol")) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        i = sym_index.get_indexer(_column(frame, "symbol"))
+        j = ven_index.get_indexer(_column(frame, "venue"))
+        ok = (i >= 0) & (j >= 0)
+        return np.flatnonzero(ok), i[ok] * m + j[ok]
 
-    # venue with a valid book: largest depth, ties by venue order
-    with_book = grid[grid["valid"]].sort_values(["symbol", "depth_usd", "vorder"], ascending=[True, False, True], kind="mergesort")
-    best_book = with_book.drop_duplicates("symbol", keep="first").set_index("symbol")
+    book_cols = ("best_bid", "best_ask", "mid", "spread_bps", "depth_usd", "bid_depth_usd", "ask_depth_usd", "book_age_s")
+    num = {c: np.full(n * m, np.nan) for c in book_cols}
+    valid = np.zeros(n * m, dtype=bool)
+    has_rows = np.zeros(n * m, dtype=bool)
+    reason = np.full(n * m, None, dtype=object)
+    book_time = np.full(n * m, _NAT, dtype=np.int64)
+    src, cell = cells(metrics)
+    if len(src):
+        for c in book_cols:
+            num[c][cell] = _column(metrics, c).astype(float)[src]
+        valid[cell] = _column(metrics, "valid").astype(bool)[src]
+        reason[cell] = _column(metrics, "invalid_reason").astype(object)[src]
+        has_rows[cell] = pd.notna(reason[cell]) | valid[cell]
+        book_time[cell] = utc_series(pd.Series(metrics["book_time"])).array.asi8[src]
+    n_bars = np.zeros(n * m, dtype=np.int64)
+    lag = np.full(n * m, np.nan)
+    fresh_bars = np.zeros(n * m, dtype=bool)
+    src, cell = cells(bars_status)
+    if len(src):
+        n_bars[cell] = pd.Series(_column(bars_status, "n_bars")).fillna(0).to_numpy(np.int64)[src]
+        lag[cell] = _column(bars_status, "bar_lag_bars").astype(float)[src]
+        fresh_bars[cell] = pd.Series(_column(bars_status, "bars_fresh")).astype("boolean").fillna(False).to_numpy(bool)[src]
+    shape = (n, m)
+    valid_m, depth_m = valid.reshape(shape), num["depth_usd"].reshape(shape)
+    sources = (valid & fresh_bars).reshape(shape).sum(axis=1).astype(np.int64)
+
+    # venue with a valid book: largest depth (NaN last), ties by venue order
+    neg_depth = np.where(np.isnan(depth_m), np.inf, -depth_m)
+    best_book = _first_by([np.isnan(depth_m).astype(np.int8), neg_depth], valid_m)
     # fallback without a valid book: most bars, then fresher, then venue order
-    fb = grid.assign(_lag=grid["bar_lag_bars"].fillna(np.inf)).sort_values(
-        ["symbol", "n_bars", "_lag", "vorder"], ascending=[True, False, True, True], kind="mergesort"
-    )
-    fallback = fb.drop_duplicates("symbol", keep="first").set_index("symbol")
+    fb = _first_by([-n_bars.reshape(shape), np.where(np.isnan(lag), np.inf, lag).reshape(shape)], np.ones(shape, dtype=bool))
     # invalid reason to report for book-less symbols: first invalid book in venue order
-    invalid = grid[grid["has_rows"] & ~grid["valid"]].sort_values(["symbol", "vorder"], kind="mergesort")
-    invalid_reason = invalid.drop_duplicates("symbol").set_index("symbol")["invalid_reason"]
+    inval = (has_rows & ~valid).reshape(shape)
+    first_invalid = np.where(inval.any(axis=1), inval.argmax(axis=1), -1) if m else np.full(n, -1)
 
-    rows = []
-    for sym in symbols:  # one row per symbol: a loop over symbols, not over levels or bars
-        has_book = sym in best_book.index
-        r = best_book.loc[sym] if has_book else fallback.loc[sym]
-        has_bars = int(r["n_bars"]) > 0
-        venue = r["venue"] if (has_book or has_bars) else None
-        rows.append(
-            {
-                "symbol": sym,
-                "venue": venue,
-                "has_book": has_book,
-                "book_invalid_reason": None if has_book else (invalid_reason.get(sym) or "no_book"),
-                **{c: (float(r[c]) if has_book else np.nan) for c in (
-                    "best_bid", "best_ask", "mid", "spread_bps", "depth_usd", "bid_depth_usd", "ask_depth_usd", "book_age_s")},
-                "book_time": r["book_time"] if has_book else pd.NaT,
-                "n_bars": int(r["n_bars"]),
-                "bar_lag_bars": float(r["bar_lag_bars"]) if has_bars else np.nan,
-                "bars_fresh": bool(r["bars_fresh"]),
-                "sources": int(sources.get(sym, 0)),
-            }
-        )
-    out = pd.DataFrame(rows, columns=[c for c in VENUE_CHOICE_COLUMNS if c not in (
-        "book_fresh", "fresh_ok", "fresh", "depth_min_usd", "depth_ok", "depth_badge")])
-    out["book_time"] = pd.to_datetime(out["book_time"], utc=True)
-    age = out["book_age_s"].to_numpy(float)
-    out["book_fresh"] = out["has_book"].to_numpy(bool) & (age >= 0) & (age <= config.gates.fresh_max_book_age_s)
-    out["fresh_ok"] = out["bars_fresh"].to_numpy(bool) & out["book_fresh"].to_numpy(bool)
-    out["fresh"] = out["fresh_ok"].map(FRESH_BADGE)
+    has_book = best_book >= 0
+    col = np.where(has_book, best_book, fb)
+    if m == 0:  # no venue: nothing to choose
+        col = np.zeros(n, dtype=np.int64)
+        num = {c: np.full(n, np.nan) for c in book_cols}
+        n_bars, lag, fresh_bars, book_time, venue_arr = (np.zeros(n, dtype=np.int64), np.full(n, np.nan),
+                                                         np.zeros(n, dtype=bool), np.full(n, _NAT), np.full(1, None))
+        cell = np.arange(n)
+    else:
+        cell = np.arange(n) * m + col
+        venue_arr = np.asarray(venues, dtype=object)
+    nb = n_bars[cell]
+    has_bars = nb > 0
+    chosen = np.where(has_book | has_bars, venue_arr[col], None).astype(object)
+    inv = reason[np.arange(n) * m + np.maximum(first_invalid, 0)] if m else np.full(n, None)
+    invalid_reason = np.array([None if hb else ((r if fi >= 0 else None) or "no_book")
+                               for hb, r, fi in zip(has_book, inv, first_invalid)], dtype=object)
+    book = {c: np.where(has_book, num[c][cell], np.nan) for c in book_cols}
+    bars_fresh = fresh_bars[cell]
+    with np.errstate(invalid="ignore"):
+        book_fresh = has_book & (book["book_age_s"] >= 0) & (book["book_age_s"] <= config.gates.fresh_max_book_age_s)
+    fresh_ok = bars_fresh & book_fresh
     tier_depth = {t.name: t.depth_min_usd for t in config.universe.tiers}
     tiers = tiers or {}
-    out["depth_min_usd"] = [float(tier_depth[tiers[s]]) if tiers.get(s) in tier_depth else np.nan for s in out["symbol"]]
-    out["depth_ok"] = (out["depth_usd"].to_numpy(float) >= out["depth_min_usd"].to_numpy(float))
-    out["depth_badge"] = out["depth_ok"].map(DEPTH_BADGE)
-    return out[list(VENUE_CHOICE_COLUMNS)].reset_index(drop=True)
+    depth_min = np.array([float(tier_depth[tiers[s]]) if tiers.get(s) in tier_depth else np.nan for s in symbols], dtype=float)
+    with np.errstate(invalid="ignore"):
+        depth_ok = book["depth_usd"] >= depth_min
+    return {
+        "symbol": np.asarray(symbols, dtype=object), "venue": chosen, "has_book": has_book,
+        "book_invalid_reason": invalid_reason, **{c: book[c] for c in book_cols[:7]},
+        "book_time": utc_times(np.where(has_book, book_time[cell], _NAT)), "book_age_s": book["book_age_s"],
+        "n_bars": nb.astype(np.int64), "bar_lag_bars": np.where(has_bars, lag[cell], np.nan), "bars_fresh": bars_fresh,
+        "book_fresh": book_fresh, "fresh_ok": fresh_ok,
+        "fresh": np.where(fresh_ok, FRESH_BADGE[True], FRESH_BADGE[False]).astype(object), "sources": sources,
+        "depth_min_usd": depth_min, "depth_ok": depth_ok,
+        "depth_badge": np.where(depth_ok, DEPTH_BADGE[True], DEPTH_BADGE[False]).astype(object),
+    }

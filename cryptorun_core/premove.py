@@ -95,9 +95,12 @@ def premove_frame(
     imb = book_imbalance(evaluated["bid_depth_usd"].to_numpy(float), evaluated["ask_depth_usd"].to_numpy(float))
     score = premove_score(comp, vb, imb, cfg)
     gp = premove_gates(comp, vb, imb, cfg).sum(axis=1).astype(np.int64)
+    # premove_score descending, ties by symbol
+    symbol = evaluated["symbol"].to_numpy(object)
+    order = np.lexsort((pd.factorize(symbol, sort=True)[0], -score)) if len(score) else np.zeros(0, dtype=np.int64)
     out = pd.DataFrame(
         {
-            "timestamp": timestamp,
+            "timestamp": np.full(len(score), timestamp, dtype=object),
             "symbol": evaluated["symbol"].to_numpy(object),
             "venue": evaluated["venue"].to_numpy(object),
             "premove_score": score,
@@ -115,5 +118,4 @@ def premove_frame(
         },
         columns=list(PREMOVE_COLUMNS),
     )
-    out = out.sort_values(["premove_score", "symbol"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
-    return out
+    return out.take(order).reset_index(drop=True)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cryptorun_core.market.base import TIMEFRAME_DELTA, Timeframe, to_utc
+from cryptorun_core.rows import run_changes
 
 ISSUE_COLUMNS = ("venue", "symbol", "reason", "action", "n_bars", "first_timestamp")
 BAR_REASONS = (
@@ -45,7 +46,7 @@ _PRICES = ("open", "high", "low", "close")
 
 
 def empty_issues() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "n_bars" else object) for c in ISSUE_COLUMNS})
+    return pd.DataFrame({c: np.zeros(0, dtype=np.int64 if c == "n_bars" else object) for c in ISSUE_COLUMNS})
 
 
 def _issue_rows(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, mask: np.ndarray, reason: str, action: str) -> list[dict]:
@@ -99,6 +100,19 @@ def issues_from_flags(flags: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _default_index(frame: pd.DataFrame) -> bool:
+    idx = frame.index
+    return isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1
+
+
+def _str_values(values: pd.Series) -> np.ndarray:
+    """Object array of ``str`` (the column's own array when it already holds only str)."""
+    arr = values.to_numpy()
+    if arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=False) == "string":
+        return arr
+    return values.astype(str).to_numpy()
+
+
 def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1h") -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(clean, flags)``: the clean bars of :func:`sanitize_bars` and one row per flagged input bar
     (``venue, symbol, ts`` (int64 ns, NaT → int64 min), ``reason, action``); a zero-volume duplicate
@@ -107,18 +121,20 @@ def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "
         return bars, empty_flags()
     t = pd.Timestamp(to_utc(as_of))
     step = pd.Timedelta(TIMEFRAME_DELTA[timeframe])
-    b = bars.reset_index(drop=True)
+    b = bars if _default_index(bars) else bars.reset_index(drop=True)  # no copy of an already-indexed table
     ts_s = b["timestamp"]
     if not isinstance(ts_s.dtype, pd.DatetimeTZDtype):
         ts_s = pd.to_datetime(ts_s, utc=True, errors="coerce")
-    ts_s = ts_s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    ts = ts_s.array.asi8.copy()  # NaT → int64 min
+    if str(ts_s.dtype) != "datetime64[ns, UTC]":
+        ts_s = ts_s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    ts = ts_s.array.asi8  # NaT → int64 min; a view of the column (never written)
     nat = ts_s.isna().to_numpy()
-    venue = b["venue"].astype(str).to_numpy()
-    symbol = b["symbol"].astype(str).to_numpy()
-    px = np.column_stack([pd.to_numeric(b[c], errors="coerce").to_numpy(float) for c in _PRICES])
+    venue = _str_values(b["venue"])
+    symbol = _str_values(b["symbol"])
+    # one array per column (no n × 4 stack: the bar table can be millions of rows)
+    px = [pd.to_numeric(b[c], errors="coerce").to_numpy(float) for c in _PRICES]
     vol = pd.to_numeric(b["volume"], errors="coerce").to_numpy(float)
-    h, lo = px[:, 1], px[:, 2]
+    h, lo = px[1], px[2]
 
     flagged: list[tuple[np.ndarray, str, str]] = []
 
@@ -131,63 +147,65 @@ def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "
     after = ~bad & (ts + step.value > t.value)
     flag(after, "bar_after_as_of", "rejected")
     bad |= after
-    finite = np.isfinite(px)
-    checks = (
-        ("nan_price", ~finite.all(axis=1)),
-        ("non_positive_price", np.where(finite, px, 1.0).min(axis=1) <= 0),
-        ("bad_volume", ~np.isfinite(vol) | (np.nan_to_num(vol, nan=0.0) < 0)),
-        ("high_below_low", h < lo),
-    )
+    nan_price = np.zeros(len(b), dtype=bool)
+    non_positive = np.zeros(len(b), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for p in px:
+            finite = np.isfinite(p)
+            nan_price |= ~finite
+            non_positive |= finite & (p <= 0)
+        checks = (
+            ("nan_price", nan_price),
+            ("non_positive_price", non_positive),
+            ("bad_volume", ~np.isfinite(vol) | (np.nan_to_num(vol, nan=0.0) < 0)),
+            ("high_below_low", h < lo),
+        )
     for reason, mask in checks:
         m = ~bad & mask
         flag(m, reason, "rejected")
         bad |= m
     flag(~bad & (vol == 0), "zero_volume", "kept")
 
-    vcode, _ = pd.factorize(venue, sort=True)
-    scode, _ = pd.factorize(symbol, sort=True)
-    keep_idx = np.nonzero(~bad)[0]
+    order, presorted, new_pair = _canonical_order(venue, symbol, ts, np.flatnonzero(~bad))
 
     # duplicates: identical copies collapse to one, conflicting copies are all dropped
-    vk, sk, tk = vcode[keep_idx], scode[keep_idx], ts[keep_idx]
-    presorted = len(keep_idx) < 2 or bool(np.all(
-        (vk[1:] > vk[:-1]) | ((vk[1:] == vk[:-1]) & ((sk[1:] > sk[:-1]) | ((sk[1:] == sk[:-1]) & (tk[1:] >= tk[:-1]))))))
-    order = keep_idx if presorted else keep_idx[np.lexsort((tk, sk, vk))]
     dropped_dups = False
     if len(order) > 1:
-        vo, so, to = vcode[order], scode[order], ts[order]
-        key_same = (vo[1:] == vo[:-1]) & (so[1:] == so[:-1]) & (to[1:] == to[:-1])
+        to = ts[order]
+        key_same = to[1:] == to[:-1]
+        del to
+        key_same &= ~new_pair[1:]
         if key_same.any():
-            vals = np.column_stack([px, vol])[order]
             dup_any = np.zeros(len(order), dtype=bool)
             dup_any[1:] |= key_same
             dup_any[:-1] |= key_same
             # group id of each duplicated key; conflicting when any value differs within the group
             gid = np.cumsum(np.concatenate([[True], ~key_same]))
-            frame = pd.DataFrame(vals[dup_any], columns=["o", "h", "l", "c", "v"]).assign(g=gid[dup_any])
+            dup_rows = order[dup_any]
+            frame = pd.DataFrame(np.column_stack([a[dup_rows] for a in (*px, vol)]),  # the copies' values only
+                                 columns=["o", "h", "l", "c", "v"]).assign(g=gid[dup_any])
             conflicting_g = set(frame.groupby("g").nunique(dropna=False).max(axis=1).loc[lambda s: s > 1].index)
             conflict = dup_any & np.isin(gid, list(conflicting_g))
             extra = np.zeros(len(order), dtype=bool)
             extra[1:] = key_same & ~conflict[1:]  # later identical copies
-            rows_conflict, rows_extra = order[conflict], order[extra]
             m_conf = np.zeros(len(b), dtype=bool)
-            m_conf[rows_conflict] = True
+            m_conf[order[conflict]] = True
             m_extra = np.zeros(len(b), dtype=bool)
-            m_extra[rows_extra] = True
+            m_extra[order[extra]] = True
             flag(m_extra, "duplicate_bar", "repaired")
             flag(m_conf, "duplicate_bar", "rejected")
             bad |= m_conf | m_extra
             dropped_dups = True
-
-    if dropped_dups:
-        good = np.nonzero(~bad)[0]
-        good = good[np.lexsort((ts[good], scode[good], vcode[good]))]
-    else:
-        good = order
+        del key_same
+    del new_pair
+    # dropping rows keeps the canonical order (the rows left have distinct keys)
+    good = order[~bad[order]] if dropped_dups else order
+    del order
     if len(good) == len(b) and presorted:
         clean = b  # already clean and canonical (no copy)
     else:
-        clean = b.iloc[good].reset_index(drop=True)
+        clean = b.take(good)
+        clean.index = pd.RangeIndex(len(clean))  # (reset_index would copy the whole table once more)
     if len(clean) and not isinstance(b["timestamp"].dtype, pd.DatetimeTZDtype):
         if clean is b:
             clean = b.copy()
@@ -201,3 +219,49 @@ def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "
         "action": np.concatenate([np.full(len(r), action, dtype=object) for r, _, action in flagged]),
     })
     return clean, flags
+
+
+def _canonical_order(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray]:
+    """The bar rows ``rows`` (ascending) in the clean table's order: by (venue, symbol, open time),
+    stable (ties keep row order).
+
+    Returns ``(order, presorted, new_pair)``: the sorted rows, whether ``rows`` already were in that
+    order (``order is rows``), and per position of ``order`` whether a new (venue, symbol) starts.
+    A table whose pairs each come as one block of rows in time order (how sources answer) is
+    ordered by sorting its blocks; otherwise rows are sorted. Keys are str (see ``_str_values``)."""
+    n = len(rows)
+    if n == 0:
+        return rows, True, np.zeros(0, dtype=bool)
+    every = n == len(ts)  # views instead of copies when no row was rejected
+    v, s, t = (venue, symbol, ts) if every else (venue[rows], symbol[rows], ts[rows])
+    change = run_changes(v, s)
+    first = np.flatnonzero(change)
+    keys = list(zip(v[first].tolist(), s[first].tolist()))
+    time_ok = t[1:] >= t[:-1]
+    time_ok |= change[1:]
+    if bool(time_ok.all()) and len(set(keys)) == len(keys):
+        del time_ok
+        rank = sorted(range(len(keys)), key=keys.__getitem__)
+        if all(r == i for i, r in enumerate(rank)):
+            return rows, True, change
+        lengths = np.diff(np.append(first, n))[rank]
+        begin = first[rank]
+        # position k of the sorted table is row begin[b] + (k − start of block b in the sorted table)
+        pos = np.repeat(begin - (np.cumsum(lengths) - lengths), lengths)
+        pos += np.arange(n)
+        new_pair = np.zeros(n, dtype=bool)
+        new_pair[np.cumsum(lengths) - lengths] = True
+        return (pos if every else rows[pos]), False, new_pair
+    del change, time_ok
+    vcode, _ = pd.factorize(v, sort=True)
+    scode, suniq = pd.factorize(s, sort=True)
+    pos = np.lexsort((t, scode, vcode))
+    vcode *= len(suniq)
+    vcode += scode  # (venue, symbol) rank
+    del scode
+    pair = vcode[pos]
+    del vcode
+    new_pair = np.empty(n, dtype=bool)
+    new_pair[0] = True
+    np.not_equal(pair[1:], pair[:-1], out=new_pair[1:])
+    return (pos if every else rows[pos]), False, new_pair

@@ -47,8 +47,8 @@ import pandas as pd
 from cryptorun_core.config import FACTORS, REGIMES, AppConfig, RegimeThresholds
 from cryptorun_core.market.base import to_utc
 from cryptorun_core.market.snapshot import MarketSnapshot
-from cryptorun_core.periods import period_table
-from cryptorun_core.schemas import RegimeIndicatorsSchema
+from cryptorun_core.periods import PairPeriods, kahan_rows, kahan_sum
+from cryptorun_core.schemas import RegimeIndicatorsSchema, validate_frame
 
 INDICATORS = ("realized_vol_7d", "pct_above_20ma", "breadth_thrust")
 VOTE_KEYS = {"realized_vol_7d": "vol_vote", "pct_above_20ma": "ma_vote", "breadth_thrust": "breadth_vote"}
@@ -318,36 +318,35 @@ def regime_universe(ranking: pd.DataFrame, config: AppConfig) -> list[str]:
     """Eligible ranked symbols by rank, at most ``config.universe.regime_universe_size`` (SPEC §6)."""
     if ranking is None or ranking.empty:
         return []
-    elig = ranking[ranking["eligible"].astype(bool) & ranking["rank"].notna()]
-    elig = elig.sort_values("rank", kind="mergesort")
-    return elig["symbol"].head(config.universe.regime_universe_size).tolist()
+    rank = ranking["rank"]
+    elig = (ranking["eligible"].to_numpy(dtype=bool) & rank.notna().to_numpy())
+    ranks = rank.to_numpy(dtype=float, na_value=np.nan)[elig]
+    symbols = ranking["symbol"].to_numpy(dtype=object)[elig]
+    return symbols[np.argsort(ranks, kind="stable")][: config.universe.regime_universe_size].tolist()
 
 
-def _closed_bars(snapshot: MarketSnapshot, venues: tuple[str, ...], symbols=None) -> pd.DataFrame:
-    """Sanitized closed bars of ``venues`` (and ``symbols``), from the snapshot's memoised
-    :meth:`MarketSnapshot.clean_bars` — garbage bars never vote. Selecting the regime universe
-    first keeps the regime's cost independent of the size of the snapshot."""
-    if snapshot.bars.empty:
-        return snapshot.bars
-    return snapshot.select_bars(venues, symbols)
+def benchmark_closes(series: Mapping[str, tuple[np.ndarray, np.ndarray]], benchmark: str, timeframe: str,
+                     venues: tuple[str, ...]) -> tuple[np.ndarray, str]:
+    """Closes (oldest → newest) of the benchmark on its chosen venue (see module docstring).
 
-
-def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues: tuple[str, ...]) -> tuple[np.ndarray, str]:
-    """Closes (oldest → newest) of the benchmark on its chosen venue (see module docstring)."""
-    sel = bars[(bars["symbol"].to_numpy() == benchmark)] if not bars.empty else bars
-    if sel.empty:
+    ``series``: venue → (close, volume) of the benchmark's sanitized closed bars on that venue,
+    oldest → newest (venues without bars absent). The venue: enough bars for the full return
+    window, then the most bars in it, then the largest Σ close·volume over them (pandas'
+    compensated sum), then config order."""
+    if not series:
         raise ValueError(
             f"benchmark {benchmark} (config regime.benchmark) has no closed bars in the snapshot on venues {', '.join(venues)}"
         )
     n, _ = VOL_WINDOW[timeframe]
-    sel = sel.sort_values(["venue", "timestamp"], kind="mergesort")
-    tail = sel.groupby("venue", sort=False).tail(n + 1)
-    stats = tail.assign(usd=tail["close"] * tail["volume"]).groupby("venue").agg(n_bars=("close", "size"), usd=("usd", "sum"))
-    stats["full"] = stats["n_bars"] >= n + 1
-    stats["order"] = [venues.index(v) for v in stats.index]
-    stats = stats.sort_values(["full", "n_bars", "usd", "order"], ascending=[False, False, False, True], kind="mergesort")
-    venue = str(stats.index[0])
-    closes = sel.loc[sel["venue"] == venue, "close"].to_numpy(dtype=float)
+
+    def preference(venue: str) -> tuple:
+        close, volume = series[venue]
+        tail = min(len(close), n + 1)
+        usd = kahan_sum((close[len(close) - tail:] * volume[len(close) - tail:]).tolist())
+        return (-(tail >= n + 1), -tail, -usd, venues.index(venue))
+
+    venue = min(sorted(series), key=preference)
+    closes = np.asarray(series[venue][0], dtype=float)
     if len(closes) < n + 1:
         raise ValueError(
             f"benchmark {benchmark} has only {len(closes)} closed {timeframe} bars on {venue}; "
@@ -356,62 +355,58 @@ def _benchmark_closes(bars: pd.DataFrame, benchmark: str, timeframe: str, venues
     return closes, venue
 
 
-def period_close_matrix(
-    bars: pd.DataFrame, symbols: list[str], as_of: datetime, timeframe: str, n_periods: int, venues: tuple[str, ...],
-    periods: pd.DataFrame | None = None,
-) -> tuple[np.ndarray, dict[str, str]]:
+def period_close_matrix(periods: PairPeriods, symbols: list[str], n_periods: int, venues: tuple[str, ...]) -> tuple[np.ndarray, dict[str, str]]:
     """(len(symbols), n_periods) period closes on each symbol's primary venue (NaN when missing).
 
-    Primary venue: most periods present, then largest Σ close·volume over them, then config order.
-    Returns the matrix and {symbol: primary venue}. ``periods``, when given, is the
-    :func:`period_table` of ``bars`` (it may hold more symbols and periods: they are filtered here).
+    ``periods``: the pairs of ``venues`` trading ``symbols`` (any order) with at least their periods
+    0..n_periods−1. Primary venue: most periods present, then largest Σ close·volume over them
+    (pandas' compensated sum in period order), then config order. Returns the matrix and
+    {symbol: primary venue}.
     """
     mat = np.full((len(symbols), n_periods), np.nan)
-    if bars.empty or not symbols:
+    row_of = {s: i for i, s in enumerate(symbols)}
+    row = np.array([row_of.get(s, -1) for s in periods.symbol.tolist()], dtype=np.int64)
+    present = periods.n_bars[:, :n_periods] > 0
+    n_present = present.sum(axis=1)
+    cand = np.flatnonzero((row >= 0) & (n_present > 0))
+    if not len(cand):
         return mat, {}
-    if periods is not None:
-        pt = periods[(periods["symbol"].isin(set(symbols)) & (periods["period"] < n_periods)).to_numpy()].reset_index(drop=True)
-    else:
-        sub = bars[bars["symbol"].isin(set(symbols))]
-        pt = period_table(sub, as_of, timeframe, max_periods=n_periods)
-    if pt.empty:
-        return mat, {}
-    stats = pt.groupby(["symbol", "venue"], sort=False).agg(np_=("period", "size"), usd=("usd_volume", "sum")).reset_index()
-    stats["order"] = stats["venue"].map({v: i for i, v in enumerate(venues)})
-    stats = stats.sort_values(["symbol", "np_", "usd", "order"], ascending=[True, False, False, True], kind="mergesort")
-    primary = stats.drop_duplicates("symbol", keep="first")[["symbol", "venue"]]
-    # rows on each symbol's primary venue, in pt's order (what an inner merge with ``primary`` keeps)
-    on_primary = (pt["symbol"].map(dict(zip(primary["symbol"], primary["venue"]))).to_numpy(object)
-                  == pt["venue"].to_numpy(object))
-    pt = pt[on_primary]
-    row = pd.Index(symbols).get_indexer(pt["symbol"])
-    mat[row, pt["period"].to_numpy()] = pt["close"].to_numpy(dtype=float)
-    return mat, dict(zip(primary["symbol"], primary["venue"]))
+    usd = kahan_rows(periods.usd_volume[cand, :n_periods], present[cand])
+    order = np.array([venues.index(v) for v in periods.venue[cand].tolist()], dtype=np.int64)
+    # per symbol: most periods, then largest Σ close·volume, then config order
+    ranked = cand[np.lexsort((order, -usd, -n_present[cand], row[cand]))]
+    first = np.ones(len(ranked), dtype=bool)
+    first[1:] = row[ranked][1:] != row[ranked][:-1]
+    best = ranked[first]
+    closes = periods.close[best, :n_periods]
+    mat[row[best], : closes.shape[1]] = closes
+    primary = dict(sorted(zip(periods.symbol[best].tolist(), periods.venue[best].tolist())))
+    return mat, primary
 
 
-def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, validate: bool = True) -> tuple[dict[str, float], dict[str, Any]]:
+def indicators_from_periods(
+    periods: PairPeriods, bench: Mapping[str, tuple[np.ndarray, np.ndarray]], symbols: list[str], config: AppConfig,
+    timeframe: str, validate: bool = True,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The three indicators and their diagnostics from the regime universe ``symbols`` (non-empty),
+    its pairs' periods at T (:func:`period_close_matrix`) and the benchmark's bars per venue
+    (:func:`benchmark_closes`)."""
     rc = config.regime
     venues = tuple(config.market.venues)
-    symbols = regime_universe(ranking, config)
-    if not symbols:
-        raise ValueError("regime: the ranking has no eligible symbols (empty regime universe)")
-    bars = _closed_bars(snapshot, venues, set(symbols) | {rc.benchmark})  # the regime universe only
-    bench_closes, bench_venue = _benchmark_closes(bars, rc.benchmark, snapshot.timeframe, venues)
+    bench_closes, bench_venue = benchmark_closes(bench, rc.benchmark, timeframe, venues)
     n_periods = max(rc.ma_periods, rc.thrust_periods + 1)
-    periods = snapshot.periods()
-    periods = periods[periods["venue"].isin(venues).to_numpy()]
-    mat, primary = period_close_matrix(bars, symbols, snapshot.as_of, snapshot.timeframe, n_periods, venues, periods=periods)
+    mat, primary = period_close_matrix(periods, symbols, n_periods, venues)
     raw = indicators_from_closes(
         bench_closes,
         mat,
-        timeframe=snapshot.timeframe,
+        timeframe=timeframe,
         ma_periods=rc.ma_periods,
         thrust_periods=rc.thrust_periods,
         thrust_ema_span=rc.thrust_ema_span,
     )
     indicators = {k: float(raw[k]) for k in INDICATORS}
     if validate:
-        RegimeIndicatorsSchema.validate(pd.DataFrame([indicators]))
+        validate_frame(RegimeIndicatorsSchema, pd.DataFrame([indicators]))
     details = {
         "benchmark_venue": bench_venue,
         "n_ma_symbols": raw["n_ma_symbols"],
@@ -422,12 +417,39 @@ def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig,
     return indicators, details
 
 
+def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, validate: bool = True) -> tuple[dict[str, float], dict[str, Any]]:
+    """Indicators from the snapshot's sanitized bars (:meth:`MarketSnapshot.clean_bars`, selected
+    through :meth:`MarketSnapshot.bar_pairs` — garbage bars never vote) and memoised period table;
+    only the regime universe's pairs are touched, so the cost does not grow with the snapshot."""
+    rc = config.regime
+    venues = tuple(config.market.venues)
+    symbols = regime_universe(ranking, config)
+    if not symbols:
+        raise ValueError("regime: the ranking has no eligible symbols (empty regime universe)")
+    n_periods = max(rc.ma_periods, rc.thrust_periods + 1)
+    pairs = snapshot.bar_pairs()
+    pairs = pairs[(pairs["venue"].isin(venues) & pairs["symbol"].isin(set(symbols) | {rc.benchmark})).to_numpy()]
+    bench = {}
+    if len(pairs):
+        clean = snapshot.clean_bars()[0]
+        close, volume = clean["close"].to_numpy(float), clean["volume"].to_numpy(float)
+        for venue, start, stop in pairs.loc[(pairs["symbol"] == rc.benchmark).to_numpy(), ["venue", "start", "stop"]].itertuples(index=False):
+            bench[venue] = (close[start:stop], volume[start:stop])
+        periods = PairPeriods.from_table(
+            snapshot.periods(), pairs["venue"].to_numpy(object), pairs["symbol"].to_numpy(object), max_periods=n_periods
+        )
+    else:
+        periods = PairPeriods.empty(np.zeros(0, object), np.zeros(0, object), n_periods)
+    return indicators_from_periods(periods, bench, symbols, config, snapshot.timeframe, validate)
+
+
 def compute_indicators(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, *, validate: bool = True) -> dict[str, float]:
     """``{realized_vol_7d, pct_above_20ma, breadth_thrust}`` at ``snapshot.as_of`` (SPEC §6).
 
     See the module docstring for the universe, venue and window choices. Validated with
-    :data:`cryptorun_core.schemas.RegimeIndicatorsSchema`. Raises ValueError (naming what is
-    missing) for a missing benchmark, an empty universe or too little history.
+    :data:`cryptorun_core.schemas.RegimeIndicatorsSchema` (through :func:`cryptorun_core.schemas.validate_frame`)
+    unless ``validate=False`` (the Dagster asset's output type validates the same row). Raises
+    ValueError (naming what is missing) for a missing benchmark, an empty universe or too little history.
     """
     return _compute(snapshot, ranking, config, validate)[0]
 
@@ -435,8 +457,7 @@ def compute_indicators(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: 
 def compute_regime(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, *, validate: bool = True) -> RegimeResult:
     """Indicators → votes → majority label → confidence → weight blend → next refresh (SPEC §6).
 
-    ``validate=False`` skips the pandera check of the indicators (the Dagster asset's output type
-    validates them)."""
+    ``validate=False`` skips the check of the indicators (see :func:`compute_indicators`)."""
     rc = config.regime
     indicators, details = _compute(snapshot, ranking, config, validate)
     votes = vote(indicators, rc.thresholds)

@@ -33,16 +33,19 @@ Interpretive choices (documented here once, referenced from the docstrings):
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from cryptorun_core.config import AppConfig
 from cryptorun_core.market.snapshot import MarketSnapshot
-from cryptorun_core.periods import complete_periods
-from cryptorun_core.schemas import UNIVERSE_RANKING_COLUMNS, UniverseRankingSchema
+from cryptorun_core.periods import PairPeriods, bars_per_period, kahan_rows
+from cryptorun_core.schemas import UNIVERSE_RANKING_COLUMNS, UniverseRankingSchema, validate_frame
 
 RANKING_COLUMNS = UNIVERSE_RANKING_COLUMNS
-_CANONICAL_RE = r"^[^/\s]+/USD$"
+_CANONICAL_RE = re.compile(r"^[^/\s]+/USD$")
+_CANONICAL: dict[str, bool] = {}  # symbol → matches _CANONICAL_RE (symbols are few and recur every cycle)
 
 
 def rank_universe(
@@ -61,112 +64,172 @@ def rank_universe(
     Returns exactly the columns ``rank`` (Int64, NA unless eligible), ``symbol``, ``adv_usd``,
     ``tier``, ``venues`` (config-ordered, comma-joined), ``n_periods``, ``eligible``,
     ``exclusion_reason``, ``segment``; eligible rows first by rank, then excluded rows by symbol.
-    Validated with :data:`cryptorun_core.schemas.UniverseRankingSchema` unless ``validate=False``
-    (for callers whose output type validates the same frame, e.g. the Dagster asset).
+    Validated against :data:`cryptorun_core.schemas.UniverseRankingSchema` (through
+    :func:`cryptorun_core.schemas.validate_frame`) unless ``validate=False`` (for callers whose
+    output type validates the same frame, e.g. the Dagster asset).
 
     Bars are the snapshot's sanitized bars (:meth:`MarketSnapshot.clean_bars`, shared with the
     regime and the scan) and periods its memoised period table (:meth:`MarketSnapshot.periods`).
     """
-    check = UniverseRankingSchema.validate if validate else (lambda frame: frame)
-    if hot_size < 0 or warm_size < 0:
-        raise ValueError(f"hot_size and warm_size must be >= 0 (got {hot_size}, {warm_size})")
-    venues_cfg = tuple(config.market.venues)
-    venue_rank = {v: i for i, v in enumerate(venues_cfg)}
-
     # only closed, sound bars (open + one bar <= T; garbage — NaN / non-positive prices, high < low,
     # conflicting duplicates, … — rejected, identical duplicates once) exist for this cycle: a symbol
     # whose bars all close after T must not even appear (SPEC §1 point-in-time)
     bar_pairs = snapshot.bar_pairs()
-    if len(bar_pairs):
-        bar_pairs = bar_pairs[(bar_pairs["venue"].isin(venues_cfg) & _is_canonical(bar_pairs["symbol"])).to_numpy()]
-    pairs = _listed_pairs(bar_pairs[["venue", "symbol"]], snapshot.markets, venues_cfg)
-    if pairs.empty:
+    venues, symbols, active = listed_pairs(
+        bar_pairs["venue"].to_numpy(object), bar_pairs["symbol"].to_numpy(object),
+        listing_activity(snapshot.markets, config.market.venues), config.market.venues,
+    )
+    periods = PairPeriods.from_table(snapshot.periods(), venues, symbols) if len(bar_pairs) else PairPeriods.empty(venues, symbols)
+    return rank_pairs(periods, active, config, snapshot.timeframe, hot_size, warm_size, validate=validate)
+
+
+def listing_activity(markets: pd.DataFrame | None, venues_cfg) -> dict[tuple[str, str], bool]:
+    """{(venue, symbol): active} of the canonical pairs of ``venues_cfg`` in a ``markets`` table
+    (a pair is active when any of its rows is)."""
+    venues_cfg = set(venues_cfg)
+    active: dict[tuple[str, str], bool] = {}
+    if markets is not None and len(markets):
+        for v, s, a in zip(markets["venue"].tolist(), markets["symbol"].tolist(), markets["active"].astype(bool).tolist()):
+            if v in venues_cfg and _is_canonical(s):
+                active[(v, s)] = active.get((v, s), False) or a
+    return active
+
+
+def listed_pairs(
+    bar_venue: np.ndarray, bar_symbol: np.ndarray, listing: dict[tuple[str, str], bool], venues_cfg
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(venue, symbol, active)`` of every canonical pair of ``venues_cfg`` listed (``listing``: its
+    :func:`listing_activity`) or with bars (``bar_venue``/``bar_symbol``: the pairs that have clean
+    bars), sorted by (venue, symbol). A listing row decides; a pair seen only in bars counts as active."""
+    venues_cfg = set(venues_cfg)
+    active = dict(listing)
+    for v, s in zip(bar_venue.tolist(), bar_symbol.tolist()):
+        if v in venues_cfg and _is_canonical(s):
+            active.setdefault((v, s), True)
+    keys = sorted(active)
+    return (np.array([k[0] for k in keys], dtype=object), np.array([k[1] for k in keys], dtype=object),
+            np.array([active[k] for k in keys], dtype=bool))
+
+
+def rank_pairs(
+    periods: PairPeriods, active: np.ndarray, config: AppConfig, timeframe: str, hot_size: int = 30, warm_size: int = 100,
+    *, validate: bool = True,
+) -> pd.DataFrame:
+    """The ranking (see :func:`rank_universe`) from the listed pairs' periods at T.
+
+    ``periods``: one row per listed pair (the output of :func:`listed_pairs`, sorted by venue then
+    symbol), with the pair's periods at T (no bars for a pair without bars); ``active``: the
+    pair's listing state.
+    """
+    if hot_size < 0 or warm_size < 0:
+        raise ValueError(f"hot_size and warm_size must be >= 0 (got {hot_size}, {warm_size})")
+    check = (lambda frame: validate_frame(UniverseRankingSchema, frame)) if validate else (lambda frame: frame)
+    if len(periods.venue) == 0:
         return check(_empty_ranking())
-
+    symbols, sym = np.unique(periods.symbol, return_inverse=True)  # sorted symbols; pair → symbol
+    n_sym = len(symbols)
     # Venues that count for each symbol: its active listings, or all listings when none is active.
-    symbol_active = pairs.groupby("symbol", sort=False)["active"].transform("any")
-    used = pairs[pairs["active"] | ~symbol_active].copy()
-    used["venue_rank"] = used["venue"].map(venue_rank)
-    used = used.sort_values(["symbol", "venue_rank"], kind="mergesort")
-    venues_str = used.groupby("symbol", sort=True)["venue"].agg(",".join)
-    active = pairs.groupby("symbol", sort=True)["active"].any()
-
-    # Σ close·volume per (symbol, period) over venues where that period is complete.
-    periods = snapshot.periods() if len(bar_pairs) else None  # every pair; the merge below keeps the used ones
-    if periods is not None and not periods.empty:
-        periods = periods.merge(used[["venue", "symbol"]], on=["venue", "symbol"], how="inner")
-        complete = complete_periods(periods, snapshot.timeframe)
-        per_period = complete.groupby(["symbol", "period"], sort=True)["usd_volume"].sum().reset_index()
-        n_periods = per_period.groupby("symbol", sort=True).size()
-        newest = per_period.groupby("symbol", sort=False).head(config.universe.adv_periods)  # sorted by period asc
-        adv = newest.groupby("symbol", sort=True)["usd_volume"].mean()
-    else:
-        n_periods = pd.Series(dtype="int64")
-        adv = pd.Series(dtype="float64")
-
-    out = pd.DataFrame({"symbol": venues_str.index.to_numpy(dtype=object)})
-    out["adv_usd"] = out["symbol"].map(adv).astype("float64")
-    out["venues"] = out["symbol"].map(venues_str).astype(object)
-    out["n_periods"] = out["symbol"].map(n_periods).fillna(0).astype("int64")
-    is_active = out["symbol"].map(active).fillna(True).astype(bool).to_numpy()
+    sym_active = np.bincount(sym, weights=active, minlength=n_sym) > 0
+    used = active | ~sym_active[sym]
+    venue_rank = {v: i for i, v in enumerate(config.market.venues)}
+    venue_lists: list[list[str]] = [[] for _ in range(n_sym)]
+    for p in sorted(np.flatnonzero(used).tolist(), key=lambda p: venue_rank[periods.venue[p]]):
+        venue_lists[sym[p]].append(periods.venue[p])
+    per_period, present = _symbol_period_volumes(periods, sym[used], np.flatnonzero(used), n_sym, timeframe)
+    n_periods = present.sum(axis=1).astype(np.int64)
+    adv = _newest_mean(per_period, present, config.universe.adv_periods)
 
     excluded_bases = {b.upper() for b in config.market.excluded_bases}
-    base = out["symbol"].str.split("/", n=1).str[0].str.upper()
-    conditions = [
-        base.isin(excluded_bases).to_numpy(),
-        ~is_active,
-        (out["n_periods"] < config.universe.min_periods).to_numpy(),
-        ~(out["adv_usd"].fillna(-np.inf) >= config.universe.min_adv_usd).to_numpy(),
-    ]
-    reason = np.select(conditions, ["stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_below_min"], default="")
-    out["eligible"] = reason == ""
-    out["exclusion_reason"] = pd.Series(np.where(reason == "", None, reason), dtype=object)
-
-    eligible = out[out["eligible"]].sort_values(["adv_usd", "symbol"], ascending=[False, True], kind="mergesort")
-    excluded = out[~out["eligible"]].sort_values("symbol", kind="mergesort")
-    eligible = eligible.assign(rank=np.arange(1, len(eligible) + 1, dtype="int64"))
-    ranks = eligible["rank"].to_numpy()
-    eligible["segment"] = np.select([ranks <= hot_size, ranks <= hot_size + warm_size], ["hot", "warm"], default="none")
-    tiers = [config.tier_for_adv(a) for a in eligible["adv_usd"].to_numpy()]  # one call per eligible symbol
-    eligible["tier"] = pd.Series([t.name if t is not None else None for t in tiers], index=eligible.index, dtype=object)
-    excluded = excluded.assign(rank=pd.NA, segment="none", tier=None)
-
-    ranking = pd.concat([eligible, excluded], ignore_index=True)
-    ranking["rank"] = ranking["rank"].astype("Int64")
-    ranking["tier"] = ranking["tier"].astype(object).where(ranking["tier"].notna(), None)
-    ranking["segment"] = ranking["segment"].astype(object)
-    ranking["eligible"] = ranking["eligible"].astype(bool)
-    ranking = ranking[list(RANKING_COLUMNS)]
+    base = np.array([s.split("/", 1)[0].upper() in excluded_bases for s in symbols.tolist()], dtype=bool)
+    reason = np.select(
+        [base, ~sym_active, n_periods < config.universe.min_periods, ~(np.nan_to_num(adv, nan=-np.inf) >= config.universe.min_adv_usd)],
+        ["stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_below_min"],
+        default="",
+    )
+    eligible = reason == ""
+    elig = np.flatnonzero(eligible)
+    elig = elig[np.argsort(-adv[elig], kind="stable")]  # ADV descending, ties by symbol (symbols are sorted)
+    order = np.concatenate([elig, np.flatnonzero(~eligible)])
+    n_elig = len(elig)
+    ranks = np.arange(1, n_elig + 1)
+    segment = np.full(len(order), "none", dtype=object)
+    segment[:n_elig] = np.select([ranks <= hot_size, ranks <= hot_size + warm_size], ["hot", "warm"], default="none")
+    tiers = np.full(len(order), None, dtype=object)
+    for r, a in enumerate(adv[elig].tolist()):  # one call per eligible symbol
+        tier = config.tier_for_adv(a)
+        tiers[r] = tier.name if tier is not None else None
+    reasons = reason[order].astype(object)
+    reasons[:n_elig] = None
+    ranking = pd.DataFrame(
+        {
+            "rank": pd.arrays.IntegerArray(
+                np.concatenate([ranks, np.zeros(len(order) - n_elig, np.int64)]), np.arange(len(order)) >= n_elig
+            ),
+            "symbol": symbols[order].astype(object),
+            "adv_usd": adv[order],
+            "tier": tiers,
+            "venues": np.array([",".join(venue_lists[s]) for s in order.tolist()], dtype=object),
+            "n_periods": n_periods[order],
+            "eligible": eligible[order],
+            "exclusion_reason": reasons,
+            "segment": segment,
+        }
+    )
     return check(ranking)
 
 
-def _listed_pairs(bars: pd.DataFrame, markets: pd.DataFrame | None, venues_cfg: tuple[str, ...]) -> pd.DataFrame:
-    """(venue, symbol, active) for every pair listed in ``markets`` or present in ``bars`` (a bars
-    table or just its distinct (venue, symbol) pairs)."""
-    frames = []
-    if markets is not None and not markets.empty:
-        mk = markets[markets["venue"].isin(venues_cfg) & _is_canonical(markets["symbol"])]
-        mk = mk.assign(active=mk["active"].astype(bool)).groupby(["venue", "symbol"], sort=False)["active"].any().reset_index()
-        frames.append(mk)
-    if not bars.empty:
-        bp = bars[["venue", "symbol"]].drop_duplicates().assign(active=np.nan)
-        frames.append(bp)
-    if not frames:
-        return pd.DataFrame({"venue": pd.Series([], dtype=object), "symbol": pd.Series([], dtype=object), "active": pd.Series([], dtype=bool)})
-    both = pd.concat(frames, ignore_index=True)
-    # a listing row decides; a pair seen only in bars counts as active
-    both["listed"] = both["active"].notna()
-    both = both.sort_values(["venue", "symbol", "listed"], ascending=[True, True, False], kind="mergesort")
-    pairs = both.drop_duplicates(["venue", "symbol"], keep="first")
-    pairs = pairs.assign(active=pairs["active"].where(pairs["listed"], True).astype(bool))
-    return pairs[["venue", "symbol", "active"]].reset_index(drop=True)
+def _symbol_period_volumes(
+    periods: PairPeriods, sym_of_used: np.ndarray, used: np.ndarray, n_sym: int, timeframe: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Σ close·volume per (symbol, period) over the used venues where that period is complete, and
+    whether any venue is complete there. Summed venue by venue in venue order (pairs are sorted by
+    venue) with pandas' compensated summation, so the sums are those of a groupby ``sum``."""
+    width = periods.n_bars.shape[1]
+    total = np.zeros((n_sym, width))
+    comp = np.zeros((n_sym, width))
+    present = np.zeros((n_sym, width), dtype=bool)
+    complete = periods.n_bars[used] >= bars_per_period(timeframe)
+    usd = periods.usd_volume[used]
+    # the k-th used venue of each symbol (in venue order): one vectorised compensated step per k
+    order = np.argsort(sym_of_used, kind="stable")
+    slot = np.empty(len(order), dtype=np.int64)
+    sorted_sym = sym_of_used[order]
+    first = np.searchsorted(sorted_sym, sorted_sym, side="left")
+    slot[order] = np.arange(len(order)) - first
+    for k in range(int(slot.max()) + 1 if len(slot) else 0):
+        rows = np.flatnonzero(slot == k)
+        s = sym_of_used[rows]
+        ok = complete[rows]
+        y = np.where(ok, usd[rows] - comp[s], 0.0)
+        t = total[s] + y
+        c = (t - total[s]) - y
+        c[np.isnan(c)] = 0.0
+        comp[s] = np.where(ok, c, comp[s])
+        total[s] = np.where(ok, t, total[s])
+        present[s] |= ok
+    return total, present
 
 
-def _is_canonical(symbols: pd.Series) -> pd.Series:
-    """Boolean mask: symbol is ``BASE/USD`` (regex checked once per distinct symbol)."""
-    uniq = pd.unique(symbols.astype(str))
-    ok = set(uniq[pd.Series(uniq, dtype=object).str.match(_CANONICAL_RE).to_numpy(dtype=bool)])
-    return symbols.astype(str).isin(ok)
+def _newest_mean(values: np.ndarray, present: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the mean of ``values`` over its ``n`` first present columns (newest periods), with
+    pandas' compensated groupby ``mean``; NaN where no column is present."""
+    rows = values.shape[0]
+    take = present & (np.cumsum(present, axis=1) <= n)
+    count = take.sum(axis=1)
+    picked = np.zeros((rows, max(n, 0)))
+    r, c = np.nonzero(take)
+    picked[r, np.cumsum(take, axis=1)[r, c] - 1] = values[r, c]  # row's present values, newest first, left-aligned
+    total = kahan_rows(picked, np.arange(picked.shape[1])[None, :] < count[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _is_canonical(symbol) -> bool:
+    """Symbol is ``BASE/USD`` (regex checked once per distinct symbol)."""
+    ok = _CANONICAL.get(symbol)
+    if ok is None:
+        ok = _CANONICAL[symbol] = isinstance(symbol, str) and _CANONICAL_RE.match(symbol) is not None
+    return ok
 
 
 def _empty_ranking() -> pd.DataFrame:

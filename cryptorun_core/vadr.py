@@ -26,26 +26,41 @@ import numpy as np
 import pandas as pd
 
 from cryptorun_core.config import AppConfig
+from cryptorun_core.rows import runs
 
 VADR_COLUMNS = ("symbol", "venue", "vadr", "vadr_frozen", "complete_prior_periods", "range0", "range_mean", "usd0", "usd_mean")
 
 
-def period_matrices(periods: pd.DataFrame, pairs: Mapping[str, str | None], n_periods: int) -> dict[str, np.ndarray]:
-    """(n × n_periods) matrices (column d = period d) of high, low, close, usd, n_bars and range for ``pairs``."""
-    symbols = list(pairs)
-    n = len(symbols)
+def period_cube(periods: pd.DataFrame, venues: np.ndarray, symbols: np.ndarray, n_periods: int) -> dict[str, np.ndarray]:
+    """(n × n_periods) matrices (row i = the pair (``venues[i]``, ``symbols[i]``), column d = period d) of
+    high, low, close, usd, n_bars and range from a period table; NaN where the pair has no such
+    period (a None venue: an empty row), ``n_bars`` 0 there."""
+    n = len(venues)
     mats = {k: np.full((n, n_periods), np.nan) for k in ("high", "low", "close", "usd", "n_bars")}
     if n and len(periods):
-        key = pd.DataFrame({"symbol": symbols, "venue": [pairs[s] for s in symbols], "row": np.arange(n)}).dropna(subset=["venue"])
-        sel = periods.merge(key, on=["symbol", "venue"], how="inner")
-        sel = sel[(sel["period"] >= 0) & (sel["period"] < n_periods)]
-        r, c = sel["row"].to_numpy(np.int64), sel["period"].to_numpy(np.int64)
+        period = periods["period"].to_numpy(np.int64)
+        sel = np.flatnonzero((period >= 0) & (period < n_periods))
+        pv, ps = periods["venue"].to_numpy(object)[sel], periods["symbol"].to_numpy(object)[sel]
+        # each run of one (venue, symbol) in the table → the cube row asking for that pair (−1: none)
+        start = runs(pv, ps)
+        wanted = {(v, s): i for i, (v, s) in enumerate(zip(venues, symbols)) if v is not None}
+        run_row = np.array([wanted.get((v, s), -1) for v, s in zip(pv[start], ps[start])], dtype=np.int64)
+        r = np.repeat(run_row, np.diff(np.append(start, len(sel))))
+        hit = r >= 0
+        rows, cols, take = r[hit], period[sel][hit], sel[hit]
         for name, col in (("high", "high"), ("low", "low"), ("close", "close"), ("usd", "usd_volume"), ("n_bars", "n_bars")):
-            mats[name][r, c] = sel[col].to_numpy(float)
+            mats[name][rows, cols] = periods[col].to_numpy(float)[take]
     with np.errstate(divide="ignore", invalid="ignore"):
         mats["range"] = (mats["high"] - mats["low"]) / mats["close"]
     mats["n_bars"] = np.nan_to_num(mats["n_bars"], nan=0.0)
     return mats
+
+
+def period_matrices(periods: pd.DataFrame, pairs: Mapping[str, str | None], n_periods: int) -> dict[str, np.ndarray]:
+    """(n × n_periods) matrices (column d = period d) of high, low, close, usd, n_bars and range for ``pairs``
+    (symbol → venue, in row order)."""
+    symbols = list(pairs)
+    return period_cube(periods, np.array([pairs[s] for s in symbols], dtype=object), np.array(symbols, dtype=object), n_periods)
 
 
 def vadr_from_matrices(rng: np.ndarray, usd: np.ndarray, n_bars: np.ndarray, min_prior: int = 20, bars_per_period: int = 24) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from cryptorun_pipelines.charts.catalog import annotate_assets
 from cryptorun_pipelines.checks import build_checks
 from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
 from cryptorun_pipelines.jobs import JOB_ASSETS, build_jobs, job_role
-from cryptorun_pipelines.partitions import build_cadences
+from cryptorun_pipelines.partitions import Cadences, build_cadences
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 from cryptorun_pipelines.schedules import build_schedules
 
@@ -31,9 +31,9 @@ def _env_or(value, env: str):
     return dg.EnvVar(env) if os.environ.get(env) else value
 
 
-def producers(config: AppConfig) -> dict[str, str]:
-    """asset name → the dotted config job that materialises it."""
-    cad = build_cadences(config)
+def producers(config: AppConfig, cadences: Cadences | None = None) -> dict[str, str]:
+    """asset name → the dotted config job that materialises it (``cadences``: those of ``config``, if built already)."""
+    cad = cadences or build_cadences(config)
     out: dict[str, str] = {}
     for job in (cad.regime_job, cad.hot_job, cad.warm_job):
         if job is not None:
@@ -42,7 +42,11 @@ def producers(config: AppConfig) -> dict[str, str]:
 
 
 def build_resources(
-    config: AppConfig, *, config_path: str | os.PathLike[str] | None = None, dry_run: bool = False
+    config: AppConfig,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+    cadences: Cadences | None = None,
 ) -> dict[str, object]:
     if config_path is not None:
         cfg_path = str(Path(config_path).resolve())
@@ -57,7 +61,7 @@ def build_resources(
         "io_manager": ArtifactIOManager.configure_at_launch(
             artifacts_dir=_env_or(config.global_.artifacts_dir, ARTIFACTS_DIR_ENV),
             dry_run=dry_run,
-            producers=producers(config),
+            producers=producers(config, cadences),
             snapshot_retention_hours=config.global_.snapshot_retention_hours,
         ),
     }
@@ -94,5 +98,5 @@ def build_definitions(
         asset_checks=checks,
         jobs=jobs,
         schedules=build_schedules(config, jobs),
-        resources=build_resources(config, config_path=config_path, dry_run=dry_run),
+        resources=build_resources(config, config_path=config_path, dry_run=dry_run, cadences=cadences),
     )

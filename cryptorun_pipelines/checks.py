@@ -1,4 +1,8 @@
-"""Asset checks: artifact schemas (SPEC §9 columns), regime sanity, and freshness per cadence."""
+"""Asset checks: artifact schemas (SPEC §9 columns), regime sanity, and freshness per cadence.
+
+The artifact checks are check specs of the scan assets (see :func:`artifact_check_specs`); the
+others are asset checks of their own (:func:`build_checks`).
+"""
 
 
 import math
@@ -12,7 +16,7 @@ from cryptorun_core.artifacts import COLUMNS
 from cryptorun_core.config import FACTORS, REGIMES
 from cryptorun_pipelines.assets.common import REGIME_JSON_KEYS
 from cryptorun_pipelines.io_managers.artifacts import PartitionedValues
-from cryptorun_pipelines.partitions import Cadences, as_of_for_key, latest_closed_key
+from cryptorun_pipelines.partitions import Cadences, is_partition_key, latest_closed_key, parse_key, partition_interval
 
 UTC = timezone.utc
 EXPLAIN_KEYS = ("as_of", "partition_key", "job", "regime", "inputs")
@@ -24,14 +28,18 @@ def _each(value: Any) -> list[tuple[str | None, Any]]:
     return [(None, value)]
 
 
+def artifact_columns(frame: pd.DataFrame, kind: str) -> list[str]:
+    """The header ``artifacts.csv_bytes`` writes for ``frame``: the SPEC §9 columns first
+    (``format_frame`` puts them there), then the frame's other columns."""
+    first = list(COLUMNS[kind])
+    return first + [c for c in frame.columns if c not in first]
+
+
 def column_problems(frame: pd.DataFrame, kind: str) -> list[str]:
-    """Problems of a written CSV table against SPEC §9: its first columns must be exactly COLUMNS[kind]."""
-    want = list(COLUMNS[kind])
-    got = list(frame.columns)
-    if got[: len(want)] != want:
-        missing = [c for c in want if c not in got]
-        return [f"expected columns {want} first, got {got[: len(want)]}" + (f" (missing {missing})" if missing else "")]
-    return []
+    """Problems of a table against SPEC §9: the file written from it must start with exactly
+    COLUMNS[kind], i.e. the frame must have every one of them."""
+    missing = [c for c in COLUMNS[kind] if c not in frame.columns]
+    return [f"missing SPEC column(s) {missing} (expected {list(COLUMNS[kind])} first)"] if missing else []
 
 
 def regime_problems(regime: dict) -> list[str]:
@@ -84,53 +92,70 @@ def build_checks(cadences: Cadences) -> list[dg.AssetChecksDefinition]:
 
     checks.append(regime_sanity)
 
-    if cadences.hot_job is not None:
-
-        @dg.asset_check(asset="hot_signals", partitions_def=cadences.hot, name="signals_spec_columns", blocking=True,
-                        description="signals.csv starts with exactly the SPEC §9 columns " + ", ".join(COLUMNS["signals"]) + ".")
-        def signals_spec_columns(hot_signals) -> dg.AssetCheckResult:
-            return _columns_result(hot_signals, "signals")
-
-        @dg.asset_check(asset="hot_premove", partitions_def=cadences.hot, name="premove_spec_columns", blocking=True,
-                        description="premove.csv starts with exactly the SPEC §9 columns " + ", ".join(COLUMNS["premove"]) + ".")
-        def premove_spec_columns(hot_premove) -> dg.AssetCheckResult:
-            return _columns_result(hot_premove, "premove")
-
-        @dg.asset_check(asset="hot_explain", partitions_def=cadences.hot, name="explain_spec_keys", blocking=True,
-                        description="explain.json has as_of, partition_key, job, the regime used with its partition, and inputs.")
-        def explain_spec_keys(hot_explain) -> dg.AssetCheckResult:
-            problems = []
-            for k, ex in _each(hot_explain):
-                problems += [f"{k or ''} missing {key}".strip() for key in EXPLAIN_KEYS if key not in ex]
-                if "regime" in ex and not (ex["regime"] or {}).get("partition_key"):
-                    problems.append("regime.partition_key missing")
-            return dg.AssetCheckResult(passed=not problems, metadata={"problems": dg.MetadataValue.json(problems[:10])})
-
-        checks += [signals_spec_columns, premove_spec_columns, explain_spec_keys]
-
-    if cadences.warm_job is not None:
-
-        @dg.asset_check(asset="warm_signals", partitions_def=cadences.warm, name="warm_signals_spec_columns", blocking=True,
-                        description="warm_signals.csv starts with exactly the SPEC §9 columns " + ", ".join(COLUMNS["warm_signals"]) + ".")
-        def warm_signals_spec_columns(warm_signals) -> dg.AssetCheckResult:
-            return _columns_result(warm_signals, "warm_signals")
-
-        checks.append(warm_signals_spec_columns)
-
     for asset_name, job, pdef in _terminal_assets(cadences):
         checks.append(_freshness_check(asset_name, job.name, pdef))
     return checks
 
 
-def _columns_result(value: Any, kind: str) -> dg.AssetCheckResult:
+# -- SPEC §9 artifact checks -------------------------------------------------------------------
+# Declared as check specs of the scan assets and evaluated in the step that writes the files: a
+# check step of its own would cost a step's events and a re-read of the file it checks.
+
+#: asset → (check name, artifacts.COLUMNS kind) of the CSV artifacts
+COLUMN_CHECKS = {
+    "hot_signals": ("signals_spec_columns", "signals"),
+    "hot_premove": ("premove_spec_columns", "premove"),
+    "warm_signals": ("warm_signals_spec_columns", "warm_signals"),
+}
+EXPLAIN_CHECK = "explain_spec_keys"
+
+
+def artifact_check_specs(assets: Iterable[str]) -> list[dg.AssetCheckSpec]:
+    """The blocking SPEC §9 checks of ``assets`` (``hot_signals``, ``hot_premove``, ``hot_explain``,
+    ``warm_signals``), for the ``check_specs`` of the asset that produces them."""
+    specs = []
+    for asset in assets:
+        if asset == "hot_explain":
+            specs.append(dg.AssetCheckSpec(
+                EXPLAIN_CHECK, asset=asset, blocking=True,
+                description="explain.json has as_of, partition_key, job, the regime used with its partition, and inputs.",
+            ))
+            continue
+        name, kind = COLUMN_CHECKS[asset]
+        file = {"signals": "signals.csv", "premove": "premove.csv", "warm_signals": "warm_signals.csv"}[kind]
+        specs.append(dg.AssetCheckSpec(
+            name, asset=asset, blocking=True,
+            description=f"{file} starts with exactly the SPEC §9 columns " + ", ".join(COLUMNS[kind]) + ".",
+        ))
+    return specs
+
+
+def columns_check(asset: str, value: Any) -> dg.AssetCheckResult:
+    """``COLUMN_CHECKS[asset]`` on the table(s) about to be written (one per partition)."""
+    name, kind = COLUMN_CHECKS[asset]
     problems = [f"{k or ''} {p}".strip() for k, frame in _each(value) for p in column_problems(frame, kind)]
     first = _each(value)[0][1]
     return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
         passed=not problems,
         metadata={
-            "columns": dg.MetadataValue.json(list(first.columns)),
+            "columns": dg.MetadataValue.json(artifact_columns(first, kind)),
             "problems": dg.MetadataValue.json(problems[:10]),
         },
+    )
+
+
+def explain_check(value: Any) -> dg.AssetCheckResult:
+    """``explain_spec_keys`` on the explain.json mapping(s) about to be written."""
+    problems = []
+    for k, ex in _each(value):
+        problems += [f"{k or ''} missing {key}".strip() for key in EXPLAIN_KEYS if key not in ex]
+        if "regime" in ex and not (ex["regime"] or {}).get("partition_key"):
+            problems.append("regime.partition_key missing")
+    return dg.AssetCheckResult(
+        asset_key="hot_explain", check_name=EXPLAIN_CHECK, passed=not problems,
+        metadata={"problems": dg.MetadataValue.json(problems[:10])},
     )
 
 
@@ -143,16 +168,16 @@ def _terminal_assets(cadences: Cadences) -> Iterable[tuple[str, Any, dg.TimeWind
 
 
 def freshness_status(materialized: Iterable[str], pdef: dg.TimeWindowPartitionsDefinition, now: datetime) -> dict[str, Any]:
-    """How far the newest materialised partition lags the newest closed window, in cycles."""
+    """How far the newest materialised partition lags the newest closed window, in cycles.
+
+    ``materialized`` holds every materialised key of the asset (thousands after a backfill): each
+    is checked by arithmetic (:func:`is_partition_key`), not Dagster's ``has_partition_key``."""
     expected = latest_closed_key(pdef, now)
-    keys = [k for k in materialized if pdef.has_partition_key(k)] if expected else []
+    keys = [k for k in materialized if is_partition_key(pdef, k, expected)] if expected else []
     if not keys:
         return {"expected": expected, "latest": None, "lag_cycles": None, "passed": False}
-    latest = max(keys, key=lambda k: as_of_for_key(pdef, k))
-    end_latest = as_of_for_key(pdef, latest)
-    end_expected = as_of_for_key(pdef, expected)
-    width = end_expected - pdef.time_window_for_partition_key(expected).start
-    lag = int(round((end_expected - end_latest) / width))
+    latest = max(keys, key=parse_key)
+    lag = int(round((parse_key(expected) - parse_key(latest)) / partition_interval(pdef)))
     return {"expected": expected, "latest": latest, "lag_cycles": lag, "passed": lag <= 1}
 
 

@@ -28,6 +28,7 @@ Scan partitions start at the first cycle for which a closed regime window exists
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -41,25 +42,46 @@ PARTITION_FMT = "%Y-%m-%d-%H:%M"
 
 
 def cadence_of(job: JobConfig) -> timedelta:
-    """The fixed interval of a job's cron string, or ConfigError when the ticks are irregular.
+    """The fixed interval of a job's cron string (:func:`cron_interval`), or ConfigError when the
+    ticks are irregular: ``*/15 * * * *`` → 15 min, ``0 */4 * * *`` → 4 h; ``*/7 * * * *`` (…, :49,
+    :56, :00) is refused because a time window partition needs a constant width here."""
+    try:
+        return cron_interval(job.schedule)
+    except ValueError as exc:
+        raise ConfigError(f"jobs[{job.name}].schedule", str(exc)) from None
 
-    Checked over two days of ticks: ``*/15 * * * *`` → 15 min, ``0 */4 * * *`` → 4 h; ``*/7 * * * *``
-    (…, :49, :56, :00) is refused because a time window partition needs a constant width here.
+
+@functools.lru_cache(maxsize=None)
+def cron_interval(schedule: str) -> timedelta:
+    """The constant interval between consecutive ticks of ``schedule``; ValueError when it has none.
+
+    Memoised on the string (a pure function of it; walking the ticks costs ~8 ms for
+    ``*/15 * * * *`` and definitions, CLI commands and every partition's as-of time need it). With
+    day-of-month and month ``*`` the tick pattern repeats every day (every week when day-of-week is
+    set), so checking two days (eight) of ticks, boundaries included, proves the interval constant;
+    a day-of-month, month or n-th-weekday-of-the-month field (``5#3``, ``L5``) makes the width vary
+    with the month and is refused.
     """
+    cron = croniter(schedule)
+    fields = cron.expanded
+    if fields[2] != ["*"] or fields[3] != ["*"] or cron.nth_weekday_of_month:
+        raise ValueError(
+            f"'{schedule}' sets the day of month, the month or an n-th weekday of the month, so its windows "
+            "vary in width; partitions need fixed-width windows"
+        )
     base = datetime(2026, 1, 1, tzinfo=UTC)
-    it = croniter(job.schedule, base)
+    it = croniter(schedule, base)
     ticks = [it.get_next(datetime) for _ in range(2)]
     step = ticks[1] - ticks[0]
-    it = croniter(job.schedule, base)
-    horizon = base + timedelta(days=2)
+    it = croniter(schedule, base)
+    horizon = base + timedelta(days=2 if fields[4] == ["*"] else 8)
     prev = it.get_next(datetime)
     while prev < horizon:
         nxt = it.get_next(datetime)
         if nxt - prev != step:
-            raise ConfigError(
-                f"jobs[{job.name}].schedule",
-                f"'{job.schedule}' does not tick at a constant interval ({prev:%H:%M} → {nxt:%H:%M} vs {step}); "
-                "partitions need fixed-width windows",
+            raise ValueError(
+                f"'{schedule}' does not tick at a constant interval ({prev:%H:%M} → {nxt:%H:%M} vs {step}); "
+                "partitions need fixed-width windows"
             )
         prev = nxt
     return step
@@ -151,6 +173,7 @@ def build_cadences(config: AppConfig) -> Cadences:
 
 
 def parse_key(partition_key: str) -> datetime:
+    """A partition key's window start (UTC); ValueError when it is not a ``PARTITION_FMT`` key."""
     return datetime.strptime(partition_key, PARTITION_FMT).replace(tzinfo=UTC)
 
 
@@ -158,9 +181,36 @@ def format_key(start: datetime) -> str:
     return start.astimezone(UTC).strftime(PARTITION_FMT)
 
 
+def partition_interval(partitions_def: dg.TimeWindowPartitionsDefinition) -> timedelta:
+    """The width of every window of a partitions definition of this module (UTC, ``PARTITION_FMT``
+    keys, a fixed-interval cron — :func:`build_cadences` makes only those)."""
+    if partitions_def.fmt != PARTITION_FMT or str(partitions_def.timezone) != "UTC":
+        raise ValueError(f"expected UTC partitions keyed {PARTITION_FMT!r}, got {partitions_def.timezone} / {partitions_def.fmt!r}")
+    return cron_interval(partitions_def.cron_schedule)
+
+
 def as_of_for_key(partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str) -> datetime:
-    """T of a partition = its window end (SPEC §1)."""
-    return partitions_def.time_window_for_partition_key(partition_key).end.astimezone(UTC)
+    """T of a partition = its window end (SPEC §1) = key time + the fixed interval.
+
+    Arithmetic rather than Dagster's ``time_window_for_partition_key`` (~2 ms: it walks the cron):
+    the IO manager and the assets ask for every partition of a backfill."""
+    return parse_key(partition_key) + partition_interval(partitions_def)
+
+
+def is_partition_key(partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str, last_key: str) -> bool:
+    """``partition_key`` is a key of ``partitions_def`` no later than ``last_key`` (itself a key):
+    canonically formatted, on a tick (a whole number of intervals after the first partition), not
+    before the first partition. Arithmetic for Dagster's ``has_partition_key`` (~3 ms a call)."""
+    try:
+        start = parse_key(partition_key)
+    except ValueError:
+        return False
+    first = partitions_def.start.astimezone(UTC)
+    return (
+        format_key(start) == partition_key
+        and first <= start <= parse_key(last_key)
+        and (start - first) % partition_interval(partitions_def) == timedelta(0)
+    )
 
 
 def latest_closed_key(partitions_def: dg.TimeWindowPartitionsDefinition, now: datetime | None = None) -> str | None:

@@ -78,12 +78,18 @@ def latest_closed_partition(job_name: str, now: datetime | None = None, config: 
 
 
 def missing_upstream(
-    job_name: str, partition_key: str, *, config: AppConfig | None = None, defs: dg.Definitions | None = None
+    job_name: str,
+    partition_key: str,
+    *,
+    config: AppConfig | None = None,
+    defs: dg.Definitions | None = None,
+    cadences: Cadences | None = None,
 ) -> list[MissingPartition]:
-    """Upstream partitions a run of ``job_name`` for ``partition_key`` needs and cannot find."""
+    """Upstream partitions a run of ``job_name`` for ``partition_key`` needs and cannot find
+    (``cadences``: those of ``config``, when the caller has built them already)."""
     config = config or load_config(check_artifacts_dir=False)
     defs = defs or _defs()
-    cad: Cadences = build_cadences(config)
+    cad: Cadences = cadences or build_cadences(config)
     job = config.job(job_name)
     role = job_role(job)
     if role == "regime":

@@ -23,9 +23,10 @@ from cryptorun_core.config import TIMEFRAME_HOURS, TIMEFRAME_KEYS
 def hourly_log_returns(close: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
     """(n × H−1) log returns; column i is the return from close i to close i+1 (NaN across gaps)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.log(close[:, 1:] / close[:, :-1])
+        lr = close[:, 1:] / close[:, :-1]
+        np.log(lr, out=lr)  # in place: one (n × H−1) array, not three
     if observed is not None:
-        lr = np.where(observed[:, 1:] & observed[:, :-1], lr, np.nan)
+        lr[~(observed[:, 1:] & observed[:, :-1])] = np.nan
     return lr
 
 

@@ -38,7 +38,7 @@ def to_4h(close: np.ndarray, high: np.ndarray, low: np.ndarray) -> tuple[np.ndar
         empty = np.full((n, 0), np.nan)
         return empty, empty, empty
     sl = slice(h - 4 * m, h)
-    c = close[:, sl].reshape(n, m, 4)[:, :, -1]
+    c = close_4h(close)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         hi = np.nanmax(high[:, sl].reshape(n, m, 4), axis=2)
@@ -46,20 +46,29 @@ def to_4h(close: np.ndarray, high: np.ndarray, low: np.ndarray) -> tuple[np.ndar
     return c, hi, lo
 
 
+def close_4h(close: np.ndarray) -> np.ndarray:
+    """Closes of the 4h bars of :func:`to_4h` (the close of each block's last hour), n × H//4."""
+    n, h = close.shape
+    m = h // 4
+    return close[:, h - 4 * m:].reshape(n, m, 4)[:, :, -1]
+
+
 def wilder(x: np.ndarray, period: int) -> np.ndarray:
     """Wilder smoothing along axis 1 of an (n × T) array whose NaN are only leading."""
     x = np.asarray(x, dtype=float)
     n, t = x.shape
-    out = np.full((n, t), np.nan)
     if t == 0:
-        return out
+        return np.full((n, t), np.nan)
     valid = np.isfinite(x)
     first = np.where(valid.any(axis=1), valid.argmax(axis=1), t)
     seed_pos = first + period - 1
     ok = seed_pos < t
     if not ok.any():
-        return out
-    csum = np.cumsum(np.where(valid, x, 0.0), axis=1)
+        return np.full((n, t), np.nan)
+    # running sums only as far as the last seed (the same prefix sums, a fraction of the matrix)
+    width = int(seed_pos[ok].max()) + 1
+    csum = np.cumsum(np.where(valid[:, :width], x[:, :width], 0.0), axis=1)
+    del valid
     rows = np.nonzero(ok)[0]
     sp = seed_pos[ok]
     before = np.where(first[ok] > 0, csum[rows, np.maximum(first[ok] - 1, 0)], 0.0)
@@ -80,8 +89,8 @@ def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     d = np.diff(close, axis=1)
     gain = np.where(np.isfinite(d), np.maximum(d, 0.0), np.nan)
     loss = np.where(np.isfinite(d), np.maximum(-d, 0.0), np.nan)
-    ag = wilder(gain, period)[:, -1]
-    al = wilder(loss, period)[:, -1]
+    # one smoothing pass over both series stacked (rows are smoothed independently; 4h series are short)
+    ag, al = np.split(wilder(np.vstack([gain, loss]), period)[:, -1], 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         val = 100.0 - 100.0 / (1.0 + ag / al)
     val = np.where(al == 0, np.where(ag > 0, 100.0, 50.0), val)
@@ -127,15 +136,27 @@ def position_in_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, hour
     return np.where(np.isfinite(c) & np.isfinite(rng), np.clip(pos, 0.0, 100.0), np.nan)
 
 
+#: symbols per block in :func:`technical_factor`: the components' temporaries (a few dozen block × H
+#: float arrays) stay a few MB whatever the universe size, instead of several copies of the matrix
+TECHNICAL_BLOCK_ROWS = 128
+
+
 def technical_factor(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, rsi_period: int = 14, adx_period: int = 14, range_hours: int = 480
 ) -> dict[str, np.ndarray]:
-    """Technical factor and its components from hourly matrices (last column = T)."""
-    c4, h4, l4 = to_4h(close, high, low)
-    rsi_4h = rsi(c4, rsi_period)
-    adx_1h = adx(high, low, close, adx_period)
+    """Technical factor and its components from hourly matrices (last column = T).
+
+    Every component is computed row by row (nothing mixes symbols), so blocks of rows give the same
+    numbers as the whole matrix at once; blocks bound the memory of the temporaries."""
+    n = close.shape[0]
+    rsi_4h, adx_1h, pos = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    for a in range(0, n, TECHNICAL_BLOCK_ROWS):
+        b = slice(a, a + TECHNICAL_BLOCK_ROWS)
+        hi, lo, cl = high[b], low[b], close[b]
+        rsi_4h[b] = rsi(close_4h(cl), rsi_period)
+        adx_1h[b] = adx(hi, lo, cl, adx_period)
+        pos[b] = position_in_range(hi, lo, cl, range_hours)
     adx_score = 100.0 * np.minimum(adx_1h / 50.0, 1.0)
-    pos = position_in_range(high, low, close, range_hours)
     comps = np.column_stack([rsi_4h, adx_score, pos])
     cnt = np.isfinite(comps).sum(axis=1)
     tech = np.where(cnt > 0, np.nansum(comps, axis=1) / np.maximum(cnt, 1), np.nan)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -150,9 +151,26 @@ def floor_time(ts: pd.Timestamp, timeframe: Timeframe) -> pd.Timestamp:
     return ts.floor("1h" if timeframe == "1h" else "1D")
 
 
+@functools.lru_cache(maxsize=64)
 def last_closed_open(as_of: datetime, timeframe: Timeframe) -> pd.Timestamp:
-    """Open time of the newest bar closed at or before ``as_of``."""
+    """Open time of the newest bar closed at or before ``as_of`` (memoised: a cycle asks once per
+    (venue, symbol) with the same T)."""
     return floor_time(pd.Timestamp(to_utc(as_of)) - TIMEFRAME_DELTA[timeframe], timeframe)
+
+
+@functools.lru_cache(maxsize=64)
+def bar_window(as_of: datetime, timeframe: Timeframe, limit: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(first_open, last_open)``: open times of the oldest and newest of the ``limit`` newest bars
+    closed at or before ``as_of`` (memoised like :func:`last_closed_open`)."""
+    last_open = last_closed_open(as_of, timeframe)
+    return last_open - (int(limit) - 1) * TIMEFRAME_DELTA[timeframe], last_open
+
+
+@functools.lru_cache(maxsize=64)
+def seconds_to_next_close(as_of: datetime, timeframe: Timeframe) -> float:
+    """Seconds from ``as_of`` until the next bar after the newest closed one closes (≥ 0; memoised)."""
+    next_close = last_closed_open(as_of, timeframe) + 2 * TIMEFRAME_DELTA[timeframe]
+    return max((next_close - pd.Timestamp(as_of)).total_seconds(), 0.0)
 
 
 def _ms(ts: pd.Timestamp) -> int:
@@ -294,8 +312,12 @@ class _VenueMarket:
 
 @dataclass
 class _BarStore:
-    bars: pd.DataFrame
+    bars: pd.DataFrame  # sorted by timestamp, one bar per timestamp, no NaT
     covered_from: pd.Timestamp  # bars are complete (as the venue serves them) from here on
+    stamps: np.ndarray = dataclasses.field(init=False)  # bars' open times, int64 ns UTC (windows are cut on them)
+
+    def __post_init__(self) -> None:
+        self.stamps = self.bars["timestamp"].array.as_unit("ns").asi8
 
 
 @dataclass
@@ -749,7 +771,8 @@ class CcxtMarket(MarketSource):
         cached = self._cache_get(key, as_of)
         if cached is not None:
             frame, remaining = cached
-            return self._bars_result(state, symbol, frame, as_of, timeframe, from_cache=True, ttl=remaining, requests=0, latency=0.0)
+            # the cache keeps its frame: every answer gets a copy of its own
+            return self._bars_result(state, symbol, frame.copy(), as_of, timeframe, from_cache=True, ttl=remaining, requests=0, latency=0.0)
         before, started = state.http_requests, time.perf_counter()
         try:
             frame = await self._incremental_bars(state, vm, as_of, timeframe, limit)
@@ -758,46 +781,48 @@ class CcxtMarket(MarketSource):
                                latency_ms=(time.perf_counter() - started) * 1000.0, requests=state.http_requests - before)
         cost = state.http_requests - before
         latency = (time.perf_counter() - started) * 1000.0
-        if frame.empty:
+        if len(frame) == 0:
             return FetchResult(state.name, symbol, None, error="no_data", latency_ms=latency, requests=cost,
                                detail=f"{state.name} served no closed {timeframe} bars for {symbol} up to {as_of.isoformat()}")
-        self._cache_put(key, frame, as_of)
+        if self.cache_ttl_s > 0:
+            self._cache_put(key, frame.copy(), as_of)  # the answer below hands `frame` itself out
         # answered from the local bar store alone: "cached" until the next bar closes
-        local_ttl = None
-        if cost == 0:
-            next_close = last_closed_open(as_of, timeframe) + 2 * TIMEFRAME_DELTA[timeframe]
-            local_ttl = max((next_close - pd.Timestamp(as_of)).total_seconds(), 0.0)
+        local_ttl = seconds_to_next_close(as_of, timeframe) if cost == 0 else None
         return self._bars_result(state, symbol, frame, as_of, timeframe, from_cache=cost == 0, ttl=local_ttl, requests=cost, latency=latency)
 
     @staticmethod
     def _bars_result(state, symbol, frame, as_of, timeframe, *, from_cache, ttl, requests, latency) -> FetchResult:
-        newest = frame["timestamp"].iloc[-1]
+        """The answer for ``frame``, which the caller hands over (a frame of its own, never the store's or the cache's)."""
+        newest = frame["timestamp"].array[-1]
         stamped = (newest + TIMEFRAME_DELTA[timeframe]).to_pydatetime()
-        return FetchResult(state.name, symbol, frame.copy(), stamped_at=min(stamped, as_of), from_cache=from_cache,
+        return FetchResult(state.name, symbol, frame, stamped_at=min(stamped, as_of), from_cache=from_cache,
                            ttl_remaining_s=ttl, latency_ms=latency, requests=requests)
 
     async def _incremental_bars(self, state: _Venue, vm: _VenueMarket, as_of: datetime, timeframe: Timeframe, limit: int) -> pd.DataFrame:
         """The newest ``limit`` closed bars at ``as_of``, asking the venue only for what the
         store lacks (bars newer than its newest, or the whole window when it does not reach back)."""
-        step = TIMEFRAME_DELTA[timeframe]
-        last_open = last_closed_open(as_of, timeframe)
-        first_open = last_open - (int(limit) - 1) * step
+        # open times as int64 ns: this runs once per (venue, symbol) every cycle
+        step_ns = pd.Timedelta(TIMEFRAME_DELTA[timeframe]).value
+        first_open, last_open = bar_window(as_of, timeframe, int(limit))
         store = self._load_store(state.name, vm.info.symbol, timeframe)
-        if store is not None and store.covered_from <= first_open and not store.bars.empty:
-            newest = store.bars["timestamp"].iloc[-1]
-            since = max(newest + step, first_open)
-            covered_from = store.covered_from if since == newest + step else first_open
+        if store is not None and len(store.stamps) and store.covered_from <= first_open:
+            next_open = int(store.stamps[-1]) + step_ns
+            since = max(next_open, first_open.value)
+            covered_from = store.covered_from if since == next_open else first_open
         else:
-            since, covered_from = first_open, first_open
-        if since <= last_open:
-            fresh = await self._fetch_bar_pages(state, vm, since, last_open, timeframe)
+            since, covered_from = first_open.value, first_open
+        if since <= last_open.value:
+            fresh = await self._fetch_bar_pages(state, vm, pd.Timestamp(since, tz="UTC"), last_open, timeframe)
             merged = pd.concat([store.bars if store is not None else empty_bars(), fresh], ignore_index=True)
             merged = merged.drop_duplicates("timestamp", keep="last").sort_values("timestamp").iloc[-MAX_STORED_BARS:]
             store = _BarStore(bars=merged.reset_index(drop=True), covered_from=covered_from)
             self._save_store(state.name, vm.info.symbol, timeframe, store)
-        bars = store.bars if store is not None else empty_bars()
-        window = bars[(bars["timestamp"] >= first_open) & (bars["timestamp"] <= last_open)]
-        return window.iloc[-int(limit):].reset_index(drop=True)
+        if store is None:
+            return empty_bars()
+        # the store is sorted by time without duplicates or NaT: the window is one slice of it
+        lo = int(np.searchsorted(store.stamps, first_open.value, side="left"))
+        hi = int(np.searchsorted(store.stamps, last_open.value, side="right"))
+        return store.bars.iloc[max(lo, hi - int(limit)):hi].reset_index(drop=True)  # a copy: the store stays the store's
 
     async def _fetch_bar_pages(self, state: _Venue, vm: _VenueMarket, since: pd.Timestamp, last_open: pd.Timestamp, timeframe: Timeframe) -> pd.DataFrame:
         """Closed bars from ``since`` to ``last_open``, page by page (``since=`` walks forward)."""
@@ -857,7 +882,9 @@ class CcxtMarket(MarketSource):
             bars = table.to_pandas()
             bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
             bars = bars[list(BAR_COLUMNS)].astype({c: float for c in BAR_COLUMNS[1:]})
-            store = _BarStore(bars=bars.sort_values("timestamp").reset_index(drop=True),
+            # the store's invariant (what _incremental_bars slices by): time order, one bar per time, no NaT
+            bars = bars.dropna(subset=["timestamp"]).drop_duplicates("timestamp", keep="last").sort_values("timestamp")
+            store = _BarStore(bars=bars.reset_index(drop=True),
                               covered_from=pd.Timestamp(covered.decode()) if covered else bars["timestamp"].min())
         except Exception as exc:  # noqa: BLE001 - a damaged cache file is just a cache miss
             log.warning("ignoring unreadable OHLCV cache file %s: %s", path, type(exc).__name__)

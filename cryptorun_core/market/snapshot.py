@@ -58,14 +58,16 @@ class MarketSnapshot:
         state.pop("_memo", None)  # derived tables are never pickled
         return state
 
-    def _memoised(self, name: str, build):
+    def _memoised(self, name: str, build, table: str = "bars"):
+        """``build()`` once per (``table`` object, as_of, timeframe): replacing the table invalidates."""
         memo = self.__dict__.setdefault("_memo", {})
-        key = (name, id(self.bars), len(self.bars), str(self.as_of), self.timeframe)
+        frame = getattr(self, table)
+        key = (name, id(frame), len(frame), str(self.as_of), self.timeframe)
         hit = memo.get(name)
-        if hit is not None and hit[0] == key and hit[1] is self.bars:
+        if hit is not None and hit[0] == key and hit[1] is frame:
             return hit[2]
         value = build()
-        memo[name] = (key, self.bars, value)
+        memo[name] = (key, frame, value)
         return value
 
     def clean_bars(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -91,11 +93,14 @@ class MarketSnapshot:
             empty = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
                 {"venue": object, "symbol": object, "timestamp": "datetime64[ns, UTC]"})
             return empty, empty_flags()
-        frame = pd.DataFrame({"venue": _as_str(bars["venue"]), "symbol": _as_str(bars["symbol"])})
-        ts = bars["timestamp"]
-        frame["timestamp"] = ts.to_numpy() if not isinstance(ts.dtype, pd.DatetimeTZDtype) else ts.array
-        for c in cols[3:]:
-            frame[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)
+        if _canonical_bar_dtypes(bars):
+            frame = bars  # sanitize_flags returns it as is when every bar is sound and sorted: no copy
+        else:
+            frame = pd.DataFrame({"venue": _as_str(bars["venue"]), "symbol": _as_str(bars["symbol"])})
+            ts = bars["timestamp"]
+            frame["timestamp"] = ts.to_numpy() if not isinstance(ts.dtype, pd.DatetimeTZDtype) else ts.array
+            for c in cols[3:]:
+                frame[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)
         clean, flags = sanitize_flags(frame, self.as_of, self.timeframe)
         if len(clean):
             ts = clean["timestamp"]
@@ -144,6 +149,22 @@ class MarketSnapshot:
         rows = np.repeat(keep, (pairs["stop"] - pairs["start"]).to_numpy())
         return clean[rows].reset_index(drop=True)
 
+    def book_runs(self) -> "BookRuns":
+        """The books table as runs of consecutive levels of one (venue, symbol, side), with its
+        numbers as numpy arrays (computed once per snapshot; see :class:`BookRuns`)."""
+        return self._memoised("book_runs", lambda: BookRuns.of(self.books), table="books")
+
+    def pair_periods(self, n_periods: int) -> dict[str, np.ndarray]:
+        """:func:`cryptorun_core.vadr.period_cube` of :meth:`periods` for the pairs of :meth:`bar_pairs`
+        (row i = pair i) and periods 0 … ``n_periods`` − 1, computed once per snapshot."""
+        from cryptorun_core.vadr import period_cube
+
+        def build() -> dict[str, np.ndarray]:
+            pairs = self.bar_pairs()
+            return period_cube(self.periods(), pairs["venue"].to_numpy(object), pairs["symbol"].to_numpy(object), n_periods)
+
+        return self._memoised(f"pair_periods_{int(n_periods)}", build)
+
     def periods(self) -> pd.DataFrame:
         """:func:`cryptorun_core.periods.period_table` of :meth:`clean_bars` (every venue, symbol and
         period), computed once per snapshot. Callers must not modify it."""
@@ -162,8 +183,11 @@ class MarketSnapshot:
         paths: dict[str, Path] = {}
         for name in ("bars", "books", "fetches", "markets"):
             table = pa.Table.from_pandas(getattr(self, name), preserve_index=False)
+            # dictionary encoding pays for the repetitive text columns (venue, symbol, side, error …)
+            # only: on float columns of distinct prices it costs time and saves nothing
+            text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
             path = target / f"{name}.parquet"
-            _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+            _atomic_write(path, lambda tmp: pq.write_table(table, tmp, use_dictionary=text))
             paths[name] = path
         meta = {"as_of": to_utc(self.as_of).isoformat(), "timeframe": self.timeframe, "source": self.source, "health": self.health}
         meta_path = target / "meta.json"
@@ -179,6 +203,54 @@ class MarketSnapshot:
         return MarketSnapshot(
             as_of=to_utc(meta["as_of"]), timeframe=meta["timeframe"], source=meta["source"], health=meta["health"], **tables
         )
+
+
+@dataclass(frozen=True)
+class BookRuns:
+    """A long books table as runs: rows ``start[i]:stop[i]`` are consecutive levels of one
+    (``venue[i]``, ``symbol[i]``, ``side[i]``) (str, as ``astype(str)`` gives them); ``price``,
+    ``amount`` (float64, unparsable → NaN) and ``book_time`` (int64 ns UTC, NaT → ``NAT``) per row."""
+
+    NAT = np.iinfo(np.int64).min
+
+    start: np.ndarray
+    stop: np.ndarray
+    venue: np.ndarray
+    symbol: np.ndarray
+    side: np.ndarray
+    price: np.ndarray
+    amount: np.ndarray
+    book_time: np.ndarray
+
+    @staticmethod
+    def of(books: pd.DataFrame) -> "BookRuns":
+        from cryptorun_core.rows import runs
+
+        n = 0 if books is None else len(books)
+        cols = [books[c].to_numpy() if n else np.zeros(0, dtype=object) for c in ("venue", "symbol", "side")]
+        start = runs(*cols)
+        stop = np.append(start[1:], n).astype(np.int64)
+        heads = [np.array([str(x) for x in col[start]], dtype=object) for col in cols]
+        if n:
+            bt = books["book_time"]
+            bt = bt.dt.tz_convert("UTC") if isinstance(bt.dtype, pd.DatetimeTZDtype) else pd.to_datetime(bt, utc=True)
+            times = bt.astype("datetime64[ns, UTC]").array.asi8
+            price = pd.to_numeric(books["price"], errors="coerce").to_numpy(float)
+            amount = pd.to_numeric(books["amount"], errors="coerce").to_numpy(float)
+        else:
+            times, price, amount = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+        return BookRuns(start, stop, *heads, price, amount, times)
+
+
+def _canonical_bar_dtypes(bars: pd.DataFrame) -> bool:
+    """The bar table already has exactly the clean table's columns and dtypes (str venue/symbol,
+    ``datetime64[ns, UTC]`` time, float64 numbers) and a default index."""
+    if list(bars.columns) != list(SNAPSHOT_BAR_COLUMNS) or not isinstance(bars.index, pd.RangeIndex) or bars.index.start != 0:
+        return False
+    if str(bars["timestamp"].dtype) != "datetime64[ns, UTC]" or any(bars[c].dtype != np.float64 for c in BAR_COLUMNS[1:]):
+        return False
+    return all(bars[c].dtype == object and pd.api.types.infer_dtype(bars[c].to_numpy(), skipna=False) == "string"
+               for c in ("venue", "symbol"))
 
 
 def _as_str(values: pd.Series) -> np.ndarray:
@@ -219,27 +291,66 @@ def _fetch_rows(results: Sequence[FetchResult], kind: str) -> list[dict]:
     ]
 
 
-def _enforce_contract(data: pd.DataFrame, as_of: datetime, timeframe: Timeframe, venue: str, symbol: str) -> tuple[pd.DataFrame, list[str]]:
-    """One answer's bars held to the MarketSource contract (closed at or before T, time order).
+def _utc_open_times(ts: pd.Series) -> np.ndarray:
+    """An answer's bar open times as ``datetime64[ns]`` UTC (naive numpy; NaT where unparsable).
 
-    A source that breaks it is repaired here and the breach is noted in the fetch log
-    (``detail`` of the ok row, ``<reason>: <sentence>`` joined by ``; ``): ``bar_after_as_of``
-    (bars closing after T are dropped — never used, SPEC §1) and ``out_of_order`` (sorted).
-    """
-    notes: list[str] = []
-    ts = data["timestamp"]
+    The usual column is already tz-aware: its UTC nanoseconds are taken as they are (no conversion)."""
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
         ts = pd.to_datetime(ts, utc=True, errors="coerce")
-    v = ts.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")  # cheap on the (usual) tz-aware column
+    arr = ts.array
+    if arr.unit != "ns":
+        arr = arr.as_unit("ns")
+    return arr.asi8.view("datetime64[ns]")
+
+
+def _contract_bars(answers: Sequence[FetchResult], as_of: datetime, timeframe: Timeframe) -> tuple[pd.DataFrame, list[list[str]]]:
+    """The snapshot's long bar table from the ok OHLCV ``answers`` (each with a non-empty frame), each
+    answer's bars held to the MarketSource contract (closed at or before T, time order).
+
+    Returns ``(bars, notes)``: ``bars`` has columns :data:`SNAPSHOT_BAR_COLUMNS` (venue/symbol str,
+    timestamp ``datetime64[ns, UTC]``, numbers float64), rows answer by answer in answer order; ``notes[i]``
+    lists answer i's breaches. A source that breaks the contract is repaired here and the breach is
+    noted in the fetch log (``detail`` of the ok row, ``<reason>: <sentence>`` joined by ``; ``):
+    ``bar_after_as_of`` (bars closing after T are dropped — never used, SPEC §1) and
+    ``out_of_order`` (sorted).
+    """
+    if not answers:
+        return pd.DataFrame(columns=list(SNAPSHOT_BAR_COLUMNS)), []
+    # one concat of every answer, then whole-column numpy: per-answer pandas column access costs more
+    raw = pd.concat([r.data for r in answers], ignore_index=True)
+    lens = np.array([len(r.data) for r in answers], dtype=np.int64)
+    owner = np.repeat(np.arange(len(answers)), lens)
+    times = _utc_open_times(raw["timestamp"])
     cutoff = np.datetime64((pd.Timestamp(as_of).tz_convert("UTC") - TIMEFRAME_DELTA[timeframe]).tz_localize(None), "ns")
-    late = v > cutoff  # NaT compares False: left to the engine's sanitation (missing_timestamp)
-    if late.any():
-        notes.append(f"bar_after_as_of: {venue} served {int(late.sum())} bar(s) of {symbol} closing after T (dropped)")
-        data, v = data[~late], v[~late]
-    if len(v) > 1 and (v[1:] < v[:-1]).any():
-        data = data.iloc[np.argsort(v, kind="stable")]
-        notes.append(f"out_of_order: {venue} served {len(data)} bars of {symbol} out of time order (sorted)")
-    return data, notes
+    late = times > cutoff  # NaT compares False: left to the engine's sanitation (missing_timestamp)
+    n_late = np.bincount(owner[late], minlength=len(answers))
+    rows = np.flatnonzero(~late)
+    kept_owner, kept_times = owner[rows], times[rows]
+    # an answer is out of order when a kept bar opens before the kept bar preceding it (NaT compares False)
+    back = (kept_times[1:] < kept_times[:-1]) & (kept_owner[1:] == kept_owner[:-1])
+    unordered = np.unique(kept_owner[1:][back])
+    n_kept = np.bincount(kept_owner, minlength=len(answers))
+    if len(unordered):
+        starts = np.concatenate([[0], np.cumsum(n_kept)[:-1]])
+        for i in unordered:
+            seg = slice(starts[i], starts[i] + n_kept[i])
+            rows[seg] = rows[seg][np.argsort(times[rows[seg]], kind="stable")]
+    notes: list[list[str]] = [[] for _ in answers]
+    for i in np.flatnonzero(n_late):
+        r = answers[i]
+        notes[i].append(f"bar_after_as_of: {r.venue} served {int(n_late[i])} bar(s) of {r.symbol} closing after T (dropped)")
+    for i in unordered:
+        r = answers[i]
+        notes[i].append(f"out_of_order: {r.venue} served {int(n_kept[i])} bars of {r.symbol} out of time order (sorted)")
+    table = {
+        "venue": np.repeat(np.array([r.venue for r in answers], dtype=object), n_kept),
+        "symbol": np.repeat(np.array([r.symbol for r in answers], dtype=object), n_kept),
+        "timestamp": pd.DatetimeIndex(times[rows]).tz_localize("UTC"),
+        # float64 as the source's numbers convert (missing → NaN); converted before the frame is built
+        # because DataFrame.astype would copy every column
+        **{c: raw[c].to_numpy(dtype=np.float64, na_value=np.nan)[rows] for c in BAR_COLUMNS[1:]},
+    }
+    return (pd.DataFrame(table) if len(rows) else pd.DataFrame(columns=list(SNAPSHOT_BAR_COLUMNS))), notes
 
 
 #: A book taken at most this long after the cycle time T is the live cycle's book at T (see collect_snapshot).
@@ -320,19 +431,9 @@ def collect_snapshot(
     requests = list(active[["venue", "symbol"]].itertuples(index=False, name=None))
     timeframe = source.native_timeframe
     bar_results = source.fetch_ohlcv(requests, as_of, timeframe=timeframe, limit=limit)
-    frames = []
-    repaired: dict[int, str] = {}
-    for i, r in enumerate(bar_results):
-        if r.ok and r.data is not None and len(r.data):
-            data, notes = _enforce_contract(r.data, as_of, source.native_timeframe, r.venue, r.symbol)
-            if notes:
-                repaired[i] = "; ".join(notes)
-            if len(data):
-                frames.append(data.assign(venue=r.venue, symbol=r.symbol))
-    if frames:
-        bars = pd.concat(frames, ignore_index=True)[list(SNAPSHOT_BAR_COLUMNS)]
-    else:
-        bars = pd.DataFrame(columns=list(SNAPSHOT_BAR_COLUMNS))
+    answered = [i for i, r in enumerate(bar_results) if r.ok and r.data is not None and len(r.data)]
+    bars, notes = _contract_bars([bar_results[i] for i in answered], as_of, timeframe)
+    repaired = {i: "; ".join(n) for i, n in zip(answered, notes) if n}
     fetch_rows = _fetch_rows(bar_results, "ohlcv")
     for i, note in repaired.items():
         fetch_rows[i]["detail"] = note
@@ -391,7 +492,7 @@ def collect_snapshot(
         as_of=as_of,
         timeframe=timeframe,
         source=source.name,
-        bars=bars.astype({c: float for c in BAR_COLUMNS[1:]}) if not bars.empty else bars,
+        bars=bars,
         books=books,
         fetches=_fetch_frame(fetch_rows),
         markets=markets,

@@ -21,7 +21,8 @@ class BarWindows:
     """The bars of ``pairs`` over a range of cycle times ``as_of_ns`` (ascending int64 ns).
 
     ``ts`` (bar open time, int64 ns) and ``values`` (columns open, high, low, close, volume) hold every pair's bars one pair after
-    the other (pair ``j`` in rows ``offsets[j]:offsets[j + 1]``, ascending time). ``start``/``stop``
+    the other (pair ``j`` in rows ``offsets[j]:offsets[j + 1]``, strictly ascending time: one bar per
+    open time, checked by :func:`pack_series`). ``start``/``stop``
     (shape ``(len(as_of_ns), len(pairs))``, absolute rows) are the window ``fetch_ohlcv`` serves for
     the pair at that T; ``stop <= start`` means it answers ``no_data`` with ``no_data_detail``.
     """
@@ -68,6 +69,9 @@ def pack_series(
 ) -> BarWindows:
     """:class:`BarWindows` from per-pair ``(ts, open, high, low, close, volume)`` arrays and per-pair
     ``(start, stop)`` arrays relative to that pair's own series."""
+    for (venue, symbol), s in zip(pairs, series):
+        if len(s[0]) > 1 and not (np.diff(s[0]) > 0).all():
+            raise ValueError(f"bar_windows: the bars of {symbol} on {venue} are not in strictly ascending open-time order")
     lengths = np.array([len(s[0]) for s in series], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 

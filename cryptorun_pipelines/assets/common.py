@@ -8,9 +8,11 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
+import pandera.errors as pa_errors
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_core.schemas import validate_frame
 from cryptorun_pipelines.io_managers.artifacts import PartitionedValues
 
 PREVIEW_ROWS = 10
@@ -20,16 +22,35 @@ def _each(value: Any) -> list[Any]:
     return list(value.values()) if isinstance(value, PartitionedValues) else [value]
 
 
+def _valid(schema, frame: Any) -> bool:
+    """``frame`` is a DataFrame that :func:`validate_frame` accepts against ``schema``."""
+    if not isinstance(frame, pd.DataFrame):
+        return False
+    try:
+        validate_frame(schema, frame)
+    except (pa_errors.SchemaError, pa_errors.SchemaErrors):
+        return False
+    return True
+
+
 def table_type(schema, description: str) -> dg.DagsterType:
     """The dagster-pandera type of ``schema`` (its column table shows in the UI), also accepting the
-    ``PartitionedValues`` of a multi-partition (single-run backfill) step: every frame is validated."""
+    ``PartitionedValues`` of a multi-partition (single-run backfill) step: every frame is validated.
+
+    Frames are checked with :func:`cryptorun_core.schemas.validate_frame` (the schema's own checks
+    evaluated with numpy: ~1 ms per table instead of pandera's ~10 ms, paid once per partition in a
+    backfill). A frame it rejects fails the type check with dagster-pandera's report (pandera's
+    lazy validation: message, number of failures, failure sample); so does anything not a DataFrame.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.BetaWarning)
         base = pandera_schema_to_dagster_type(schema)
 
     def check(context, value: Any) -> dg.TypeCheck:
         for frame in _each(value):
-            result = base.type_check(context, frame)
+            if _valid(schema, frame):
+                continue
+            result = base.type_check(context, frame)  # the report, with every failure of the frame
             if not result.success:
                 return result
         return dg.TypeCheck(success=True)

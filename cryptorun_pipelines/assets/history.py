@@ -1,45 +1,52 @@
-"""Market snapshots of many regime windows from one read (single-run backfills).
+"""Rankings and regime indicators of many regime windows from one read (single-run backfills).
 
-A backfill of N consecutive 4h windows used to call ``collect_snapshot`` N times per asset — each
-reading 720 bars per (venue, symbol) of which 716 the previous window had read already. Sources
-that can serve a range (``bar_windows``, see :mod:`cryptorun_core.market.windows`) are read once
-for the whole range; each window's snapshot is then cut out with contiguous slices. Every snapshot
-is the one ``collect_snapshot(source, symbols, T, venues, limit=…, with_books=False)`` builds
-(same rows, order, dtypes; tests compare them table by table). Sources without ``bar_windows``
-(live ccxt) keep the per-window ``collect_snapshot``.
+A backfill of N consecutive 4h windows used to build N market snapshots per asset — each holding
+720 bars per (venue, symbol) of which 716 the previous window held already — and to clean,
+aggregate and rank each of them. Sources that can serve a range (``bar_windows``, see
+:mod:`cryptorun_core.market.windows`) are read once for the whole range; the 24h periods of every
+pair are aggregated once over that history (:class:`cryptorun_core.periods.PeriodHistory`) and
+each window's ranking and indicators are computed from its slice of them, by the same functions a
+single window uses (:func:`cryptorun_core.universe.rank_pairs`,
+:func:`cryptorun_core.regime.indicators_from_periods`). Every result equals, byte for byte, what
+``rank_universe`` / ``compute_indicators`` give on ``collect_snapshot(source, symbols, T, venues,
+limit=…, with_books=False)`` (tests compare them). A window the range read cannot serve (a venue
+that cannot list its markets at T, no bar at all at T) is read the ordinary way, as are sources
+without ``bar_windows`` (live ccxt).
 
-The bars read by ``universe_ranking`` are kept (one entry, this process) for ``regime_indicators``
-of the same run, which reads a subset of the same pairs at the same times.
+The range read by ``universe_ranking`` is kept (one entry, this process) for ``regime_indicators``
+of the same run, which needs a subset of the same pairs at the same times.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from cryptorun_core.market.base import VenueHealth, to_utc
-from cryptorun_core.market.snapshot import (
-    MARKET_COLUMNS, SNAPSHOT_BAR_COLUMNS, SNAPSHOT_BOOK_COLUMNS, SNAPSHOT_FETCH_COLUMNS, MarketSnapshot, collect_snapshot,
-)
-from cryptorun_core.market.windows import BarWindows
+from cryptorun_core.config import AppConfig
+from cryptorun_core.market.base import to_utc
+from cryptorun_core.market.snapshot import MARKET_COLUMNS, collect_snapshot
+from cryptorun_core.periods import PeriodHistory
+from cryptorun_core.regime import compute_indicators, indicators_from_periods, regime_universe
+from cryptorun_core.universe import listed_pairs, listing_activity, rank_pairs, rank_universe
 
 SymbolsAt = Callable[[int], "Sequence[str] | None"]
 
 _CACHE_LOCK = threading.Lock()
-_CACHE: dict = {}  # at most one entry: {key: BarWindows}
+_CACHE: dict = {}  # at most one entry: {key: RangeRead}
 
 
-def remember(key, windows: BarWindows) -> None:
+def remember(key, read: "RangeRead") -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
-        _CACHE[key] = windows
+        _CACHE[key] = read
 
 
-def recall(key, pop: bool = True) -> BarWindows | None:
+def recall(key, pop: bool = True) -> "RangeRead | None":
     with _CACHE_LOCK:
         return _CACHE.pop(key, None) if pop else _CACHE.get(key)
 
@@ -53,14 +60,40 @@ def can_batch(source, n_keys: int) -> bool:
     return n_keys > 1 and callable(getattr(source, "bar_windows", None))
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The markets listed at one T: the snapshot's ``markets`` table (shared by every T with the same
+    listing; read-only), its active pairs (the ones ``collect_snapshot`` reads bars of) and its
+    :func:`cryptorun_core.universe.listing_activity`."""
+
+    frame: pd.DataFrame
+    venue: np.ndarray  # object, active rows
+    symbol: np.ndarray
+    activity: dict
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, venues: tuple[str, ...]) -> "Listing":
+        active = frame["active"].to_numpy(bool)
+        return cls(frame, frame["venue"].to_numpy(object)[active], frame["symbol"].to_numpy(object)[active],
+                   listing_activity(frame, venues))
+
+    def requests(self, symbols: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(venue, symbol) of the active listings (of ``symbols``)."""
+        if symbols is None:
+            return self.venue, self.symbol
+        wanted = set(symbols)
+        keep = np.fromiter((s in wanted for s in self.symbol.tolist()), dtype=bool, count=len(self.symbol))
+        return self.venue[keep], self.symbol[keep]
+
+
 class _Markets:
-    """``list_markets`` of every venue at each T as the snapshot table (one frame per distinct listing)."""
+    """``list_markets`` of every venue at each T (one :class:`Listing` per distinct listing)."""
 
     def __init__(self, source, venues: tuple[str, ...]):
         self.source, self.venues = source, venues
-        self._frames: dict[tuple, pd.DataFrame] = {}
+        self._listings: dict[tuple, Listing] = {}
 
-    def at(self, as_of: datetime) -> pd.DataFrame | None:
+    def at(self, as_of: datetime) -> Listing | None:
         rows: list[tuple] = []
         for venue in self.venues:
             try:
@@ -71,106 +104,100 @@ class _Markets:
         if not rows:
             return None  # nothing listed: collect_snapshot raises what a single run raises
         key = tuple(rows)
-        frame = self._frames.get(key)
-        if frame is None:
-            frame = pd.DataFrame(rows, columns=list(MARKET_COLUMNS))
-            if len(self._frames) > 64:
-                self._frames.clear()
-            self._frames[key] = frame
-        return frame.copy()
+        listing = self._listings.get(key)
+        if listing is None:
+            listing = Listing.of(pd.DataFrame(rows, columns=list(MARKET_COLUMNS)), self.venues)
+            if len(self._listings) > 64:
+                self._listings.clear()
+            self._listings[key] = listing
+        return listing
 
 
-def _requests(markets: pd.DataFrame, symbols: Sequence[str] | None) -> list[tuple[str, str]]:
-    active = markets[markets["active"]]
-    if symbols is not None:
-        active = active[active["symbol"].isin(set(symbols))]
-    return list(active[["venue", "symbol"]].itertuples(index=False, name=None))
+@dataclass
+class RangeRead:
+    """The market over a range of cycle times, read once: the listing at each T (None: that T is
+    read the ordinary way) and the sanitized bars' period history (None: no range read)."""
+
+    as_ofs: list[datetime]
+    markets: list[Listing | None]
+    history: PeriodHistory | None
+
+    def clean_rows(self, i: int, venue: np.ndarray, symbol: np.ndarray) -> np.ndarray | None:
+        """:meth:`PeriodHistory.rows` of the pairs read at the i-th T, −1 where no clean bar is left;
+        None when the range read cannot stand in for that T's snapshot (no listing, no bar at all)."""
+        h = self.history
+        if h is None or self.markets[i] is None or not len(venue):
+            return None
+        j = h.rows(venue, symbol)
+        if not (np.where(j >= 0, h.raw_count[i, j], 0) > 0).any():
+            return None  # no bars at all at T: collect_snapshot decides what that means
+        return np.where((j >= 0) & (h.stop[i, j] > h.start[i, j]), j, -1)
 
 
-def _empty_books() -> pd.DataFrame:
-    return pd.DataFrame(columns=list(SNAPSHOT_BOOK_COLUMNS))
-
-
-def _snapshot_at(source, w: BarWindows, i: int, index: dict, as_of: datetime, venues: tuple[str, ...],
-                 markets: pd.DataFrame, requests: list[tuple[str, str]]) -> MarketSnapshot | None:
-    """The snapshot at T = ``w.as_of_ns[i]`` from the windows (None: read this T the ordinary way)."""
-    if not requests:
-        return None
-    js = np.fromiter((index[p] for p in requests), dtype=np.int64, count=len(requests))
-    start, stop = w.start[i, js], w.stop[i, js]
-    lengths = np.maximum(stop - start, 0)
-    ok = lengths > 0
-    if not ok.any():
-        return None  # no bars at all at T: collect_snapshot decides what that means
-    req_venue = np.array([p[0] for p in requests], dtype=object)
-    req_symbol = np.array([p[1] for p in requests], dtype=object)
-    spans = [(a, b) for a, b in zip(start[ok].tolist(), stop[ok].tolist())]  # contiguous rows per pair
-    values = np.concatenate([w.values[a:b] for a, b in spans])
-    ts = np.concatenate([w.ts[a:b] for a, b in spans])
-    # one float block (the (n, 5) values) plus three columns: no per-column stacking copies
-    bars = pd.DataFrame(values, columns=list(SNAPSHOT_BAR_COLUMNS[3:]), copy=False)
-    bars.insert(0, "venue", np.repeat(req_venue, lengths))
-    bars.insert(1, "symbol", np.repeat(req_symbol, lengths))
-    bars.insert(2, "timestamp", pd.DatetimeIndex(ts.view("datetime64[ns]")).tz_localize("UTC"))
-    n = len(requests)
-    error = np.full(n, None, dtype=object)
-    detail = np.full(n, "", dtype=object)
-    for k in np.flatnonzero(~ok):
-        error[k] = "no_data"
-        detail[k] = w.no_data_detail(requests[k][0], requests[k][1], as_of)
-    fetches = pd.DataFrame(
-        {
-            "venue": req_venue, "symbol": req_symbol, "kind": np.full(n, "ohlcv", dtype=object), "ok": ok,
-            "error": error, "detail": detail, "from_cache": np.zeros(n, dtype=bool),
-            "ttl_remaining_s": np.full(n, None, dtype=object),
-            "stamped_at": pd.DatetimeIndex(np.full(n, pd.Timestamp(as_of).value, dtype=np.int64).view("datetime64[ns]")).tz_localize("UTC"),
-            "latency_ms": np.zeros(n, dtype=np.float64), "requests": np.zeros(n, dtype=np.int64),
-        },
-        columns=list(SNAPSHOT_FETCH_COLUMNS),
-    )
-    counts = pd.Series(req_venue).value_counts().to_dict()
-    health = {v: VenueHealth(v, requests=int(counts.get(v, 0))).to_dict() for v in venues if v in tuple(source.venues)}
-    return MarketSnapshot(
-        as_of=as_of, timeframe=source.native_timeframe, source=source.name, bars=bars, books=_empty_books(),
-        fetches=fetches, markets=markets, health=health,
-    )
-
-
-def snapshots(
-    source,
-    as_ofs: Sequence[datetime],
-    venues: Sequence[str],
-    limit: int,
-    symbols_at: SymbolsAt | None = None,
-    windows: BarWindows | None = None,
-    keep: Callable[[BarWindows], None] | None = None,
-) -> Iterator[MarketSnapshot]:
-    """``collect_snapshot(source, symbols_at(i), as_ofs[i], venues, limit=limit, with_books=False)`` for
-    every i, from one ``source.bar_windows`` read over the range (or ``windows`` read earlier, when it
-    covers the same times and every pair needed). ``keep`` receives the windows read here."""
+def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit: int,
+               symbols_at: SymbolsAt | None = None, reuse: RangeRead | None = None) -> RangeRead:
+    """One ``source.bar_windows`` read of every pair listed (of ``symbols_at(i)``) over ``as_ofs``,
+    or ``reuse`` when it was read for the same times and holds every pair needed."""
     as_ofs = [to_utc(a) for a in as_ofs]
     venues = tuple(venues or source.venues)
     pick = symbols_at or (lambda i: None)
-    listing = _Markets(source, venues)
-    markets = [listing.at(a) for a in as_ofs]
-    requests = [None if m is None else _requests(m, pick(i)) for i, m in enumerate(markets)]
-    wanted = list(dict.fromkeys(p for r in requests if r for p in r))
-    t_ns = np.array([pd.Timestamp(a).value for a in as_ofs], dtype=np.int64)
-    if windows is not None:
-        if len(windows.as_of_ns) != len(t_ns) or (windows.as_of_ns != t_ns).any() or not set(wanted) <= set(windows.pairs):
-            windows = None
-    if windows is None:
-        try:
-            windows = source.bar_windows(wanted, as_ofs, timeframe=source.native_timeframe, limit=limit)
-        except NotImplementedError:
-            windows = None
-        if windows is not None and keep is not None:
-            keep(windows)
-    index = windows.index() if windows is not None else {}
-    for i, as_of in enumerate(as_ofs):
-        snap = None
-        if windows is not None and markets[i] is not None:
-            snap = _snapshot_at(source, windows, i, index, as_of, venues, markets[i], requests[i])
-        if snap is None:
-            snap = collect_snapshot(source, pick(i), as_of, venues=venues, limit=limit, with_books=False)
-        yield snap
+    if reuse is not None and reuse.as_ofs == as_ofs:
+        markets = reuse.markets
+    else:
+        listing = _Markets(source, venues)
+        markets = [listing.at(a) for a in as_ofs]
+    wanted: dict[tuple[str, str], None] = {}
+    for i, m in enumerate(markets):
+        if m is not None:
+            v, s = m.requests(pick(i))
+            wanted.update(dict.fromkeys(zip(v.tolist(), s.tolist())))
+    if reuse is not None and reuse.as_ofs == as_ofs and reuse.history is not None and set(wanted) <= set(reuse.history.index):
+        return reuse
+    try:
+        windows = source.bar_windows(list(wanted), as_ofs, timeframe=source.native_timeframe, limit=limit)
+    except NotImplementedError:
+        return RangeRead(as_ofs, markets, None)
+    return RangeRead(as_ofs, markets, PeriodHistory(windows, source.native_timeframe))
+
+
+def rankings(source, read: RangeRead, config: AppConfig, hot_size: int, warm_size: int) -> Iterator[pd.DataFrame]:
+    """``rank_universe(collect_snapshot(source, None, T, venues, limit=…, with_books=False), …)`` for
+    every T of ``read`` (validation left to the caller's output type)."""
+    venues, limit = tuple(config.market.venues), config.market.history_bars
+    for i, as_of in enumerate(read.as_ofs):
+        markets = read.markets[i]
+        req_v, req_s = markets.requests() if markets is not None else (np.zeros(0, object), np.zeros(0, object))
+        rows = read.clean_rows(i, req_v, req_s)
+        if rows is None:
+            snapshot = collect_snapshot(source, None, as_of, venues=venues, limit=limit, with_books=False)
+            yield rank_universe(snapshot, config, hot_size=hot_size, warm_size=warm_size, validate=False)
+            continue
+        clean = rows >= 0
+        venue, symbol, active = listed_pairs(req_v[clean], req_s[clean], markets.activity, venues)
+        row_of = dict(zip(zip(req_v[clean].tolist(), req_s[clean].tolist()), rows[clean].tolist()))
+        listed_rows = np.array([row_of.get(k, -1) for k in zip(venue.tolist(), symbol.tolist())], dtype=np.int64)
+        periods = read.history.at(i, venue, symbol, listed_rows)
+        yield rank_pairs(periods, active, config, source.native_timeframe, hot_size, warm_size, validate=False)
+
+
+def indicators(source, read: RangeRead, config: AppConfig, rankings: Sequence[pd.DataFrame]) -> Iterator[dict[str, float]]:
+    """``compute_indicators(collect_snapshot(source, universe ∪ {benchmark}, T, …), rankings[i], config)``
+    for every T of ``read`` (the universe: :func:`regime_universe` of ``rankings[i]``)."""
+    venues, limit = tuple(config.market.venues), config.market.history_bars
+    bench = config.regime.benchmark
+    n_periods = max(config.regime.ma_periods, config.regime.thrust_periods + 1)
+    for i, as_of in enumerate(read.as_ofs):
+        symbols = regime_universe(rankings[i], config)
+        wanted = sorted(set(symbols) | {bench})
+        markets = read.markets[i]
+        req_v, req_s = markets.requests(wanted) if markets is not None else (np.zeros(0, object), np.zeros(0, object))
+        rows = read.clean_rows(i, req_v, req_s) if symbols else None
+        if rows is None:
+            snapshot = collect_snapshot(source, wanted, as_of, venues=venues, limit=limit, with_books=False)
+            yield compute_indicators(snapshot, rankings[i], config, validate=False)
+            continue
+        clean = rows >= 0
+        venue, symbol, rows = req_v[clean], req_s[clean], rows[clean]
+        series = {v: read.history.bars(i, v, s) for v, s in zip(venue.tolist(), symbol.tolist()) if s == bench}
+        periods = read.history.at(i, venue, symbol, rows, max_periods=n_periods)
+        yield indicators_from_periods(periods, series, symbols, config, source.native_timeframe, validate=False)[0]

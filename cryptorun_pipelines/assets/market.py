@@ -8,6 +8,7 @@ import pandas as pd
 
 from cryptorun_core.config import AppConfig, JobConfig
 from cryptorun_core.market.snapshot import MarketSnapshot, collect_snapshot
+from cryptorun_core.rows import runs
 from cryptorun_core.universe import segment_symbols
 from cryptorun_pipelines.assets.common import MarketSnapshotType, duration_metadata, timed
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
@@ -26,11 +27,23 @@ def snapshot_metadata(snapshot: MarketSnapshot) -> dict:
         "symbols": len(snapshot.symbols),
         "bars": len(snapshot.bars),
         "book_levels": len(snapshot.books),
-        "symbols_with_book": int(snapshot.books[["venue", "symbol"]].drop_duplicates().shape[0]) if not snapshot.books.empty else 0,
+        "symbols_with_book": len(distinct_pairs(snapshot.books)),
         "fetch_errors": dg.MetadataValue.json({str(k): int(v) for k, v in errors.items()}),
         "from_cache": cached,
         "venue_health": dg.MetadataValue.json(snapshot.health or {}),
     }
+
+
+def distinct_pairs(frame: pd.DataFrame) -> list[tuple]:
+    """The distinct (venue, symbol) of a long table in order of first appearance (as
+    ``frame[["venue", "symbol"]].drop_duplicates()``). The first row of a pair always starts a run of
+    equal consecutive pairs, so only the run starts are deduplicated (tables come grouped by pair)."""
+    if frame.empty:
+        return []
+    venue, symbol = frame["venue"].to_numpy(), frame["symbol"].to_numpy()
+    starts = runs(venue, symbol)
+    heads = pd.DataFrame({"venue": venue[starts], "symbol": symbol[starts]}).drop_duplicates()
+    return list(heads.itertuples(index=False, name=None))
 
 
 def books_cost_requests(source) -> bool:
@@ -98,8 +111,7 @@ def read_segment(
     def book_filter(bars: pd.DataFrame):
         if bars.empty:
             return []
-        pairs = bars[["venue", "symbol"]].drop_duplicates()
-        wanted = [(v, s) for v, s in pairs.itertuples(index=False, name=None) if s in with_books]
+        wanted = [(v, s) for v, s in distinct_pairs(bars) if s in with_books]
         if not prune or not wanted:
             return wanted
         bound = _score_bounds(bars, source, config, job, ranking, as_of, regime)

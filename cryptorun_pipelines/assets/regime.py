@@ -72,6 +72,22 @@ def regime_from_indicators(row: pd.Series | dict, config: AppConfig) -> dict:
     return {**result.to_dict(), "partition_key": str(row["partition_key"])}
 
 
+def _indicator_row(values: dict, key: str, as_of, universe_size: int, benchmark: str, timeframe: str) -> pd.DataFrame:
+    """The regime_indicators row of one partition."""
+    return pd.DataFrame(
+        [
+            {
+                **{k: float(values[k]) for k in INDICATORS},
+                "as_of": iso_z(as_of),
+                "partition_key": key,
+                "universe_size": universe_size,
+                "benchmark": benchmark,
+                "timeframe": timeframe,
+            }
+        ]
+    )
+
+
 # Dagster copies a multi-partition run's output metadata onto every partition's materialisation:
 # a year-long backfill would store the same ~40 kB chart 2,190 times in the event log.
 CHART_MAX_PARTITIONS = 42  # one week of 4h windows
@@ -107,38 +123,34 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
         config = market_source.app_config()
         keys = partition_keys(context)
         rankings = per_partition(universe_ranking, keys)
-        rows = {}
         as_ofs = [as_of_for_key(pdef, key) for key in keys]
-        universes = [regime_universe(rankings[key], config) for key in keys]
-        wanted = [sorted(set(symbols) | {config.regime.benchmark}) for symbols in universes]
+        ranked = [rankings[key] for key in keys]
+        universes = [regime_universe(ranking, config) for ranking in ranked]
         with timed() as t, market_source.open(cadences.regime_job, config) as source:
             if history.can_batch(source, len(keys)):
-                # the bars universe_ranking read for the same range in this run (else one read here)
-                snaps = history.snapshots(
+                # the range universe_ranking read in this run (else one read here); one row per key,
+                # identical to a single-partition run's
+                wanted = [sorted(set(symbols) | {config.regime.benchmark}) for symbols in universes]
+                read = history.read_range(
                     source, as_ofs, config.market.venues, config.market.history_bars, symbols_at=wanted.__getitem__,
-                    windows=history.recall(history.cache_key(config, as_ofs)),
+                    reuse=history.recall(history.cache_key(config, as_ofs)),
                 )
+                values = history.indicators(source, read, config, ranked)
             else:
-                snaps = (
-                    collect_snapshot(source, w, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False)
-                    for w, as_of in zip(wanted, as_ofs)
-                )
-            for key, as_of, symbols, snapshot in zip(keys, as_ofs, universes, snaps):
-                ranking = rankings[key]
                 # the output type (dagster-pandera RegimeIndicatorsSchema) validates the row
-                values = compute_indicators(snapshot, ranking, config, validate=False)
-                rows[key] = pd.DataFrame(
-                    [
-                        {
-                            **{k: float(values[k]) for k in INDICATORS},
-                            "as_of": iso_z(as_of),
-                            "partition_key": key,
-                            "universe_size": len(symbols),
-                            "benchmark": config.regime.benchmark,
-                            "timeframe": snapshot.timeframe,
-                        }
-                    ]
+                values = (
+                    compute_indicators(
+                        collect_snapshot(source, sorted(set(symbols) | {config.regime.benchmark}), as_of,
+                                         venues=config.market.venues, limit=config.market.history_bars, with_books=False),
+                        ranking, config, validate=False,
+                    )
+                    for symbols, as_of, ranking in zip(universes, as_ofs, ranked)
                 )
+            timeframe = source.native_timeframe
+            rows = {
+                key: _indicator_row(value, key, as_of, len(symbols), config.regime.benchmark, timeframe)
+                for key, as_of, symbols, value in zip(keys, as_ofs, universes, values)
+            }
         context.add_output_metadata(
             {**frame_metadata(rows[keys[-1]]), **duration_metadata(t["seconds"]), "n_partitions": len(keys)}
         )

@@ -19,6 +19,7 @@ from cryptorun_pipelines.assets.common import (
     timed,
 )
 from cryptorun_pipelines.charts import hot_scan_chart_metadata
+from cryptorun_pipelines.checks import artifact_check_specs, columns_check, explain_check
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
 from cryptorun_pipelines.resources import MarketSourceResource
 
@@ -114,6 +115,7 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
             "universe_ranking": dg.AssetIn(partition_mapping=mapping),
             "regime_weights": dg.AssetIn(partition_mapping=mapping),
         },
+        check_specs=artifact_check_specs(("hot_signals", "hot_premove", "hot_explain")),
     )
     def hot_scan(
         context: dg.AssetExecutionContext,
@@ -122,7 +124,8 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         universe_ranking: pd.DataFrame,
         regime_weights: dict,
     ):
-        """Scores, gates and premove of the hot segment at T with the latest closed regime's weights."""
+        """Scores, gates and premove of the hot segment at T with the latest closed regime's weights;
+        each output's SPEC §9 check follows it (evaluated on the value just written)."""
         config = market_source.app_config()
         job_cfg = config.job(job.name)
         key = context.partition_key
@@ -138,12 +141,15 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         yield dg.Output(
             result.signals, output_name="hot_signals", metadata={**frame_metadata(result.signals, SIGNAL_PREVIEW), **common, **charts}
         )
+        yield columns_check("hot_signals", result.signals)
         yield dg.Output(premove, output_name="hot_premove", metadata={**frame_metadata(premove, PREMOVE_PREVIEW), **common})
+        yield columns_check("hot_premove", premove)
         yield dg.Output(
             explain,
             output_name="hot_explain",
             metadata={**common, **_scan_counts(explain), "evaluated": len(result.evaluated) if result.evaluated is not None else 0},
         )
+        yield explain_check(explain)
 
     return hot_scan
 
@@ -164,6 +170,7 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
             "regime_weights": dg.AssetIn(partition_mapping=mapping),
         },
         metadata={"artifact": "{artifacts_dir}/{as_of}/warm_signals.csv", "job": job.name},
+        check_specs=artifact_check_specs(("warm_signals",)),
     )
     def warm_signals(
         context: dg.AssetExecutionContext,
@@ -173,21 +180,22 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         regime_weights: dict,
     ):
         """warm_signals.csv: the warm scan's entries at T (relaxed gates), with whether each row's data
-        came from the cache and the cache entry's remaining TTL."""
+        came from the cache and the cache entry's remaining TTL; then its SPEC §9 column check."""
         config = market_source.app_config()
         job_cfg = config.job(job.name)
         with timed() as t:
             result = run_scan(warm_market_snapshot, universe_ranking, regime_weights, config, job_cfg)
         inputs = _scan_inputs(context, "warm_market_snapshot")
-        context.add_output_metadata(
-            {
+        yield dg.Output(
+            result.signals,
+            metadata={
                 **frame_metadata(result.signals, SIGNAL_PREVIEW + ("cached", "ttl_remaining_s")),
                 **regime_metadata(regime_weights),
                 **duration_metadata(t["seconds"]),
                 **_scan_counts(result.explain or {}),
                 "inputs": dg.MetadataValue.json(inputs),
-            }
+            },
         )
-        return result.signals
+        yield columns_check("warm_signals", result.signals)
 
     return warm_signals

@@ -43,24 +43,24 @@ def build_universe_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
         liquidity tier, exclusion reason and hot (top N) / warm (next M) segment (SPEC §2)."""
         config = market_source.app_config()
         keys = partition_keys(context)
-        out = {}
         as_ofs = [as_of_for_key(cadences.regime, key) for key in keys]
         with timed() as t, market_source.open(cadences.regime_job, config) as source:
             if history.can_batch(source, len(keys)):
-                # one read of the whole range, one snapshot per key cut out of it (identical to a
-                # single-partition run's); the bars stay in memory for regime_indicators of this run
-                snaps = history.snapshots(
-                    source, as_ofs, config.market.venues, config.market.history_bars,
-                    keep=lambda w: history.remember(history.cache_key(config, as_ofs), w),
-                )
+                # one read of the whole range, periods aggregated once, one ranking per key (identical to
+                # a single-partition run's); the read stays in memory for regime_indicators of this run
+                read = history.read_range(source, as_ofs, config.market.venues, config.market.history_bars)
+                history.remember(history.cache_key(config, as_ofs), read)
+                ranked = history.rankings(source, read, config, hot_size, warm_size)
             else:
-                snaps = (
-                    collect_snapshot(source, None, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False)
+                # the output type (dagster-pandera UniverseRankingSchema) validates the frame
+                ranked = (
+                    rank_universe(
+                        collect_snapshot(source, None, as_of, venues=config.market.venues, limit=config.market.history_bars, with_books=False),
+                        config, hot_size=hot_size, warm_size=warm_size, validate=False,
+                    )
                     for as_of in as_ofs
                 )
-            for key, snapshot in zip(keys, snaps):
-                # the output type (dagster-pandera UniverseRankingSchema) validates the frame
-                out[key] = rank_universe(snapshot, config, hot_size=hot_size, warm_size=warm_size, validate=False)
+            out = dict(zip(keys, ranked))
         last = out[keys[-1]]
         segments = Counter(last["segment"])
         reasons = Counter(r for r in last["exclusion_reason"] if r is not None and r == r)

@@ -2,7 +2,7 @@
 
 Runs the real ``regime_refresh`` and ``scan_hot`` jobs on the default config (simulated market,
 temporary artifacts dir), each run in a FRESH process like a Dagster run worker. So the first
-chart of every run pays for importing matplotlib, as it does in production. Each job runs with
+chart of every run pays for importing Pillow and loading its font, as it does in production. Each job runs with
 the charts and with the chart functions stubbed out. The output shows the ``chart_render_ms`` the
 materialisation reports next to the run's wall time, and the median difference.
 """

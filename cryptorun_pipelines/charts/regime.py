@@ -13,7 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from cryptorun_pipelines.charts.render import REGIME_COLORS, chart, png_bytes, timed_render
+from cryptorun_pipelines.charts.render import (
+    GRID_COLOR, LABEL_PX, REGIME_COLORS, TITLE_PX, Canvas, Frame, nice_ticks, rgb, timed_render,
+)
 
 #: How many previous regime partitions the chart looks back (4h cadence: 12 = two days).
 HISTORY_CYCLES = 12
@@ -23,6 +25,7 @@ INDICATOR_LABELS = {
     "pct_above_20ma": "% above 20MA",
     "breadth_thrust": "breadth thrust",
 }
+UNKNOWN_COLOR, THRESHOLD_COLOR, LINE_COLOR = "#bdbdbd", "#616161", "#424242"
 #: SPEC §6 defaults, used when a regime.json has no thresholds block.
 DEFAULT_THRESHOLDS = {
     "realized_vol_7d": {"calm": 0.40, "volatile": 0.80},
@@ -98,45 +101,15 @@ def _thresholds(history: Sequence[Mapping[str, Any]]) -> tuple:
     )
 
 
-def _build_regime(n: int, thresholds: tuple):
-    def build(fig) -> dict:
-        x = list(range(n))
-        grid = fig.add_gridspec(4, 1, height_ratios=[0.35, 1, 1, 1], hspace=0.12, left=0.14, right=0.985, top=0.92, bottom=0.13)
-        strip = fig.add_subplot(grid[0])
-        cells = [strip.axvspan(i - 0.5, i + 0.5, color="#bdbdbd", alpha=0.85, lw=0) for i in x]
-        letters = [strip.text(i, 0.5, "", ha="center", va="center", color="white", fontsize=7, fontweight="bold") for i in x]
-        strip.set_xlim(-0.5, n - 0.5)
-        strip.set_ylim(0, 1)
-        strip.set_yticks([])
-        strip.tick_params(bottom=False, labelbottom=False)
-        strip.set_ylabel("regime", fontsize=7, rotation=0, ha="right", va="center")
-        title = strip.set_title("", fontsize=8)
-        panels = []
-        for row, (name, calm, volatile) in enumerate(thresholds, start=1):
-            ax = fig.add_subplot(grid[row], sharex=strip)
-            big = 1e9
-            if calm < volatile:  # low values are calm (realized vol)
-                ax.axhspan(-big, calm, color=REGIME_COLORS["calm"], alpha=0.12, lw=0)
-                ax.axhspan(volatile, big, color=REGIME_COLORS["volatile"], alpha=0.12, lw=0)
-            else:  # high values are calm (% above 20MA, breadth thrust)
-                ax.axhspan(calm, big, color=REGIME_COLORS["calm"], alpha=0.12, lw=0)
-                ax.axhspan(-big, volatile, color=REGIME_COLORS["volatile"], alpha=0.12, lw=0)
-            for level in (calm, volatile):
-                ax.axhline(level, color="#616161", lw=0.6, ls="--")
-            (line,) = ax.plot(x, [0.0] * n, color="#424242", lw=1.0, zorder=2)
-            dots = ax.scatter(x, [0.0] * n, s=14, zorder=3)
-            ax.set_ylabel(INDICATOR_LABELS[name], fontsize=7, rotation=0, ha="right", va="center")
-            ax.tick_params(labelsize=6, length=2)
-            ax.tick_params(axis="x", labelbottom=row == len(thresholds))
-            ax.grid(axis="x", color="#eeeeee", lw=0.5)
-            panels.append({"ax": ax, "line": line, "dots": dots, "name": name, "calm": calm, "volatile": volatile})
-        step = max(1, (n + 7) // 8)
-        ticks = x[::step]
-        panels[-1]["ax"].set_xticks(ticks)
-        panels[-1]["ax"].set_xticklabels([""] * len(ticks), fontsize=6)
-        return {"cells": cells, "letters": letters, "title": title, "panels": panels, "ticks": ticks}
-
-    return build
+def _panel_frames(rows: int, left: float, right: float, top: float, bottom: float, strip_ratio: float, gap: float) -> list[Frame]:
+    """Pixel boxes of the label strip and the ``rows`` indicator panels, stacked top to bottom."""
+    unit = (bottom - top - gap * rows) / (strip_ratio + rows)
+    frames = [Frame(left, top, right, top + unit * strip_ratio)]
+    y = frames[0].bottom
+    for _ in range(rows):
+        frames.append(Frame(left, y + gap, right, y + gap + unit))
+        y = frames[-1].bottom
+    return frames
 
 
 def regime_chart_png(history: Sequence[Mapping[str, Any]]) -> bytes:
@@ -148,24 +121,64 @@ def regime_chart_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     n = len(history)
     thresholds = _thresholds(history)
     labels = [str(r.get("regime")) for r in history]
-    colors = [REGIME_COLORS.get(lb, "#bdbdbd") for lb in labels]
-    with timed_render("regime"), chart("regime", (n, thresholds), _build_regime(n, thresholds)) as (fig, a):
-        for cell, letter, label, color in zip(a["cells"], a["letters"], labels, colors):
-            cell.set_color(color)
-            letter.set_text(label[:1].upper())
-        last = history[-1]
-        a["title"].set_text(
+    colors = [REGIME_COLORS.get(lb, UNKNOWN_COLOR) for lb in labels]
+    last = history[-1]
+    with timed_render("regime"):
+        canvas = Canvas()
+        xlim = (-0.5, n - 0.5)
+        strip, *panels = _panel_frames(len(thresholds), 112, 630, 24, 262, strip_ratio=0.35, gap=7)
+        strip.xlim = xlim
+        canvas.text(
+            (strip.left + strip.right) / 2, 6,
             f"regime over the last {n} cycle{'s' if n != 1 else ''}: now {last.get('regime')} "
-            f"(confidence {float(last.get('confidence', float('nan'))):.2f}); green / red bands = calm / volatile votes"
+            f"(confidence {float(last.get('confidence', float('nan'))):.2f}); green / red bands = calm / volatile votes",
+            TITLE_PX, anchor="ma",
         )
-        for p in a["panels"]:
-            values = [float((r.get("indicators") or {}).get(p["name"], float("nan"))) for r in history]
-            p["line"].set_ydata(values)
-            p["dots"].set_offsets(list(zip(range(n), values)))
-            p["dots"].set_facecolor(colors)
-            finite = [v for v in values if v == v] + [p["calm"], p["volatile"]]
+        for i, (label, colour) in enumerate(zip(labels, colors)):
+            canvas.rect(strip.x(i - 0.5), strip.top, strip.x(i + 0.5), strip.bottom, rgb(colour, 0.85))
+            canvas.text(strip.x(i), (strip.top + strip.bottom) / 2, label[:1].upper(), LABEL_PX, "#ffffff", anchor="mm")
+        canvas.box(strip)
+        canvas.text(strip.left - 8, (strip.top + strip.bottom) / 2, "regime", LABEL_PX, anchor="rm")
+        step = max(1, (n + 7) // 8)
+        ticks = list(range(0, n, step))
+        for row, (frame, (name, calm, volatile)) in enumerate(zip(panels, thresholds), start=1):
+            values = [float((r.get("indicators") or {}).get(name, float("nan"))) for r in history]
+            finite = [v for v in values if v == v] + [calm, volatile]
             lo, hi = min(finite), max(finite)
             pad = (hi - lo) * 0.15 or 0.1
-            p["ax"].set_ylim(lo - pad, hi + pad)
-        a["panels"][-1]["ax"].set_xticklabels([_cycle_label(history[i]) for i in a["ticks"]])
-        return png_bytes(fig)
+            frame.xlim, frame.ylim = xlim, (lo - pad, hi + pad)
+            _bands(canvas, frame, calm, volatile)
+            for level in (calm, volatile):
+                canvas.dashed(frame.left, frame.y(level), frame.right, frame.y(level), THRESHOLD_COLOR)
+            canvas.xticks(frame, ticks, [_cycle_label(history[i]) for i in ticks], grid=GRID_COLOR,
+                          show_labels=row == len(thresholds))
+            _polyline(canvas, frame, values)
+            for i, (value, colour) in enumerate(zip(values, colors)):
+                if value == value:
+                    canvas.dot(frame.x(i), frame.y(value), 2.5, colour)
+            widest = canvas.yticks(frame, nice_ticks(*frame.ylim, target=3))
+            canvas.box(frame)
+            canvas.text(frame.left - widest - 10, (frame.top + frame.bottom) / 2, INDICATOR_LABELS[name], LABEL_PX, anchor="rm")
+        return canvas.png()
+
+
+def _bands(canvas: Canvas, frame: Frame, calm: float, volatile: float) -> None:
+    """The calm (green) and volatile (red) vote bands of one indicator, clipped to its panel."""
+    if calm < volatile:  # low values are calm (realized vol)
+        spans = ((frame.ylim[0], calm, "calm"), (volatile, frame.ylim[1], "volatile"))
+    else:  # high values are calm (% above 20MA, breadth thrust)
+        spans = ((calm, frame.ylim[1], "calm"), (frame.ylim[0], volatile, "volatile"))
+    for lo, hi, label in spans:
+        if hi > lo:
+            canvas.rect(frame.left, frame.clip_y(frame.y(hi)), frame.right, frame.clip_y(frame.y(lo)), rgb(REGIME_COLORS[label], 0.12))
+
+
+def _polyline(canvas: Canvas, frame: Frame, values: Sequence[float]) -> None:
+    """The indicator's line, broken where a cycle has no value."""
+    run: list[tuple[float, float]] = []
+    for i, value in enumerate(list(values) + [float("nan")]):
+        if value == value:
+            run.append((frame.x(i), frame.y(value)))
+        else:
+            canvas.line(run, LINE_COLOR)
+            run = []

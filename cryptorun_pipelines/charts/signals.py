@@ -7,31 +7,14 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from cryptorun_pipelines.charts.render import ENTRY_COLOR, NA_COLOR, REJECT_COLOR, chart, png_bytes, timed_render
+from cryptorun_pipelines.charts.render import (
+    ENTRY_COLOR, GRID_COLOR, LABEL_PX, NA_COLOR, REJECT_COLOR, TICK_PX, TITLE_PX, Canvas, Frame, nice_ticks, timed_render,
+)
 
 #: SPEC §7 gate order.
 GATES = ("history", "freshness", "score", "vadr", "spread", "depth", "fatigue")
-
-
-def _build_scores(n: int):
-    def build(fig) -> dict:
-        ax = fig.add_axes((0.07, 0.27, 0.915, 0.63))
-        x = list(range(n))
-        bars = ax.bar(x, [0.0] * n, color=REJECT_COLOR, width=0.8)
-        gate = ax.axhline(75.0, color="#c62828", lw=1.0, ls="--")
-        gate_text = ax.text(n - 0.4, 76.5, "", color="#c62828", fontsize=7, ha="right")
-        ax.set_ylim(0, 100)
-        ax.set_xlim(-0.6, max(n, 1) - 0.4)
-        ax.set_ylabel("score", fontsize=7)
-        ax.set_xticks(x)
-        ax.set_xticklabels([""] * n, rotation=90, fontsize=6)
-        ax.tick_params(axis="y", labelsize=6, length=2)
-        ax.grid(axis="y", color="#eeeeee", lw=0.5)
-        ax.set_axisbelow(True)
-        title = ax.set_title("", fontsize=8)
-        return {"ax": ax, "bars": list(bars), "gate": gate, "gate_text": gate_text, "title": title}
-
-    return build
+GATE_COLOR = "#c62828"
+ANY_FAILURE_COLOR, FIRST_FAILURE_COLOR = "#ffcdd2", "#c62828"
 
 
 def score_chart_png(evaluated: pd.DataFrame, score_min: float = 75.0, title: str | None = None) -> bytes:
@@ -42,19 +25,30 @@ def score_chart_png(evaluated: pd.DataFrame, score_min: float = 75.0, title: str
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
     frame = frame.sort_values(["score", "symbol"], ascending=[False, True], na_position="last")
     n = len(frame)
-    with timed_render("scores"), chart("scores", n, _build_scores(n)) as (fig, a):
-        for bar, score, decision in zip(a["bars"], frame["score"], frame["decision"]):
-            bar.set_height(score if score == score else 2.0)
-            bar.set_color(ENTRY_COLOR if decision == "entry" else (NA_COLOR if score != score else REJECT_COLOR))
-        a["ax"].set_xticklabels([str(s).replace("/USD", "") for s in frame["symbol"]])
-        a["gate"].set_ydata([score_min, score_min])
-        a["gate_text"].set_y(score_min + 1.5)
-        a["gate_text"].set_text(f"score gate {score_min:g}")
-        entries = int((frame["decision"] == "entry").sum())
-        a["title"].set_text(
-            title or f"{n} evaluated, {entries} entr{'y' if entries == 1 else 'ies'} (green: entry, grey: rejected)"
-        )
-        return png_bytes(fig)
+    entries = int((frame["decision"] == "entry").sum())
+    with timed_render("scores"):
+        canvas = Canvas()
+        # the plot box leaves room for the upright symbol names below it
+        plot = Frame(48, 24, 632, 212, xlim=(-0.6, max(n, 1) - 0.4), ylim=(0.0, 100.0))
+        canvas.yticks(plot, nice_ticks(0.0, 100.0), grid=GRID_COLOR)
+        half = 0.4
+        for i, (score, decision) in enumerate(zip(frame["score"], frame["decision"])):
+            height = score if score == score else 2.0
+            colour = ENTRY_COLOR if decision == "entry" else (NA_COLOR if score != score else REJECT_COLOR)
+            top = plot.clip_y(plot.y(min(max(height, 0.0), 100.0)))
+            canvas.rect(plot.x(i - half), top, plot.x(i + half), plot.bottom, colour)
+        gate_y = plot.y(score_min)
+        if plot.top <= gate_y <= plot.bottom:
+            canvas.dashed(plot.left, gate_y, plot.right, gate_y, GATE_COLOR)
+            canvas.text(plot.x(n - 0.4) - 2, plot.clip_y(plot.y(score_min + 1.5)), f"score gate {score_min:g}", TICK_PX,
+                        GATE_COLOR, anchor="rd")
+        canvas.box(plot)
+        canvas.xticks(plot, list(range(n)), [str(s).replace("/USD", "") for s in frame["symbol"]], vertical=True)
+        canvas.text_vertical(12, (plot.top + plot.bottom) / 2, "score", LABEL_PX, anchor="lm")
+        canvas.text((plot.left + plot.right) / 2, 6, title or (
+            f"{n} evaluated, {entries} entr{'y' if entries == 1 else 'ies'} (green: entry, grey: rejected)"
+        ), TITLE_PX, anchor="ma")
+        return canvas.png()
 
 
 def gate_breakdown(evaluated: pd.DataFrame | None = None, counts: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -82,38 +76,32 @@ def gate_breakdown(evaluated: pd.DataFrame | None = None, counts: Mapping[str, A
     return pd.DataFrame(rows, columns=["gate", "first_failure", "any_failure"])
 
 
-def _build_gates(gates: tuple[str, ...]):
-    def build(fig) -> dict:
-        ax = fig.add_axes((0.13, 0.14, 0.84, 0.74))
-        y = list(range(len(gates)))[::-1]
-        anyf = ax.barh(y, [0] * len(gates), color="#ffcdd2", height=0.75, label="failed (any)")
-        first = ax.barh(y, [0] * len(gates), color="#c62828", height=0.45, label="first failure (primary_reason)")
-        texts = [ax.text(0, yi, "", va="center", fontsize=7) for yi in y]
-        ax.set_yticks(y)
-        ax.set_yticklabels(gates, fontsize=7)
-        ax.set_xlabel("symbols", fontsize=7)
-        ax.tick_params(axis="x", labelsize=6, length=2)
-        ax.legend(fontsize=7, loc="lower right", frameon=False)
-        title = ax.set_title("", fontsize=8)
-        return {"ax": ax, "any": list(anyf), "first": list(first), "texts": texts, "title": title}
-
-    return build
-
-
 def gate_chart_png(breakdown: pd.DataFrame, title: str | None = None) -> bytes:
     """PNG (640x300): horizontal bars per gate in SPEC §7 order — dark: rejections whose first
     failure was this gate (primary_reason), light: every symbol failing it."""
-    gates = tuple(str(g) for g in breakdown["gate"])
-    with timed_render("gates"), chart("gates", gates, _build_gates(gates)) as (fig, a):
-        for bar_any, bar_first, text, first, anyf in zip(
-            a["any"], a["first"], a["texts"], breakdown["first_failure"], breakdown["any_failure"]
-        ):
-            bar_any.set_width(int(anyf))
-            bar_first.set_width(int(first))
-            text.set_x(int(anyf))
-            text.set_text(f" {int(first)}/{int(anyf)}" if anyf else "")
-        top = int(breakdown["any_failure"].max()) if len(breakdown) else 0
-        a["ax"].set_xlim(0, max(1, top) * 1.15)
-        rejected = int(breakdown["first_failure"].sum())
-        a["title"].set_text(title or f"gate rejections: {rejected} rejected (first failure / any failure per gate)")
-        return png_bytes(fig)
+    gates = [str(g) for g in breakdown["gate"]]
+    firsts = [int(v) for v in breakdown["first_failure"]]
+    anys = [int(v) for v in breakdown["any_failure"]]
+    top = max(anys, default=0)
+    rejected = sum(firsts)
+    with timed_render("gates"):
+        canvas = Canvas()
+        n = len(gates)
+        plot = Frame(84, 24, 622, 252, xlim=(0.0, max(1, top) * 1.15), ylim=(-0.5, max(n, 1) - 0.5))
+        canvas.xticks(plot, [t for t in nice_ticks(0.0, plot.xlim[1]) if t == int(t)])
+        for i, (gate, first, anyf) in enumerate(zip(gates, firsts, anys)):
+            y = n - 1 - i  # first gate on top
+            if anyf:
+                canvas.rect(plot.left, plot.y(y + 0.375), plot.x(anyf), plot.y(y - 0.375), ANY_FAILURE_COLOR)
+            if first:
+                canvas.rect(plot.left, plot.y(y + 0.225), plot.x(first), plot.y(y - 0.225), FIRST_FAILURE_COLOR)
+            if anyf:
+                canvas.text(plot.x(anyf) + 3, plot.y(y), f"{first}/{anyf}", TICK_PX, anchor="lm")
+        canvas.yticks(plot, [n - 1 - i for i in range(n)], gates, LABEL_PX)
+        canvas.box(plot)
+        canvas.legend(plot.right - 4, plot.bottom - 4, [(ANY_FAILURE_COLOR, "failed (any)"),
+                                                          (FIRST_FAILURE_COLOR, "first failure (primary_reason)")])
+        canvas.text((plot.left + plot.right) / 2, plot.bottom + 18, "symbols", LABEL_PX, anchor="ma")
+        canvas.text((plot.left + plot.right) / 2, 6,
+                    title or f"gate rejections: {rejected} rejected (first failure / any failure per gate)", TITLE_PX, anchor="ma")
+        return canvas.png()

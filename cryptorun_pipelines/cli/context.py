@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cryptorun_core.config import CONFIG_PATH_ENV, AppConfig, JobConfig, load_config
 from cryptorun_pipelines.cli.errors import UsageError
 from cryptorun_pipelines.cli.header import Header, build_header, render_header
 from cryptorun_pipelines.cli.render import Style, colour_enabled
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptorun_pipelines.partitions import Cadences
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Context:
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     err: IO[str] = field(default_factory=lambda: sys.stderr)
     style: Style = field(default_factory=Style)
+    cadences: "Cadences | None" = None  # partitions and jobs of ``config`` (built once, in create)
     _header: Header | None = None
 
     @classmethod
@@ -35,9 +39,9 @@ class Context:
         # job per segment): a config the code location would refuse is a config error here too (exit 2)
         from cryptorun_pipelines.partitions import build_cadences
 
-        build_cadences(config)
+        cadences = build_cadences(config)
         style = Style(colour=(not no_color) and (not json_output) and colour_enabled(sys.stdout))
-        return cls(config=config, config_path=config_path, json=json_output, style=style)
+        return cls(config=config, config_path=config_path, json=json_output, style=style, cadences=cadences)
 
     @property
     def tty(self) -> bool:

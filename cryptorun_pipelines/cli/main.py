@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from cryptorun_pipelines.cli import gcpolicy
     from cryptorun_pipelines.cli.context import Context
 
     if args.group != "schedule" or not getattr(args, "command", None):
@@ -94,6 +95,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         json_output=bool(getattr(args, "json", False)),
         no_color=bool(getattr(args, "no_color", False)),
     )
+    if args.command != "run":  # `run` resumes collection once its definitions and instance exist
+        gcpolicy.loaded()
     if args.command == "list":
         from cryptorun_pipelines.cli.commands.schedule_list import run_list
 
@@ -114,6 +117,15 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cryptorun_pipelines.cli import gcpolicy
+
+    # no garbage collection while the command imports and builds what lives until it exits
+    # (gcpolicy explains why); restored on the way out
+    with gcpolicy.paused():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from cryptorun_core.config import ConfigError
 
     parser = build_parser()

@@ -1,10 +1,11 @@
-"""Live progress of a Dagster run, read from the instance's event log by a polling thread.
+"""Live progress of a Dagster run executed in this process, from the instance's event listener.
 
-``execute_job`` blocks the main thread (and keeps signal handling there), so a daemon thread
-reads the run's new event records every ``interval`` seconds and
-reports steps started/finished with the elapsed time: on one updating line when the stream is
-a terminal, as plain lines otherwise. Works with any executor: step processes write their
-events to the same instance.
+``execute_in_process`` runs the job in the calling thread, and the instance calls its listeners
+for every event of the run right after storing it. So the monitor sees each step start and finish
+as it happens, without reading the event log back (no polling queries against the SQLite storage
+the run is writing). It reports them with the elapsed time: as plain lines when the stream is not a
+terminal, otherwise on one updating line that a small ticker thread redraws every ``interval``
+seconds (no storage access there either).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def format_event(event: StepEvent, style: Style) -> str:
 
 
 class RunMonitor:
-    """Polls the event log of run ``run_id`` (created by the caller's execution) and prints progress."""
+    """Listens to the events of run ``run_id`` (about to be executed in this process) and prints progress."""
 
     def __init__(
         self,
@@ -90,10 +91,11 @@ class RunMonitor:
         self.events: list[StepEvent] = []
         self.run_id = run_id
         self._found = False
-        self._cursor: str | None = None
+        self._listening = False
         self._t0 = time.monotonic()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cryptorun-progress", daemon=True)
+        # only a terminal's single line needs redrawing between events
+        self._ticker = threading.Thread(target=self._tick, name="cryptorun-progress", daemon=True) if tty and not quiet else None
         self._line_open = False
         self._lock = threading.Lock()
 
@@ -101,17 +103,19 @@ class RunMonitor:
 
     def start(self) -> "RunMonitor":
         self._t0 = time.monotonic()
-        self._thread.start()
+        self._listening = True
+        self.instance.add_event_listener(self.run_id, self._on_event)
+        if self._ticker is not None:
+            self._ticker.start()
         return self
 
     def stop(self) -> None:
+        self._listening = False  # the instance keeps its listeners: a stopped monitor ignores later events
         self._stop.set()
-        self._thread.join(timeout=5)
-        try:  # a last read so nothing is missed
-            self.poll()
-        except Exception:
-            pass
-        self._clear_line()
+        if self._ticker is not None and self._ticker.is_alive():
+            self._ticker.join(timeout=5)
+        with self._lock:
+            self._clear_line()
 
     def __enter__(self) -> "RunMonitor":
         return self.start()
@@ -119,16 +123,28 @@ class RunMonitor:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    # -- polling --------------------------------------------------------------------------
+    # -- events ---------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _tick(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Exception:  # storage busy (SQLite) or the run not created yet: try again
-                continue
+            with self._lock:
+                self._render()
+
+    def _on_event(self, entry: Any) -> None:
+        """The instance's listener: runs in the executing thread right after the event was stored."""
+        if not self._listening:
+            return
+        try:
+            with self._lock:
+                if not self._found:
+                    self._find_run()
+                self._handle(entry)
+                self._render()
+        except Exception:  # progress output must never break the run
+            pass
 
     def _find_run(self) -> None:
+        """The number of steps of the run's execution plan (once, at its first event)."""
         run = self.instance.get_run_by_id(self.run_id)
         if run is not None:
             self._found = True
@@ -137,29 +153,6 @@ class RunMonitor:
                 self.progress.total = len(snap.steps)
             except Exception:
                 self.progress.total = None
-
-    def poll(self) -> None:
-        from dagster import DagsterEventType
-
-        with self._lock:
-            if not self._found:
-                self._find_run()
-                if not self._found:
-                    self._render()
-                    return
-            kinds = {
-                DagsterEventType.STEP_START,
-                DagsterEventType.STEP_SUCCESS,
-                DagsterEventType.STEP_FAILURE,
-                DagsterEventType.STEP_SKIPPED,
-                DagsterEventType.STEP_UP_FOR_RETRY,
-                DagsterEventType.ASSET_MATERIALIZATION,
-            }
-            conn = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, of_type=kinds)
-            self._cursor = conn.cursor
-            for record in conn.records:
-                self._handle(record.event_log_entry)
-            self._render()
 
     def _handle(self, entry: Any) -> None:
         from dagster import DagsterEventType

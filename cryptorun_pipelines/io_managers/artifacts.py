@@ -16,14 +16,21 @@ Layout (``as_of`` = the partition's window END, folder name ``YYYY-MM-DDTHH-MM-S
 ``cache_dir`` defaults to ``{artifacts_dir}/.pipeline`` so the as_of folders hold exactly the
 SPEC §9 files (the hidden folder also sorts before every as_of folder).
 
-Every file is written atomically (temporary file + rename) and a rerun of a partition rewrites
-only its own files. Multi-partition runs (single-run backfills) pass a
+Every file is written atomically (temporary file + rename; all the files of one output are
+flushed to disk together, :func:`cryptorun_core.artifacts.write_files`) and a rerun
+of a partition rewrites only its own files. Multi-partition runs (single-run backfills) pass a
 :class:`PartitionedValues` mapping partition key → value and get one folder per key; loading a
 range of upstream partitions returns the same mapping.
 
-Dry run (``dry_run=True``): nothing is written; each file's bytes are kept in memory for the
-rest of the run (so downstream steps and checks read exactly what would have been written)
-and the path and size are logged and attached as metadata.
+What a step writes is kept in memory for the rest of the run, so the steps (and checks) that
+follow get exactly what they would read from the files without reading them: a market snapshot
+or a parquet table as the object itself (their parquet round trip is lossless; a table is handed
+out as a copy, as a read would give a new one), a CSV or JSON file as its bytes (parsed on load).
+A partition's as-of time is computed from its key (:func:`cryptorun_pipelines.partitions.as_of_for_key`).
+
+Dry run (``dry_run=True``): nothing is written; the values are kept in memory all the same (so
+downstream steps and checks read exactly what would have been written) and the path and size
+are logged and attached as metadata.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from pydantic import Field, PrivateAttr
 
 from cryptorun_core.config import DEFAULT_CONFIG_PATH
 from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_core.artifacts import write_files
+from cryptorun_pipelines.partitions import as_of_for_key
 
 UTC = timezone.utc
 
@@ -113,7 +122,7 @@ def _spec(asset_key: dg.AssetKey) -> ArtifactSpec:
 def _as_of(partitions_def: dg.PartitionsDefinition, partition_key: str) -> datetime:
     if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
         raise dg.DagsterInvariantViolationError("ArtifactIOManager stores time-window partitioned assets only")
-    return partitions_def.time_window_for_partition_key(partition_key).end.astimezone(UTC)
+    return as_of_for_key(partitions_def, partition_key)
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -132,6 +141,31 @@ def _serialize(spec: ArtifactSpec, value: Any) -> bytes:
     if spec.kind == "parquet":
         return _parquet_bytes(value)
     raise ValueError(spec.kind)
+
+
+def _kept(spec: ArtifactSpec, value: Any, data: bytes | None) -> Any:
+    """What the rest of the run is handed for a file of ``spec`` written from ``value`` (as ``data``).
+
+    Parquet tables are written without their index, so the kept frame gets the index a read gives."""
+    if spec.kind == "snapshot":
+        return value
+    if spec.kind == "parquet":
+        return value.reset_index(drop=True) if not _default_index(value) else value
+    return data
+
+
+def _default_index(frame: pd.DataFrame) -> bool:
+    index = frame.index
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None
+
+
+def _from_kept(spec: ArtifactSpec, kept: Any) -> Any:
+    """The value of a kept file (see :func:`_kept`), as reading the file would give it."""
+    if spec.kind == "snapshot":
+        return kept
+    if spec.kind == "parquet":
+        return kept.copy()  # a reader gets a frame of its own
+    return _deserialize(spec, kept)
 
 
 def _deserialize(spec: ArtifactSpec, data: bytes) -> Any:
@@ -214,30 +248,10 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             raise dg.DagsterInvariantViolationError(
                 f"{name} ran for {len(keys)} partitions but returned one value; return PartitionedValues"
             )
-        from cryptorun_core import artifacts
-
-        written: list[str] = []
-        total = 0
-        for key in keys:
-            path = self.path_for(name, _as_of(context.asset_partitions_def, key))
-            value = values[key]
-            if spec.kind == "snapshot":
-                if self.dry_run:
-                    self._buffer[str(path)] = value
-                else:
-                    value.write_parquet(path)
-                written.append(str(path) + "/")
-                continue
-            data = _serialize(spec, value)
-            total += len(data)
-            if self.dry_run:
-                self._buffer[str(path)] = data
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                artifacts.atomic_write(path, data)
-            written.append(str(path))
+        pdef = context.asset_partitions_def
+        written, total = self._write(spec, {self.path_for(name, _as_of(pdef, key)): values[key] for key in keys})
         if spec.kind == "snapshot" and not self.dry_run:
-            newest = max(_as_of(context.asset_partitions_def, key) for key in keys)
+            newest = max(_as_of(pdef, key) for key in keys)
             pruned = self.prune_snapshots(spec, newest)
             if pruned:
                 context.add_output_metadata({"pruned_snapshots": len(pruned)})
@@ -256,6 +270,28 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if total:
             meta["bytes"] = total
         context.add_output_metadata(meta)
+
+    def _write(self, spec: ArtifactSpec, values: dict[Path, Any]) -> tuple[list[str], int]:
+        """Write ``{path: value}`` (nothing in a dry run; the files together, :func:`write_files`) and
+        keep each value for the rest of the run; return the paths written and the files' total bytes."""
+        written: list[str] = []
+        files: list[tuple[Path, bytes]] = []
+        kept: dict[str, Any] = {}
+        for path, value in values.items():
+            if spec.kind == "snapshot":
+                if not self.dry_run:
+                    value.write_parquet(path)
+                kept[str(path)] = _kept(spec, value, None)
+                written.append(str(path) + "/")
+                continue
+            data = _serialize(spec, value)
+            files.append((path, data))
+            kept[str(path)] = _kept(spec, value, data)
+            written.append(str(path))
+        if not self.dry_run:
+            write_files(files)
+        self._buffer.update(kept)
+        return written, sum(len(data) for _, data in files)
 
     def prune_snapshots(self, spec: ArtifactSpec, newest: datetime, *, now: float | None = None) -> list[Path]:
         """Remove this kind of snapshot from as_of folders older than ``newest`` − retention.
@@ -294,9 +330,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
     def _load_one(self, context: dg.InputContext, name: str, spec: ArtifactSpec, key: str, as_of: datetime) -> Any:
         path = self.path_for(name, as_of)
-        buffered = self._buffer.get(str(path))
-        if buffered is not None:
-            return buffered if spec.kind == "snapshot" else _deserialize(spec, buffered)
+        kept = self._buffer.get(str(path))
+        if kept is not None:  # written earlier in this run
+            return _from_kept(spec, kept)
         present = (path / "meta.json").is_file() if spec.kind == "snapshot" else path.is_file()
         if present:
             if spec.kind == "snapshot":

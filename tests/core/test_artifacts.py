@@ -117,3 +117,18 @@ def test_safe_join(tmp_path):
     (tmp_path / "link").symlink_to(outside)
     with pytest.raises(ValueError):
         A.safe_join(tmp_path, "link", "f.csv")
+
+
+def test_write_files_is_all_or_nothing(tmp_path):
+    from cryptorun_core.artifacts import write_files
+
+    good = [(tmp_path / "a" / "x.json", b"1"), (tmp_path / "b" / "y.csv", b"2")]
+    write_files(good)
+    assert [p.read_bytes() for p, _ in good] == [b"1", b"2"]
+    (tmp_path / "blocker").write_text("a file where a folder is needed")
+    batch = [(tmp_path / "a" / "x.json", b"new"), (tmp_path / "blocker" / "z.json", b"3")]
+    with pytest.raises(OSError):
+        write_files(batch)
+    assert (tmp_path / "a" / "x.json").read_bytes() == b"1"  # untouched: nothing was renamed
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]  # the staged temp file is gone
+    write_files([])  # nothing to do

@@ -228,3 +228,37 @@ def test_config_hash_ignores_machine_local_paths():
     assert config_hash(moved) == config_hash(CFG)
     stricter = CFG.model_copy(update={"gates": CFG.gates.model_copy(update={"history_min_bars": 200})})
     assert config_hash(stricter) != config_hash(CFG)
+
+
+def test_book_levels_in_blocks_of_pairs_change_nothing(hot, monkeypatch):
+    import cryptorun_core.engine as E
+
+    snap, rk, res = hot
+    t = pd.Timestamp(snap.as_of)
+    venues, symbols = tuple(HOT.config.venues), rk["symbol"].tolist()
+    whole = E._scan_books(snap, t, venues, symbols, CFG)
+    assert len(list(whole.blocks())) == 1
+    monkeypatch.setattr(E, "_BOOK_BLOCK_LEVELS", 150)  # about one run per block, some pairs alone over the size
+    blocked = E._scan_books(snap, t, venues, symbols, CFG)
+    assert len(list(blocked.blocks())) > len(symbols)
+    pd.testing.assert_frame_equal(pd.DataFrame(blocked.metrics), pd.DataFrame(whole.metrics))
+    assert E._books_hash(blocked) == E._books_hash(whole)
+    assert sorted(blocked.rows.tolist()) == sorted(whole.rows.tolist()) and len(whole.rows) == int(whole.n_levels.sum())
+    assert _bytes(run_scan(snap, rk, B.regime("normal"), CFG, HOT)) == _bytes(res)
+
+
+def test_books_stamped_after_T_or_elsewhere_are_not_used(hot):
+    import dataclasses
+
+    import cryptorun_core.engine as E
+
+    snap, rk, _ = hot
+    t = pd.Timestamp(snap.as_of)
+    books = snap.books.copy()
+    late = books["symbol"] == rk["symbol"].iloc[0]
+    books.loc[late, "book_time"] = t + pd.Timedelta(minutes=1)  # every level of one symbol is after T
+    kb = E._scan_books(dataclasses.replace(snap, books=books), t, ("okx",), rk["symbol"].tolist(), CFG)
+    assert rk["symbol"].iloc[0] not in set(kb.metrics["symbol"]) and set(kb.metrics["venue"]) == {"okx"}
+    none = E._scan_books(snap, t, ("okx",), [], CFG)
+    assert len(none.runs) == 0 and len(none.metrics["venue"]) == 0 and len(none.rows) == 0
+    assert E._books_hash(none) == E._books_hash(E._scan_books(snap, t, ("nowhere",), ["X"], CFG))

@@ -160,3 +160,17 @@ def test_depth_is_sum_within_band(bids, asks):
     want = sum(p * a for p, a in bids if p >= mid * 0.98) + sum(p * a for p, a in asks if p <= mid * 1.02)
     assert r["depth_usd"] == pytest.approx(want)
     assert r["spread_bps"] >= 0
+
+
+def test_empty_book_metrics_has_the_columns_and_dtypes_and_is_a_new_frame_each_call():
+    from cryptorun_core.microstructure import BOOK_METRIC_COLUMNS, empty_book_metrics
+
+    a = empty_book_metrics()
+    assert list(a.columns) == list(BOOK_METRIC_COLUMNS) and len(a) == 0
+    assert str(a["book_time"].dtype) == "datetime64[ns, UTC]" and a["valid"].dtype == bool
+    assert a["n_bid_levels"].dtype == np.int64 and a["venue"].dtype == object and a["spread_bps"].dtype == np.float64
+    a["extra"] = 1.0
+    a.loc[0] = None
+    b = empty_book_metrics()
+    assert list(b.columns) == list(BOOK_METRIC_COLUMNS) and len(b) == 0
+    pd.testing.assert_frame_equal(book_metrics(pd.DataFrame(), B.T0, B.config()), b)

@@ -219,9 +219,9 @@ def _hand_hourly_bars(hourly_bars):
 
 def test_compute_regime_hand_snapshot(hourly_bars, make_snapshot, app_config):
     snap = make_snapshot(_hand_hourly_bars(hourly_bars), T)
-    ranking = rank_universe(snap, app_config)
+    ranking = rank_universe(snap, app_config, validate=True)
     assert ranking["eligible"].all()
-    result = compute_regime(snap, ranking, app_config)
+    result = compute_regime(snap, ranking, app_config, validate=True)
 
     vol = 0.01 * math.sqrt(168 / 167) * math.sqrt(24 * 365)  # ≈ 0.9387 → volatile
     pct = 100.0 / 3.0  # UP above; DOWN below; BTC flat (equal, not above); SHORT left out → volatile
@@ -252,7 +252,7 @@ def test_compute_regime_hand_snapshot(hourly_bars, make_snapshot, app_config):
     assert d["thresholds"]["realized_vol_7d"] == {"calm": 0.40, "volatile": 0.80}
     assert json.loads(json.dumps(d)) == d  # plain JSON types
     assert RegimeResult.from_dict({**d, "partition_key": "x"}).to_dict() == d
-    assert compute_indicators(snap, ranking, app_config) == result.indicators
+    assert compute_indicators(snap, ranking, app_config, validate=True) == result.indicators
 
 
 def test_universe_size_cap(hourly_bars, make_snapshot, app_config):
@@ -443,3 +443,53 @@ def test_real_daily_votes_vary_over_2021(real_daily, make_snapshot, app_config):
     for k, values in seen.items():
         assert len(values) >= 2, f"{k} never varies over 2021: {values}"
     assert len(labels) >= 2
+
+
+# ------------------------------------------------------------------------------------------
+# the array-level cores shared by single cycles and single-run backfills
+# ------------------------------------------------------------------------------------------
+
+from cryptorun_core.periods import PairPeriods  # noqa: E402
+from cryptorun_core.regime import benchmark_closes, period_close_matrix  # noqa: E402
+
+
+def _pair_periods(rows):
+    """rows: (venue, symbol, n_bars list, usd list, close list)."""
+    venue = np.array([r[0] for r in rows], dtype=object)
+    symbol = np.array([r[1] for r in rows], dtype=object)
+    out = PairPeriods.empty(venue, symbol, 3)
+    for p, (_, _, n, usd, close) in enumerate(rows):
+        out.n_bars[p], out.usd_volume[p] = n, usd
+        out.close[p] = np.where(np.array(n) > 0, close, np.nan)
+    return out
+
+
+def test_primary_venue_most_periods_then_volume_then_config_order():
+    venues = ("kraken", "okx", "coinbase")
+    periods = _pair_periods([
+        ("coinbase", "A/USD", [24, 24, 24], [1, 1, 1], [1.0, 2.0, 3.0]),   # most periods
+        ("kraken", "A/USD", [24, 24, 0], [9, 9, 0], [4.0, 5.0, 6.0]),
+        ("okx", "B/USD", [24, 24, 24], [5, 5, 5], [7.0, 8.0, 9.0]),
+        ("kraken", "B/USD", [24, 24, 24], [5, 5, 6], [1.5, 2.5, 3.5]),     # larger Σ usd
+        ("okx", "C/USD", [1, 0, 0], [2, 0, 0], [10.0, 0, 0]),
+        ("kraken", "C/USD", [1, 0, 0], [2, 0, 0], [11.0, 0, 0]),           # tie: config order
+        ("kraken", "D/USD", [0, 0, 0], [0, 0, 0], [0, 0, 0]),              # no period: no primary
+    ])
+    mat, primary = period_close_matrix(periods, ["A/USD", "B/USD", "C/USD", "D/USD", "E/USD"], 3, venues)
+    assert primary == {"A/USD": "coinbase", "B/USD": "kraken", "C/USD": "kraken"}
+    np.testing.assert_array_equal(mat[0], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(mat[1], [1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(mat[2], [11.0, np.nan, np.nan])
+    assert np.isnan(mat[3:]).all()
+
+
+def test_benchmark_venue_full_window_then_bars_then_volume():
+    venues = ("kraken", "okx", "coinbase")
+    full = np.linspace(1, 2, 200)
+    series = {"okx": (full, np.ones(200)), "coinbase": (full, np.full(200, 2.0)), "kraken": (full[:100], np.full(100, 9.0))}
+    closes, venue = benchmark_closes(series, "BTC/USD", "1h", venues)
+    assert venue == "coinbase" and len(closes) == 200
+    with pytest.raises(ValueError, match="has only 100 closed 1h bars on kraken"):
+        benchmark_closes({"kraken": series["kraken"]}, "BTC/USD", "1h", venues)
+    with pytest.raises(ValueError, match="benchmark BTC/USD"):
+        benchmark_closes({}, "BTC/USD", "1h", venues)

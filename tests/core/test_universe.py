@@ -45,7 +45,7 @@ def hand_case(hourly_bars):
 
 
 def test_hand_adv_tiers_ranks(hand_case, make_snapshot, app_config):
-    ranking = rank_universe(make_snapshot(hand_case, T), app_config)
+    ranking = rank_universe(make_snapshot(hand_case, T), app_config, validate=True)
     assert list(ranking.columns) == list(RANKING_COLUMNS)
     assert ranking["symbol"].tolist() == ["CCC/USD", "BBB/USD", "AAA/USD"]
     assert ranking["rank"].tolist() == [1, 2, 3]
@@ -74,7 +74,7 @@ def test_segments_and_ties(hourly_bars, make_snapshot, app_config):
     # equal ADV (24 · 10 · 1000 = 240,000) → ties broken by symbol
     frames = [hourly_bars(s, "kraken", np.full(7 * 24, 10.0), 1000.0, T) for s in ("ZZZ/USD", "MMM/USD", "AAA/USD")]
     frames.append(hourly_bars("TOP/USD", "kraken", np.full(7 * 24, 10.0), 2000.0, T))
-    ranking = rank_universe(make_snapshot(frames, T), app_config, hot_size=1, warm_size=2)
+    ranking = rank_universe(make_snapshot(frames, T), app_config, hot_size=1, warm_size=2, validate=True)
     assert ranking["symbol"].tolist() == ["TOP/USD", "AAA/USD", "MMM/USD", "ZZZ/USD"]
     assert ranking["segment"].tolist() == ["hot", "warm", "warm", "none"]
     assert ranking["eligible"].all()  # 'none' segment is still eligible
@@ -99,7 +99,7 @@ def test_exclusions(hourly_bars, make_snapshot, markets_from_bars, app_config):
     }
     bars = pd.concat([f for fs in frames.values() for f in fs], ignore_index=True)
     markets = markets_from_bars(bars, inactive=[("kraken", "DDD/USD"), ("okx", "DDD/USD"), ("kraken", "EEE/USD")])
-    ranking = rank_universe(make_snapshot(bars, T, markets=markets), app_config)
+    ranking = rank_universe(make_snapshot(bars, T, markets=markets), app_config, validate=True)
 
     assert ranking["symbol"].tolist() == ["OK/USD", "EEE/USD", "DDD/USD", "EUR/USD", "FFF/USD", "GGG/USD", "USDT/USD"]
     reasons = dict(zip(ranking["symbol"], ranking["exclusion_reason"]))
@@ -125,7 +125,7 @@ def test_listed_without_bars_is_insufficient(hourly_bars, make_snapshot, markets
     bars = hourly_bars("AAA/USD", "kraken", np.full(7 * 24, 1.0), 300_000.0, T)
     ghost = hourly_bars("NEW/USD", "okx", [1.0], 1.0, T)
     markets = markets_from_bars(pd.concat([bars, ghost]))
-    ranking = rank_universe(make_snapshot(bars, T, markets=markets), app_config)
+    ranking = rank_universe(make_snapshot(bars, T, markets=markets), app_config, validate=True)
     new = _row(ranking, "NEW/USD")
     assert new["exclusion_reason"] == "insufficient_periods" and new["n_periods"] == 0 and np.isnan(new["adv_usd"])
 
@@ -137,7 +137,7 @@ def test_daily_only_snapshot(daily_bars, make_snapshot, app_config):
     a = daily_bars("AAA/USD", "kraken", closes, vols, T)
     b = daily_bars("BBB/USD", "kraken", np.ones(8), 100_000.0, T)  # ADV exactly 100,000
     late = daily_bars("AAA/USD", "kraken", [1e6], 1e6, pd.Timestamp(T) + pd.Timedelta(days=1))  # opens at T
-    ranking = rank_universe(make_snapshot([a, b, late], T, timeframe="1d"), app_config)
+    ranking = rank_universe(make_snapshot([a, b, late], T, timeframe="1d"), app_config, validate=True)
     ra = _row(ranking, "AAA/USD")
     assert ra["n_periods"] == 10
     assert ra["adv_usd"] == pytest.approx(1000.0 * (4 + 5 + 6 + 7 + 8 + 9 + 10) / 7)  # 7,000
@@ -147,12 +147,12 @@ def test_daily_only_snapshot(daily_bars, make_snapshot, app_config):
 
 
 def test_empty_snapshot(make_snapshot, app_config):
-    ranking = rank_universe(make_snapshot([], T), app_config)
+    ranking = rank_universe(make_snapshot([], T), app_config, validate=True)
     assert ranking.empty and list(ranking.columns) == list(RANKING_COLUMNS)
 
 
 def test_schema_rejects_inconsistent_rows(hand_case, make_snapshot, app_config):
-    ranking = rank_universe(make_snapshot(hand_case, T), app_config)
+    ranking = rank_universe(make_snapshot(hand_case, T), app_config, validate=True)
     bad = ranking.copy()
     bad.loc[0, "exclusion_reason"] = "inactive"
     with pytest.raises(Exception):

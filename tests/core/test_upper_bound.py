@@ -51,3 +51,22 @@ def test_upper_bound_without_books_is_a_bound_too(cycle):
     bound = bar_factor_upper_bound(bars_only, ranking, regime, CFG, job)
     assert isinstance(bound, pd.Series) and len(bound) == len(segment_symbols(ranking, "hot"))
     assert np.isfinite(bound.to_numpy()).all()
+
+
+def test_upper_bound_depends_on_the_evaluated_symbols_bars_only(cycle):
+    """The rest of the ranked universe feeds only the VADR p80 (a gate): the bound ignores its bars."""
+    import dataclasses
+
+    from cryptorun_core.engine import _run_scan
+
+    snap, ranking, regime = cycle
+    job = CFG.job("scan.hot")
+    bound = bar_factor_upper_bound(snap, ranking, regime, CFG, job)
+    whole = _run_scan(snap, ranking, regime, CFG, job, validate=False, upper_bound=True)  # every bar sanitized
+    pd.testing.assert_series_equal(bound, whole)
+    warm = set(segment_symbols(ranking, "warm"))
+    bars = snap.bars.copy()
+    others = bars["symbol"].isin(warm).to_numpy()
+    assert others.any()
+    bars.loc[others, "volume"] *= 50.0  # the warm symbols' VADR (and p80) change, the hot bound does not
+    pd.testing.assert_series_equal(bar_factor_upper_bound(dataclasses.replace(snap, bars=bars), ranking, regime, CFG, job), bound)

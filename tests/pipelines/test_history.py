@@ -1,11 +1,9 @@
-"""Single-run backfill reads: snapshots cut out of one bar_windows read equal collect_snapshot's, table by table."""
+"""Single-run backfill reads: rankings and indicators from one bar_windows read equal those of collect_snapshot at each T."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,15 +20,6 @@ from .conftest import REPO
 UTC = timezone.utc
 CFG = load_config(check_artifacts_dir=False)
 REAL_DAILY = REPO.parent / "shared" / "data" / "real" / "daily"
-
-
-def assert_same_snapshot(got, ref):
-    for name in ("bars", "books", "fetches", "markets"):
-        a, b = getattr(got, name), getattr(ref, name)
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
-        assert list(a.dtypes) == list(b.dtypes), name
-    assert got.health == ref.health
-    assert (got.as_of, got.timeframe, got.source) == (ref.as_of, ref.timeframe, ref.source)
 
 
 def test_simulated_windows_equal_fetch_ohlcv_at_every_time():
@@ -59,48 +48,124 @@ def test_simulated_windows_equal_fetch_ohlcv_at_every_time():
     assert short  # some windows are short (new listings, outages, missing bars)
 
 
-def test_simulated_snapshots_and_rankings_equal_single_partition_reads():
+def single_reads(source, times, venues, rankings=None):
+    """What single-partition runs compute at each T: a snapshot, its ranking, the indicators."""
+    out = []
+    for i, t in enumerate(times):
+        snap = collect_snapshot(source, None, t, venues=venues, limit=720, with_books=False)
+        ranking = rank_universe(snap, CFG, 10, 20) if rankings is None else rankings[i]
+        wanted = sorted(set(regime_universe(ranking, CFG)) | {CFG.regime.benchmark})
+        sub = collect_snapshot(source, wanted, t, venues=venues, limit=720, with_books=False)
+        out.append((ranking, compute_indicators(sub, ranking, CFG)))
+    return out
+
+
+def test_simulated_rankings_and_indicators_equal_single_partition_reads():
+    """30 windows across listing changes and feed outages: every ranking and indicator identical."""
     sim = SimulatedMarket(seed=7, n_symbols=40)
     t0 = datetime(2026, 11, 10, tzinfo=UTC)
     times = [t0 + timedelta(hours=4 * i) for i in range(30)]
     venues = tuple(CFG.market.venues)
-    kept = []
-    snaps = list(history.snapshots(sim, times, venues, 720, keep=kept.append))
-    assert len(kept) == 1
-    rankings = {}
-    for i in (0, 7, 29):
-        ref = collect_snapshot(sim, None, times[i], venues=venues, limit=720, with_books=False)
-        assert_same_snapshot(snaps[i], ref)
-        rankings[i] = rank_universe(ref, CFG, 10, 20)
-        pd.testing.assert_frame_equal(rank_universe(snaps[i], CFG, 10, 20, validate=False), rankings[i])
-    # the indicators' subset snapshots from the kept windows (no new read)
-    wanted = {i: sorted(set(regime_universe(r, CFG)) | {CFG.regime.benchmark}) for i, r in rankings.items()}
-    sub = [times[i] for i in wanted]
-    order = list(wanted)
-    got = list(history.snapshots(sim, sub, venues, 720, symbols_at=lambda j: wanted[order[j]], windows=None))
-    for j, i in enumerate(order):
-        ref = collect_snapshot(sim, wanted[i], times[i], venues=venues, limit=720, with_books=False)
-        assert_same_snapshot(got[j], ref)
-        assert compute_indicators(got[j], rankings[i], CFG, validate=False) == compute_indicators(ref, rankings[i], CFG)
+    read = history.read_range(sim, times, venues, 720)
+    ranked = list(history.rankings(sim, read, CFG, 10, 20))
+    wanted = [sorted(set(regime_universe(r, CFG)) | {CFG.regime.benchmark}) for r in ranked]
+    again = history.read_range(sim, times, venues, 720, symbols_at=wanted.__getitem__, reuse=read)
+    assert again is read  # the indicators reuse the universe's read
+    values = list(history.indicators(sim, again, CFG, ranked))
+    for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
+        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
+        assert list(ranked[i].dtypes) == list(ranking.dtypes)
+        assert values[i] == ind
 
 
-def test_windows_kept_from_another_range_are_not_used():
+def test_indicators_read_their_own_range_when_nothing_is_kept():
     sim = SimulatedMarket(seed=7, n_symbols=40)
     t0 = datetime(2026, 11, 10, tzinfo=UTC)
     times = [t0 + timedelta(hours=4 * i) for i in range(4)]
-    kept = []
-    list(history.snapshots(sim, times, CFG.market.venues, 720, keep=kept.append))
+    venues = tuple(CFG.market.venues)
+    refs = single_reads(sim, times, venues)
+    ranked = [r for r, _ in refs]
+    wanted = [sorted(set(regime_universe(r, CFG)) | {CFG.regime.benchmark}) for r in ranked]
+    read = history.read_range(sim, times, venues, 720, symbols_at=wanted.__getitem__)
+    assert set(read.history.pairs) == {(v, s) for v, s in read.history.pairs if s in set().union(*map(set, wanted))}
+    assert list(history.indicators(sim, read, CFG, ranked)) == [ind for _, ind in refs]
+
+
+def test_a_read_of_another_range_is_not_reused():
+    sim = SimulatedMarket(seed=7, n_symbols=40)
+    t0 = datetime(2026, 11, 10, tzinfo=UTC)
+    times = [t0 + timedelta(hours=4 * i) for i in range(4)]
+    read = history.read_range(sim, times, CFG.market.venues, 720)
     later = [t + timedelta(hours=4) for t in times]
-    snap = list(history.snapshots(sim, later, CFG.market.venues, 720, windows=kept[0]))[-1]
-    assert_same_snapshot(snap, collect_snapshot(sim, None, later[-1], venues=CFG.market.venues, limit=720, with_books=False))
+    other = history.read_range(sim, later, CFG.market.venues, 720, reuse=read)
+    assert other is not read
+    got = list(history.rankings(sim, other, CFG, 10, 20))[-1]
+    ref = rank_universe(collect_snapshot(sim, None, later[-1], venues=CFG.market.venues, limit=720, with_books=False), CFG, 10, 20)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+
+
+class _FailingListing(SimulatedMarket):
+    """A venue that cannot list its markets at one T: that T is read the ordinary way."""
+
+    def __init__(self, *args, fail_at=None, **kw):
+        super().__init__(*args, **kw)
+        self.fail_at = fail_at
+
+    def list_markets(self, venue, as_of):
+        if venue == "okx" and as_of == self.fail_at:
+            raise RuntimeError("okx is down")
+        return super().list_markets(venue, as_of)
+
+
+def test_a_time_the_range_read_cannot_serve_is_read_the_ordinary_way():
+    t0 = datetime(2026, 11, 10, tzinfo=UTC)
+    times = [t0 + timedelta(hours=4 * i) for i in range(3)]
+    sim = _FailingListing(seed=7, n_symbols=40, fail_at=times[1])
+    venues = tuple(CFG.market.venues)
+    read = history.read_range(sim, times, venues, 720)
+    assert read.markets[1] is None and read.markets[0] is not None
+    ranked = list(history.rankings(sim, read, CFG, 10, 20))
+    values = list(history.indicators(sim, read, CFG, ranked))
+    for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
+        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
+        assert values[i] == ind
+    assert "okx" not in ",".join(ranked[1]["venues"])  # okx missing at that T only
 
 
 @pytest.mark.skipif(not REAL_DAILY.is_dir(), reason="../shared/data/real/daily not available")
-def test_daily_replay_snapshots_equal_single_partition_reads():
+def test_daily_replay_rankings_and_indicators_equal_single_partition_reads():
     replay = ReplayMarket(REAL_DAILY, resolution="1d", venue="kraken")
     t0 = datetime(2021, 2, 27, 8, tzinfo=UTC)  # 4h windows across midnights: daily bars change only at 00:00
     times = [t0 + timedelta(hours=4 * i) for i in range(14)]
-    snaps = list(history.snapshots(replay, times, ("kraken",), 720))
-    for i in (0, 3, 4, 13):
-        assert_same_snapshot(snaps[i], collect_snapshot(replay, None, times[i], venues=("kraken",), limit=720, with_books=False))
-    assert not np.array_equal(snaps[0].bars["timestamp"].max(), snaps[13].bars["timestamp"].max())
+    cfg = CFG.model_copy(update={"market": CFG.market.model_copy(update={"venues": ["kraken"]})})
+    read = history.read_range(replay, times, ("kraken",), 720)
+    ranked = list(history.rankings(replay, read, cfg, 10, 20))
+    values = list(history.indicators(replay, read, cfg, ranked))
+    for i, t in enumerate(times):
+        snap = collect_snapshot(replay, None, t, venues=("kraken",), limit=720, with_books=False)
+        ranking = rank_universe(snap, cfg, 10, 20)
+        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
+        wanted = sorted(set(regime_universe(ranking, cfg)) | {cfg.regime.benchmark})
+        sub = collect_snapshot(replay, wanted, t, venues=("kraken",), limit=720, with_books=False)
+        assert values[i] == compute_indicators(sub, ranking, cfg)
+
+
+class _NoRangeReads(SimulatedMarket):
+    """A source whose range read gives up (e.g. a ticker naming different coins over the range)."""
+
+    def bar_windows(self, *args, **kw):
+        raise NotImplementedError("not over this range")
+
+
+def test_without_a_range_read_every_time_is_read_the_ordinary_way():
+    sim = _NoRangeReads(seed=7, n_symbols=40)
+    t0 = datetime(2026, 11, 10, tzinfo=UTC)
+    times = [t0 + timedelta(hours=4 * i) for i in range(2)]
+    venues = tuple(CFG.market.venues)
+    read = history.read_range(sim, times, venues, 720)
+    assert read.history is None
+    ranked = list(history.rankings(sim, read, CFG, 10, 20))
+    values = list(history.indicators(sim, read, CFG, ranked))
+    for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
+        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
+        assert values[i] == ind

@@ -101,3 +101,81 @@ def test_retention_comes_from_the_config():
     io = build_definitions(shorter).resources["io_manager"]  # a configure_at_launch partial resource
     assert io.resource_cls is ArtifactIOManager
     assert io.data["snapshot_retention_hours"] == 6
+
+
+def test_a_written_snapshot_is_handed_to_the_next_step_as_is_and_reads_back_equal(tmp_path):
+    """The scan step gets the snapshot object the market step wrote (no parquet read back); what a
+    later run reads from the files is equal to it, so both give the same scan."""
+    import pandas as pd
+
+    from cryptorun_core.market.factory import build_market_source
+    from cryptorun_core.market.snapshot import collect_snapshot
+
+    config = load_config(check_artifacts_dir=False)
+    cad = build_cadences(config)
+    job = config.job("scan.hot")
+    as_of = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    source = build_market_source(config, job)
+    symbols = sorted({m.symbol for v in job.config.venues for m in source.list_markets(v, as_of)})[:12]
+    snapshot = collect_snapshot(source, symbols, as_of, venues=job.config.venues, limit=200, with_books=True, book_depth=20)
+    source.close()
+    io = ArtifactIOManager(artifacts_dir=str(tmp_path))
+    key = "2026-11-20-11:45"
+    out = dg.build_output_context(asset_key="hot_market_snapshot", partition_key=key, asset_partitions_def=cad.hot)
+    io.handle_output(out, snapshot)
+    folder = io.path_for("hot_market_snapshot", as_of)
+    assert (folder / "meta.json").is_file() and (folder / "bars.parquet").is_file()
+
+    in_ctx = dg.build_input_context(asset_key="hot_market_snapshot", partition_key=key, asset_partitions_def=cad.hot)
+    assert io.load_input(in_ctx) is snapshot
+    fresh = ArtifactIOManager(artifacts_dir=str(tmp_path))  # another run: reads the files
+    back = fresh.load_input(in_ctx)
+    assert back is not snapshot
+    for name in ("bars", "books", "fetches", "markets"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(snapshot, name), check_exact=True)
+    assert (back.as_of, back.timeframe, back.source, back.health) == (snapshot.as_of, snapshot.timeframe, snapshot.source, snapshot.health)
+
+
+def _same_frame(a, b) -> None:
+    """Equal values, dtypes, index — and the same Python objects in object columns (None stays None, NaN NaN)."""
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert type(a.index) is type(b.index) and a.index.equals(b.index)
+    for col in a.columns:
+        assert [type(x) for x in a[col].tolist()] == [type(x) for x in b[col].tolist()], col
+
+
+def test_tables_written_in_a_run_are_handed_on_as_a_read_would_give_them(tmp_path, monkeypatch, clean_env):
+    """A real regime run: each parquet table kept for the rest of the run equals what reading its
+    file gives (so the next step computes the same), and each load hands out a copy of its own."""
+    from cryptorun_pipelines.io_managers import artifacts as io_mod
+
+    from .conftest import make_pipeline
+
+    recorded = []
+    original = io_mod.ArtifactIOManager._write
+
+    def recording(self, spec, values):
+        recorded.extend((spec, path, value) for path, value in values.items())
+        return original(self, spec, values)
+
+    monkeypatch.setattr(io_mod.ArtifactIOManager, "_write", recording)
+    p = make_pipeline(tmp_path)
+    assert p.run("regime_refresh", "2026-11-20-08:00").success
+    tables = [(spec, path, value) for spec, path, value in recorded if spec.kind == "parquet"]
+    assert {path.name for _, path, _ in tables} == {"universe.parquet", "regime_indicators.parquet"}
+    for spec, path, value in tables:
+        from_file = io_mod._deserialize(spec, path.read_bytes())
+        kept = io_mod._kept(spec, value, path.read_bytes())
+        _same_frame(io_mod._from_kept(spec, kept), from_file)
+        first = io_mod._from_kept(spec, kept)
+        first.iloc[:, 0] = first.iloc[::-1, 0].to_numpy()  # a step changing its input in place
+        _same_frame(io_mod._from_kept(spec, kept), from_file)
+    # a frame with a non-default index is handed on with the index a read gives
+    import pandas as pd
+
+    spec = io_mod.ARTIFACT_LAYOUT["universe_ranking"]
+    frame = pd.DataFrame({"a": [3.0, 1.0], "b": ["x", None]}, index=[7, 2])
+    data = io_mod._serialize(spec, frame)
+    _same_frame(io_mod._from_kept(spec, io_mod._kept(spec, frame, data)), io_mod._deserialize(spec, data))

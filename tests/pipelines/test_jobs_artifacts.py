@@ -106,3 +106,27 @@ def test_regime_weights_equal_compute_regime(materialized):
     snap = collect_snapshot(source, symbols, pd.Timestamp("2026-11-20T12:00:00Z").to_pydatetime(), venues=config.market.venues, with_books=False)
     direct = {**compute_regime(snap, ranking, config).to_dict(), "partition_key": "2026-11-20-08:00"}
     assert json_bytes(direct) == json_bytes(written)
+
+
+def test_table_types_validate_each_frame_and_report_pandera_failures():
+    """The Dagster table types check frames with validate_frame; a failing frame (one partition of a
+    backfill is enough) fails with dagster-pandera's report; the UI keeps the schema table."""
+    import dagster as dg
+    import numpy as np
+
+    from cryptorun_pipelines.assets.regime import RegimeIndicatorsType
+    from cryptorun_pipelines.io_managers.artifacts import PartitionedValues
+
+    row = pd.DataFrame({"realized_vol_7d": [0.4], "pct_above_20ma": [55.0], "breadth_thrust": [0.2],
+                        "partition_key": ["2026-11-20-08:00"]})
+    assert isinstance(RegimeIndicatorsType.metadata["schema"].value, dg.TableSchema)
+    assert dg.check_dagster_type(RegimeIndicatorsType, row).success
+    assert dg.check_dagster_type(RegimeIndicatorsType, PartitionedValues(a=row, b=row)).success
+    bad = row.assign(pct_above_20ma=[101.0])
+    for value in (bad, PartitionedValues(a=row, b=bad)):
+        result = dg.check_dagster_type(RegimeIndicatorsType, value)
+        assert not result.success
+        assert "pct_above_20ma" in result.description and "in_range(0, 100) failure cases: 101.0" in result.description
+    result = dg.check_dagster_type(RegimeIndicatorsType, row.assign(realized_vol_7d=[np.inf]))
+    assert not result.success and "must be finite" in result.description
+    assert not dg.check_dagster_type(RegimeIndicatorsType, {"realized_vol_7d": 0.4}).success  # not a frame

@@ -9,7 +9,10 @@ import dagster as dg
 import pytest
 
 from cryptorun_core.config import ConfigError, load_config
-from cryptorun_pipelines.partitions import as_of_for_key, build_cadences, latest_closed_key, parse_key, upstream_key
+from cryptorun_pipelines.partitions import (
+    as_of_for_key, build_cadences, cron_interval, format_key, is_partition_key, latest_closed_key, parse_key,
+    partition_interval, upstream_key,
+)
 
 from .conftest import HOT_KEYS, make_pipeline
 
@@ -130,3 +133,51 @@ def test_explain_records_input_partitions_around_the_boundary(materialized):
         }
         assert explain["regime"]["partition_key"] == expected[key]
         assert parse_key(expected[key]) + timedelta(hours=4) <= as_of_for_key(cad.hot, key)
+
+
+def _sample_keys(pdef: dg.TimeWindowPartitionsDefinition, n: int = 300) -> list[str]:
+    """Consecutive keys from the first partition, across day and month boundaries."""
+    keys, start = [], pdef.start.astimezone(UTC)
+    step = pdef.time_window_for_partition_key(pdef.get_first_partition_key()).end - start
+    for i in range(0, n * 37, 37):  # every 37th partition: spans weeks of 15-min windows
+        keys.append((start + i * step).strftime("%Y-%m-%d-%H:%M"))
+    return keys
+
+
+@pytest.mark.parametrize("name", ["regime", "hot", "warm"])
+def test_as_of_arithmetic_agrees_with_dagster(cadences, name):
+    pdef = getattr(cadences, name)
+    for key in _sample_keys(pdef):
+        window = pdef.time_window_for_partition_key(key)
+        assert as_of_for_key(pdef, key) == window.end.astimezone(UTC), key
+        assert partition_interval(pdef) == window.end - window.start
+
+
+@pytest.mark.parametrize("name", ["regime", "hot", "warm"])
+def test_is_partition_key_agrees_with_dagster(cadences, name):
+    """has_partition_key (bounded by the last closed window) for real keys, off-tick times,
+    non-canonical spellings, garbage and keys before the first / after the last partition."""
+    pdef = getattr(cadences, name)
+    now = datetime.now(UTC)
+    last = latest_closed_key(pdef, now)
+    first = pdef.start.astimezone(UTC)
+    candidates = _sample_keys(pdef, 50) + [
+        last, format_key(parse_key(last) + partition_interval(pdef)),  # the window still open: not a key yet
+        format_key(first - partition_interval(pdef)), format_key(first + timedelta(minutes=5)),
+        format_key(first + timedelta(hours=1, minutes=30)), "2026-11-20-8:00", "2026-11-20T08:00", "", "garbage",
+        "2026-13-01-00:00",
+    ]
+    for key in candidates:
+        assert is_partition_key(pdef, key, last) == pdef.has_partition_key(key), key
+
+
+def test_cron_interval_is_memoised_and_refuses_variable_windows():
+    assert cron_interval("*/15 * * * *") == timedelta(minutes=15)
+    assert cron_interval("0 */4 * * *") == timedelta(hours=4)
+    assert cron_interval("0 0 * * 0") == timedelta(days=7)  # weekly: constant
+    hits = cron_interval.cache_info().hits
+    cron_interval("0 */4 * * *")
+    assert cron_interval.cache_info().hits == hits + 1  # the ticks are walked once per schedule string
+    for irregular in ("*/7 * * * *", "0 */5 * * *", "0 0 * * 1-5", "0 0 1 * *", "0 0 */2 * *", "0 0 * * 5#3", "0 0 * * L5"):
+        with pytest.raises(ValueError):
+            cron_interval(irregular)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptorun_core.config import JobConfig
+from cryptorun_pipelines.cli import gcpolicy
 from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.errors import EXIT_OK, JobFailed
 from cryptorun_pipelines.cli.instance import get_instance
@@ -82,6 +83,7 @@ def execute(ctx: Context, defs: Any, job: JobConfig, key: str, *, dry_run: bool,
     from dagster._core.utils import make_new_run_id
 
     instance = get_instance()
+    gcpolicy.loaded()  # imports, definitions and instance are in place: collect the run's garbage only
     job_def = defs.resolve_job_def(job.dagster_name)
     run_id = make_new_run_id()
     tags = {"cryptorun/trigger": trigger, "cryptorun/dry_run": str(dry_run).lower()}
@@ -366,7 +368,7 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
 
     job = ctx.job(name)
     quiet_warnings()
-    cadences = build_cadences(ctx.config)
+    cadences = ctx.cadences or build_cadences(ctx.config)
     pdef = cadences.partitions_for_job(job.name)
     key = resolve_partition(pdef, key=partition, as_of=as_of)
     t_as_of = as_of_for_key(pdef, key)
@@ -381,7 +383,7 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
 
     defs = _load_defs(ctx, dry_run)
     upstream_runs: list[dict[str, Any]] = []
-    missing = missing_upstream(job.name, key, config=ctx.config, defs=defs)
+    missing = missing_upstream(job.name, key, config=ctx.config, defs=defs, cadences=cadences)
     for up_job_name, up_key in sorted({(m.job, m.partition_key) for m in missing}):
         assets = ", ".join(sorted(m.asset for m in missing if (m.job, m.partition_key) == (up_job_name, up_key)))
         if dry_run:

@@ -63,3 +63,21 @@ def test_technical_is_mean_of_components():
     want = (out["rsi_4h"] + 100 * np.minimum(out["adx_1h"] / 50, 1) + out["range_position"]) / 3
     assert out["technical"] == pytest.approx(want)
     assert ((out["technical"] >= 0) & (out["technical"] <= 100)).all()
+
+
+def test_technical_factor_in_blocks_of_rows_equals_the_whole_matrix(monkeypatch):
+    import cryptorun_core.factors.technical as T
+
+    rng = np.random.default_rng(7)
+    n, h = 11, 600
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, h)), axis=1))
+    high, low = close * (1 + rng.random((n, h)) * 0.01), close * (1 - rng.random((n, h)) * 0.01)
+    close[2, :300] = high[2, :300] = low[2, :300] = np.nan  # a late listing
+    close[5] = high[5] = low[5] = np.nan  # no bars at all
+    whole = technical_factor(high, low, close)
+    monkeypatch.setattr(T, "TECHNICAL_BLOCK_ROWS", 3)  # several blocks, the last one short
+    blocks = technical_factor(high, low, close)
+    for k in whole:
+        np.testing.assert_array_equal(blocks[k], whole[k])
+    assert np.isnan(blocks["technical"][5]) and np.isfinite(blocks["technical"][2])
+    assert technical_factor(high[:0], low[:0], close[:0])["technical"].shape == (0,)

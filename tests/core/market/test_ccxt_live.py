@@ -840,3 +840,14 @@ def test_coinbase_never_gets_credentials_because_ccxt_would_go_private(monkeypat
         assert CANARY_KEY not in repr(market)
     finally:
         market.close()
+
+
+def test_bar_window_and_time_to_next_close():
+    from cryptorun_core.market.ccxt_live import bar_window, seconds_to_next_close
+
+    t = datetime(2026, 11, 20, 12, 15, tzinfo=timezone.utc)
+    first, last = bar_window(t, "1h", 720)
+    assert last == pd.Timestamp("2026-11-20T11:00Z") and first == last - pd.Timedelta(hours=719)
+    assert bar_window(datetime(2026, 11, 20, 12, tzinfo=timezone.utc), "1h", 3)[1] == last  # the bar closing at T is closed
+    assert seconds_to_next_close(t, "1h") == 45 * 60.0
+    assert bar_window(t, "1d", 2) == (pd.Timestamp("2026-11-18T00:00Z"), pd.Timestamp("2026-11-19T00:00Z"))

@@ -103,3 +103,81 @@ def test_parquet_round_trip(tmp_path):
     pd.testing.assert_frame_equal(back.bars, snap.bars)
     pd.testing.assert_frame_equal(back.books, snap.books)
     assert not list((tmp_path / "snap").glob("*.tmp"))
+
+
+class ScriptedSource(TwoVenueSource):
+    """Serves the given bar frame per (venue, symbol) as is (contract breaches included)."""
+
+    def __init__(self, frames: dict[tuple[str, str], pd.DataFrame]):
+        super().__init__()
+        self.frames = frames
+
+    def fetch_ohlcv(self, requests, as_of, timeframe="1h", limit=720):
+        return [FetchResult(v, s, self.frames[(v, s)], stamped_at=as_of, requests=1) for v, s in requests]
+
+
+def _bars(opens, close0: float = 100.0) -> pd.DataFrame:
+    px = close0 + np.arange(len(opens), dtype=float)
+    return pd.DataFrame({"timestamp": opens, "open": px, "high": px + 1, "low": px - 1, "close": px, "volume": 1.0})
+
+
+def test_each_answer_is_held_to_the_contract_and_the_repairs_are_noted():
+    hours = pd.date_range(end=pd.Timestamp(T) - pd.Timedelta(hours=1), periods=6, freq="h", tz=UTC)  # closed by T
+    late = pd.date_range(start=pd.Timestamp(T), periods=2, freq="h", tz=UTC)  # still open at T / future
+    shuffled = _bars(hours).iloc[[2, 0, 5, 1, 4, 3]]
+    with_late = pd.concat([shuffled, _bars(late, 500.0)]).iloc[[0, 6, 1, 2, 7, 3, 4, 5]]
+    nat_in_order = _bars(hours).astype({"timestamp": object})
+    nat_in_order.loc[2, "timestamp"] = pd.NaT  # NaT is left to the engine's sanitation, not "out of order"
+    frames = {
+        ("kraken", "BTC/USD"): with_late,
+        ("kraken", "ETH/USD"): _bars(hours.tz_convert("Europe/Paris")),  # another zone: same instants
+        ("okx", "BTC/USD"): _bars(late),  # nothing closed by T: no rows
+        ("okx", "ETH/USD"): nat_in_order,
+    }
+    snap = collect_snapshot(ScriptedSource(frames), None, T, with_books=False)
+    bars = snap.bars
+    assert str(bars["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert all(bars[c].dtype == np.float64 for c in ("open", "high", "low", "close", "volume"))
+    assert isinstance(bars.index, pd.RangeIndex) and bars.index.start == 0
+    # answers in request order, each answer's rows contiguous
+    assert bars[["venue", "symbol"]].drop_duplicates().values.tolist() == [
+        ["kraken", "BTC/USD"], ["kraken", "ETH/USD"], ["okx", "ETH/USD"]]
+    btc = bars[(bars["venue"] == "kraken") & (bars["symbol"] == "BTC/USD")]
+    assert btc["timestamp"].tolist() == list(hours) and btc["close"].tolist() == list(100.0 + np.arange(6))
+    eth = bars[(bars["venue"] == "kraken") & (bars["symbol"] == "ETH/USD")]
+    assert eth["timestamp"].tolist() == list(hours)
+    okx = bars[bars["venue"] == "okx"]
+    assert okx["timestamp"].isna().tolist() == [False, False, True, False, False, False]
+    detail = snap.fetches.set_index(["venue", "symbol"])["detail"]
+    assert detail[("kraken", "BTC/USD")] == (
+        "bar_after_as_of: kraken served 2 bar(s) of BTC/USD closing after T (dropped); "
+        "out_of_order: kraken served 6 bars of BTC/USD out of time order (sorted)")
+    assert detail[("okx", "BTC/USD")].startswith("bar_after_as_of: okx served 2 bar(s)")
+    assert not detail[("kraken", "ETH/USD")] and not detail[("okx", "ETH/USD")]
+
+
+def test_numbers_served_as_text_or_ints_become_float():
+    hours = pd.date_range(end=pd.Timestamp(T) - pd.Timedelta(hours=1), periods=3, freq="h", tz=UTC)
+    text = _bars(hours).astype({"close": str, "volume": object})
+    text.loc[1, "volume"] = None
+    ints = _bars(hours).astype({c: "int64" for c in ("open", "high", "low", "close")})
+    frames = {("kraken", "BTC/USD"): text, ("kraken", "ETH/USD"): ints,
+              ("okx", "BTC/USD"): _bars(hours), ("okx", "ETH/USD"): _bars(hours)}
+    bars = collect_snapshot(ScriptedSource(frames), None, T, with_books=False).bars
+    assert all(bars[c].dtype == np.float64 for c in ("open", "high", "low", "close", "volume"))
+    assert bars["close"].iloc[:3].tolist() == [100.0, 101.0, 102.0]
+    assert np.isnan(bars["volume"].iloc[1])
+
+
+def test_parquet_files_dictionary_encode_text_only_and_every_table_round_trips(tmp_path):
+    import pyarrow.parquet as pq
+
+    snap = collect_snapshot(TwoVenueSource(), None, T)
+    snap.write_parquet(tmp_path / "snap")
+    back = MarketSnapshot.read_parquet(tmp_path / "snap")
+    for name in ("bars", "books", "fetches", "markets"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(snap, name))
+    meta = pq.ParquetFile(tmp_path / "snap" / "bars.parquet").metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert any("DICTIONARY" in e for e in encodings["symbol"])
+    assert not any("DICTIONARY" in e for e in encodings["close"])
