@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
-
-import dagster as dg
 import pytest
-import yaml
 
-from cryptorun_core.config import ARTIFACTS_DIR_ENV, CONFIG_PATH_ENV, MARKET_SOURCE_ENV, DEFAULT_CONFIG_PATH, AppConfig, load_config
-from cryptorun_pipelines.build import build_definitions
+from cryptorun_core.config import ARTIFACTS_DIR_ENV, CONFIG_PATH_ENV, MARKET_SOURCE_ENV
 
-REPO = DEFAULT_CONFIG_PATH.parent.parent
+from ..pipeline_support import REPO, Pipeline, failure_text, make_pipeline, small_config_dict, write_config  # noqa: F401
+
 SPEC_SCAN_HOT = {"signals.csv", "premove.csv", "explain.json"}
 SPEC_SCAN_WARM = {"warm_signals.csv"}
 SPEC_REGIME = {"regime.json"}
@@ -34,60 +28,6 @@ def clean_env(monkeypatch):
     """The pipeline tests choose config and artifacts dirs explicitly: no CRYPTORUN_* overrides."""
     for var in ENV_OVERRIDES:
         monkeypatch.delenv(var, raising=False)
-
-
-def small_config_dict(artifacts_dir: Path) -> dict:
-    """config/scheduler.yaml with a 40-symbol simulated market and smaller hot/warm segments."""
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    raw["global"]["artifacts_dir"] = str(artifacts_dir)
-    raw["market"]["simulated"]["n_symbols"] = 40
-    for job in raw["jobs"]:
-        if job["name"] == "scan.hot":
-            job["config"]["max_sample"] = 10
-        if job["name"] == "scan.warm":
-            job["config"]["max_sample"] = 20
-    return raw
-
-
-def write_config(path: Path, raw: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-@dataclass
-class Pipeline:
-    root: Path
-    config_path: Path
-    config: AppConfig
-    defs: dg.Definitions
-    instance: dg.DagsterInstance
-
-    @property
-    def artifacts(self) -> Path:
-        return Path(self.config.global_.artifacts_dir)
-
-    def run(self, job: str, partition_key: str, **kwargs) -> dg.ExecuteInProcessResult:
-        kwargs.setdefault("instance", self.instance)
-        kwargs.setdefault("raise_on_error", False)
-        return self.defs.resolve_job_def(job).execute_in_process(partition_key=partition_key, **kwargs)
-
-
-def make_pipeline(root: Path, mutate: Callable[[dict], None] | None = None, instance: dg.DagsterInstance | None = None) -> Pipeline:
-    raw = small_config_dict(root / "artifacts")
-    if mutate:
-        mutate(raw)
-    path = write_config(root / "config" / "scheduler.yaml", raw)
-    config = load_config(path)
-    return Pipeline(root, path, config, build_definitions(config, config_path=path), instance or dg.DagsterInstance.ephemeral())
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    out = []
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            out.append(event.step_failure_data.error.to_string())
-    return "\n".join(out)
 
 
 @pytest.fixture
