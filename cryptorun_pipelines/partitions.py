@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Mapping
 
 import dagster as dg
 from croniter import croniter
@@ -232,3 +233,82 @@ def upstream_key(cadences: Cadences, segment: str, scan_key: str) -> str:
     if key is None:
         raise ValueError(f"no regime partition has closed by {t:%Y-%m-%d %H:%M} (scan partition {scan_key})")
     return key
+
+
+# ------------------------------------------------------------------------------------------
+# which keys a run may fill (Dagster runs any tag it is given: the project checks)
+# ------------------------------------------------------------------------------------------
+
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def _z(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def partition_key_problem(
+    partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str, now: datetime, *, job: str = "this job"
+) -> str | None:
+    """Why ``partition_key`` is not a closed partition of ``partitions_def`` at ``now`` (one
+    sentence naming the key and the nearest valid keys), or None when it is one.
+
+    Refused: a malformed key, a key off the cron's ticks, before the first partition, and a window
+    that has not closed by ``now`` (its as-of time T, the window end, is in the future: the run
+    would read data that does not exist yet)."""
+    step = partition_interval(partitions_def)
+    first = partitions_def.start.astimezone(UTC)
+    latest = latest_closed_key(partitions_def, now)
+    example = latest or format_key(first)
+    try:
+        start = parse_key(partition_key)
+    except (TypeError, ValueError):
+        return f"'{partition_key}' is not a partition key of {job}: keys are window starts written YYYY-MM-DD-HH:MM (UTC), e.g. {example}"
+    if format_key(start) != partition_key:
+        return f"'{partition_key}' is not a partition key of {job}: write it {format_key(start)}"
+    if start < first:
+        return f"'{partition_key}' is before the first partition of {job}, {format_key(first)}"
+    offset = (start - first) % step
+    if offset:
+        before = start - offset
+        return (f"'{partition_key}' is not a partition of {job} (one every {_interval(step)} from {format_key(first)}): "
+                f"the nearest are {format_key(before)} and {format_key(before + step)}")
+    end = start + step
+    if end > now.astimezone(UTC):
+        state = "is still open" if start <= now.astimezone(UTC) else "is in the future"
+        latest_text = f"; the latest closed partition is {latest}" if latest else ""
+        return f"partition {partition_key} of {job} {state} (its window ends {_z(end)}, now {_z(now)}){latest_text}"
+    return None
+
+
+def _interval(step: timedelta) -> str:
+    minutes = int(step.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+def run_partition_problem(
+    partitions_def: dg.TimeWindowPartitionsDefinition, tags: Mapping[str, str], now: datetime, *, job: str = "this job"
+) -> str | None:
+    """Why the partition tags of a run of a job partitioned by ``partitions_def`` are not a valid
+    request at ``now`` (one sentence), or None: exactly one key (``dagster/partition``) or one
+    range (both ``dagster/asset_partition_range_start`` and ``…_end``), every key a closed
+    partition (:func:`partition_key_problem`), a range not inverted."""
+    key, start, end = tags.get(PARTITION_TAG), tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if key is not None and (start is not None or end is not None):
+        return f"a run of {job} fills one partition ({PARTITION_TAG}) or one range ({RANGE_START_TAG}/_end), not both"
+    if key is not None:
+        return partition_key_problem(partitions_def, key, now, job=job)
+    if start is None and end is None:
+        latest = latest_closed_key(partitions_def, now)
+        return (f"{job} is partitioned: give the partition it fills with the tag {PARTITION_TAG}"
+                + (f" (e.g. {latest}, the latest closed one)" if latest else ""))
+    if start is None or end is None:
+        return f"a partition range of {job} needs both {RANGE_START_TAG} and {RANGE_END_TAG}"
+    for edge in (start, end):
+        problem = partition_key_problem(partitions_def, edge, now, job=job)
+        if problem:
+            return "range: " + problem
+    if parse_key(start) > parse_key(end):
+        return f"the range of {job} is inverted: start {start} is after end {end}"
+    return None

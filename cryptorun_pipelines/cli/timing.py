@@ -41,23 +41,17 @@ def parse_time(text: str) -> datetime:
 
 
 def resolve_partition(
-    partitions_def: Any, *, key: str | None, as_of: str | None, now: datetime | None = None
+    partitions_def: Any, *, key: str | None, as_of: str | None, now: datetime | None = None, job: str = "this job"
 ) -> str:
-    """The partition key to run: ``key`` validated, the window closed at ``as_of``, or the latest closed."""
-    from dagster import partition_loading_context
-
-    from cryptorun_pipelines.partitions import as_of_for_key, latest_closed_key
+    """The partition key to run: ``key`` validated (:func:`~cryptorun_pipelines.partitions.partition_key_problem`),
+    the window closed at ``as_of``, or the latest closed."""
+    from cryptorun_pipelines.partitions import as_of_for_key, latest_closed_key, partition_key_problem
 
     now = now or utcnow()
     if key is not None:
-        with partition_loading_context(effective_dt=now + timedelta(days=36500)):
-            ok = partitions_def.has_partition_key(key)
-        if not ok:
-            example = latest_closed_key(partitions_def, now) or partitions_def.get_first_partition_key()
-            raise UsageError(f"--partition: '{key}' is not a partition of this job (e.g. {example})")
-        end = as_of_for_key(partitions_def, key)
-        if end > now:
-            raise UsageError(f"--partition: '{key}' has not closed yet (its window ends {end:%Y-%m-%dT%H:%MZ})")
+        problem = partition_key_problem(partitions_def, key, now, job=job)
+        if problem:
+            raise UsageError(f"--partition: {problem}")
         return key
     at = parse_time(as_of) if as_of is not None else now
     found = latest_closed_key(partitions_def, at)

@@ -181,3 +181,63 @@ def test_cron_interval_is_memoised_and_refuses_variable_windows():
     for irregular in ("*/7 * * * *", "0 */5 * * *", "0 0 * * 1-5", "0 0 1 * *", "0 0 */2 * *", "0 0 * * 5#3", "0 0 * * L5"):
         with pytest.raises(ValueError):
             cron_interval(irregular)
+
+
+# -- which keys a run may fill ------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 20, 12, 7, tzinfo=UTC)
+START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+@pytest.mark.parametrize(
+    "tags, expected",
+    [
+        ({"dagster/partition": "2026-11-20-11:46"}, "the nearest are 2026-11-20-11:45 and 2026-11-20-12:00"),
+        ({"dagster/partition": "2026-11-20-11:44"}, "the nearest are 2026-11-20-11:30 and 2026-11-20-11:45"),
+        ({"dagster/partition": "foo"}, "'foo' is not a partition key of scan_hot: keys are window starts"),
+        ({"dagster/partition": "2026-11-20-1:45"}, "write it 2026-11-20-01:45"),
+        ({"dagster/partition": "2026-10-20-11:45"}, "before the first partition of scan_hot, 2026-11-01-03:45"),
+        ({"dagster/partition": "2026-11-20-12:00"}, "is still open (its window ends 2026-11-20T12:15Z"),
+        ({"dagster/partition": "2030-01-01-00:00"}, "is in the future"),
+        ({}, "scan_hot is partitioned: give the partition it fills with the tag dagster/partition (e.g. 2026-11-20-11:45"),
+        ({START: "2026-11-20-00:00"}, "needs both"),
+        ({START: "2026-11-20-00:00", END: "2030-01-01-00:00"}, "range: partition 2030-01-01-00:00 of scan_hot is in the future"),
+        ({START: "2026-11-20-08:00", END: "2026-11-20-00:00"}, "inverted: start 2026-11-20-08:00 is after end 2026-11-20-00:00"),
+        ({START: "2026-11-20-00:00", END: "2026-11-20-00:07"}, "range: '2026-11-20-00:07' is not a partition"),
+        ({"dagster/partition": "2026-11-20-11:45", START: "2026-11-20-00:00", END: "2026-11-20-00:15"}, "not both"),
+    ],
+)
+def test_run_partition_problem_names_the_key_and_the_nearest_valid_ones(cadences, tags, expected):
+    from cryptorun_pipelines.partitions import run_partition_problem
+
+    problem = run_partition_problem(cadences.hot, tags, NOW, job="scan_hot")
+    assert problem is not None and expected in problem, problem
+    assert "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"dagster/partition": "2026-11-20-11:45"},  # closed at 12:00
+        {"dagster/partition": "2026-11-01-03:45"},  # the first scan partition
+        {START: "2026-11-19-00:00", END: "2026-11-20-11:45"},
+        {START: "2026-11-20-11:45", END: "2026-11-20-11:45"},
+    ],
+)
+def test_run_partition_problem_accepts_closed_partitions(cadences, tags):
+    from cryptorun_pipelines.partitions import run_partition_problem
+
+    assert run_partition_problem(cadences.hot, tags, NOW, job="scan_hot") is None
+
+
+def test_every_key_the_check_accepts_is_a_dagster_partition(cadences):
+    """The arithmetic agrees with Dagster's own partition list over two days of keys."""
+    from cryptorun_pipelines.partitions import partition_key_problem
+
+    for pdef in (cadences.hot, cadences.warm, cadences.regime):
+        with dg.partition_loading_context(effective_dt=NOW):
+            dagster_keys = set(pdef.get_partition_keys())
+        start = NOW - timedelta(days=2)
+        candidates = [format_key(start + timedelta(minutes=m)) for m in range(0, 2 * 24 * 60 + 1, 5)]
+        for key in candidates:
+            assert (partition_key_problem(pdef, key, NOW) is None) == (key in dagster_keys), key

@@ -370,7 +370,7 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
     quiet_warnings()
     cadences = ctx.cadences or build_cadences(ctx.config)
     pdef = cadences.partitions_for_job(job.name)
-    key = resolve_partition(pdef, key=partition, as_of=as_of)
+    key = resolve_partition(pdef, key=partition, as_of=as_of, job=job.name)
     t_as_of = as_of_for_key(pdef, key)
     folder = str(Path(ctx.config.global_.artifacts_dir) / as_of_folder(t_as_of))
 
