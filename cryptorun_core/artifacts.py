@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import time
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,6 +37,63 @@ PREMOVE_COLUMNS = (
     "gates_passed", "execution_risk", "spread_bps", "depth_usd",
 )
 COLUMNS = {"signals": SIGNALS_COLUMNS, "warm_signals": WARM_SIGNALS_COLUMNS, "premove": PREMOVE_COLUMNS}
+
+# --------------------------------------------------------------------------------------------
+# the registry: every file a cycle writes, once
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One stored output: the asset that materialises it, the kind of job that writes it, and where
+    and how it is stored (``location`` ``artifacts``: a SPEC §9 file in ``{artifacts_dir}/{as_of}/``;
+    ``cache``: pipeline-internal, under ``{artifacts_dir}/.pipeline/{as_of}/``)."""
+
+    asset: str
+    role: str  # 'regime' | 'hot' | 'warm'
+    filename: str  # inside the as_of folder (a folder for snapshots)
+    kind: str  # 'csv' | 'json' | 'parquet' | 'snapshot'
+    location: str  # 'artifacts' | 'cache'
+    csv_kind: str | None = None  # the csv_bytes kind (its SPEC §9 columns)
+
+    @property
+    def spec_file(self) -> bool:
+        return self.location == "artifacts"
+
+
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("universe_ranking", "regime", "universe.parquet", "parquet", "cache"),
+    Artifact("regime_indicators", "regime", "regime_indicators.parquet", "parquet", "cache"),
+    Artifact("regime_weights", "regime", "regime.json", "json", "artifacts"),
+    Artifact("hot_market_snapshot", "hot", "snapshots/scan_hot", "snapshot", "cache"),
+    Artifact("hot_signals", "hot", "signals.csv", "csv", "artifacts", "signals"),
+    Artifact("hot_premove", "hot", "premove.csv", "csv", "artifacts", "premove"),
+    Artifact("hot_explain", "hot", "explain.json", "json", "artifacts"),
+    Artifact("warm_market_snapshot", "warm", "snapshots/scan_warm", "snapshot", "cache"),
+    Artifact("warm_signals", "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
+)
+BY_ASSET: dict[str, Artifact] = {a.asset: a for a in ARTIFACTS}
+#: the assets each kind of job materialises, in the order they are computed
+ROLE_ASSETS: dict[str, tuple[str, ...]] = {
+    role: tuple(a.asset for a in ARTIFACTS if a.role == role) for role in ("regime", "hot", "warm")
+}
+#: the SPEC §9 files (the only ones the as_of folders ever hold)
+SPEC_FILES: tuple[str, ...] = tuple(a.filename for a in ARTIFACTS if a.spec_file)
+PIPELINE_DIR = ".pipeline"
+
+
+def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any) -> Path:
+    """Where ``asset``'s output for the cycle at ``as_of`` is stored (SPEC §9 layout), refusing
+    (ValueError) a folder on the way — the as_of folder, ``.pipeline`` — that leads outside
+    ``artifacts_dir``. A SPEC file's own name is not resolved: it may be the link of its set
+    (:mod:`cryptorun_core.artifact_sets`)."""
+    spec = BY_ASSET[asset]
+    parts = spec.filename.split("/")
+    if spec.spec_file:
+        return safe_join(artifacts_dir, as_of_folder(as_of)) / parts[-1]
+    return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
+
+
 
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",
            "premove_score", "compression")
@@ -157,8 +215,9 @@ def json_bytes(obj: Any) -> bytes:
 PAUSE_ENV = "CRYPTORUN_TEST_PAUSE_IN_WRITE"
 
 
-def _test_pause(name: str) -> float:
-    spec = os.environ.get(PAUSE_ENV)
+def test_pause(env: str, name: str) -> float:
+    """Seconds to pause at ``name`` when the test hook ``env`` (``"<name>:<seconds>"``) asks for it."""
+    spec = os.environ.get(env)
     if not spec or ":" not in spec:
         return 0.0
     wanted, _, seconds = spec.rpartition(":")
@@ -168,14 +227,35 @@ def _test_pause(name: str) -> float:
         return 0.0
 
 
+def create_file(path: Path):
+    """A new file at ``path`` opened for binary writing, created with the process umask applied to
+    0o666 like any other file (``tempfile.mkstemp`` would make it 0600, locking other readers out)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    return os.fdopen(fd, "wb")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of folder ``path`` (a rename, a new file) durable; best effort."""
+    try:
+        dfd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
 def _stage(target: Path, data: bytes, durable: bool) -> str:
     """``data`` in a new hidden temporary file next to ``target`` (folder created if needed), fsync'ed
     when ``durable``; returns its name. The file is removed when writing fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            pause = _test_pause(target.name)
+        with create_file(Path(tmp)) as fh:
+            pause = test_pause(PAUSE_ENV, target.name)
             if pause > 0:  # crash-safety test hook (PAUSE_ENV): half the bytes, then wait to be killed
                 fh.write(data[: len(data) // 2])
                 fh.flush()
@@ -205,14 +285,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fsync_dir(target.parent)  # make the rename itself durable
     return target
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 UTC = timezone.utc
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from croniter import croniter
@@ -488,13 +488,23 @@ def parse_config(raw: Any, *, source: str = "<config>") -> AppConfig:
         raise ConfigError(key, f"{msg} (in {source})") from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, check_artifacts_dir: bool = True) -> AppConfig:
+def resolve_config_path(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The config file to read: ``path``, else ``$CRYPTORUN_CONFIG``, else the packaged config/scheduler.yaml."""
+    env = os.environ if environ is None else environ
+    return Path(path or env.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH).expanduser().resolve()
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, check_artifacts_dir: bool = True, environ: Mapping[str, str] | None = None
+) -> AppConfig:
     """Load and validate the scheduler config.
 
     ``path`` defaults to ``$CRYPTORUN_CONFIG`` or the packaged ``config/scheduler.yaml``.
-    ``$CRYPTORUN_ARTIFACTS_DIR`` and ``$CRYPTORUN_MARKET_SOURCE`` override the file.
+    ``$CRYPTORUN_ARTIFACTS_DIR`` and ``$CRYPTORUN_MARKET_SOURCE`` override the file (read from
+    ``environ``, default the process environment).
     """
-    cfg_path = Path(path or os.environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH)
+    env = os.environ if environ is None else environ
+    cfg_path = resolve_config_path(path, env)
     try:
         text = cfg_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -507,8 +517,8 @@ def load_config(path: str | os.PathLike[str] | None = None, *, check_artifacts_d
         raise ConfigError("<yaml>", f"{cfg_path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if isinstance(raw, dict):
         raw = dict(raw)
-        env_dir = os.environ.get(ARTIFACTS_DIR_ENV)
-        env_source = os.environ.get(MARKET_SOURCE_ENV)
+        env_dir = env.get(ARTIFACTS_DIR_ENV)
+        env_source = env.get(MARKET_SOURCE_ENV)
         if env_dir:
             raw["global"] = {**(raw.get("global") or {}), "artifacts_dir": env_dir}
         if env_source:

@@ -454,28 +454,36 @@ def compute_indicators(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: 
     return _compute(snapshot, ranking, config, validate)[0]
 
 
-def compute_regime(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, *, validate: bool = True) -> RegimeResult:
-    """Indicators → votes → majority label → confidence → weight blend → next refresh (SPEC §6).
-
-    ``validate=False`` skips the check of the indicators (see :func:`compute_indicators`)."""
+def regime_result(
+    indicators: Mapping[str, float], as_of: datetime, universe_size: int, config: AppConfig, details: dict | None = None
+) -> RegimeResult:
+    """Votes → majority label → confidence → weight blend → next refresh from the three indicators
+    at ``as_of`` (SPEC §6): the one chain behind every regime.json."""
     rc = config.regime
-    indicators, details = _compute(snapshot, ranking, config, validate)
-    votes = vote(indicators, rc.thresholds)
+    values = {k: float(indicators[k]) for k in INDICATORS}
+    votes = vote(values, rc.thresholds)
     label = majority(votes)
-    conf = confidence(indicators, votes, label, rc.thresholds)
-    blend = blend_weights(label, conf, rc.weights)
-    as_of = to_utc(snapshot.as_of)
+    conf = confidence(values, votes, label, rc.thresholds)
+    as_of = to_utc(as_of)
     thresholds = {ind: {"calm": getattr(rc.thresholds, ind).calm, "volatile": getattr(rc.thresholds, ind).volatile} for ind in INDICATORS}
     return RegimeResult(
         label=label,
         confidence=conf,
-        indicators=indicators,
+        indicators=values,
         votes=votes,
-        weight_blend=blend,
+        weight_blend=blend_weights(label, conf, rc.weights),
         as_of=as_of,
         next_refresh=next_refresh(as_of, rc.refresh_hours),
-        universe_size=len(details["symbols"]),
+        universe_size=int(universe_size),
         benchmark=rc.benchmark,
         thresholds=thresholds,
-        details=details,
+        details=details or {},
     )
+
+
+def compute_regime(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig, *, validate: bool = True) -> RegimeResult:
+    """Indicators → votes → majority label → confidence → weight blend → next refresh (SPEC §6).
+
+    ``validate=False`` skips the check of the indicators (see :func:`compute_indicators`)."""
+    indicators, details = _compute(snapshot, ranking, config, validate)
+    return regime_result(indicators, snapshot.as_of, len(details["symbols"]), config, details)

@@ -1,24 +1,23 @@
-"""Asset checks: artifact schemas (SPEC §9 columns), regime sanity, and freshness per cadence.
+"""Asset checks: artifact schemas (SPEC §9 columns) and regime sanity.
 
-The artifact checks are check specs of the scan assets (see :func:`artifact_check_specs`); the
-others are asset checks of their own (:func:`build_checks`).
+The artifact checks are check specs of the scan assets (see :func:`artifact_check_specs`);
+regime sanity is an asset check of its own (:func:`build_checks`). Freshness is not a check: it is
+Dagster's freshness policy of each asset users read (:mod:`cryptorun_pipelines.freshness`).
 """
 
 
 import math
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import COLUMNS
+from cryptorun_core.artifacts import BY_ASSET, COLUMNS
 from cryptorun_core.config import FACTORS, REGIMES
 from cryptorun_pipelines.assets.common import REGIME_JSON_KEYS
 from cryptorun_pipelines.io_managers.artifacts import PartitionedValues
-from cryptorun_pipelines.partitions import Cadences, is_partition_key, latest_closed_key, parse_key, partition_interval
+from cryptorun_pipelines.partitions import Cadences
 
-UTC = timezone.utc
 EXPLAIN_KEYS = ("as_of", "partition_key", "job", "regime", "inputs")
 
 
@@ -91,9 +90,6 @@ def build_checks(cadences: Cadences) -> list[dg.AssetChecksDefinition]:
         )
 
     checks.append(regime_sanity)
-
-    for asset_name, job, pdef in _terminal_assets(cadences):
-        checks.append(_freshness_check(asset_name, job.name, pdef))
     return checks
 
 
@@ -122,7 +118,7 @@ def artifact_check_specs(assets: Iterable[str]) -> list[dg.AssetCheckSpec]:
             ))
             continue
         name, kind = COLUMN_CHECKS[asset]
-        file = {"signals": "signals.csv", "premove": "premove.csv", "warm_signals": "warm_signals.csv"}[kind]
+        file = BY_ASSET[asset].filename
         specs.append(dg.AssetCheckSpec(
             name, asset=asset, blocking=True,
             description=f"{file} starts with exactly the SPEC §9 columns " + ", ".join(COLUMNS[kind]) + ".",
@@ -157,52 +153,3 @@ def explain_check(value: Any) -> dg.AssetCheckResult:
         asset_key="hot_explain", check_name=EXPLAIN_CHECK, passed=not problems,
         metadata={"problems": dg.MetadataValue.json(problems[:10])},
     )
-
-
-def _terminal_assets(cadences: Cadences) -> Iterable[tuple[str, Any, dg.TimeWindowPartitionsDefinition]]:
-    yield "regime_weights", cadences.regime_job, cadences.regime
-    if cadences.hot_job is not None:
-        yield "hot_signals", cadences.hot_job, cadences.hot
-    if cadences.warm_job is not None:
-        yield "warm_signals", cadences.warm_job, cadences.warm
-
-
-def freshness_status(materialized: Iterable[str], pdef: dg.TimeWindowPartitionsDefinition, now: datetime) -> dict[str, Any]:
-    """How far the newest materialised partition lags the newest closed window, in cycles.
-
-    ``materialized`` holds every materialised key of the asset (thousands after a backfill): each
-    is checked by arithmetic (:func:`is_partition_key`), not Dagster's ``has_partition_key``."""
-    expected = latest_closed_key(pdef, now)
-    keys = [k for k in materialized if is_partition_key(pdef, k, expected)] if expected else []
-    if not keys:
-        return {"expected": expected, "latest": None, "lag_cycles": None, "passed": False}
-    latest = max(keys, key=parse_key)
-    lag = int(round((parse_key(expected) - parse_key(latest)) / partition_interval(pdef)))
-    return {"expected": expected, "latest": latest, "lag_cycles": lag, "passed": lag <= 1}
-
-
-def _freshness_check(asset_name: str, job_name: str, pdef: dg.TimeWindowPartitionsDefinition) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=asset_name,
-        partitions_def=pdef,
-        name=f"{asset_name}_fresh",
-        description=f"The newest materialised partition of {asset_name} is the latest closed {job_name} window, "
-        "or the one before it (its run may still be going); warns otherwise.",
-        blocking=False,
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        now = datetime.now(UTC)
-        materialized = context.instance.get_materialized_partitions(dg.AssetKey(asset_name))
-        status = freshness_status(materialized, pdef, now)
-        return dg.AssetCheckResult(
-            passed=bool(status["passed"]),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "latest_materialized": str(status["latest"]),
-                "latest_closed_window": str(status["expected"]),
-                "lag_cycles": -1 if status["lag_cycles"] is None else int(status["lag_cycles"]),
-                "job": job_name,
-            },
-        )
-
-    return _check

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from cryptorun_core.artifacts import ROLE_ASSETS
 from cryptorun_core.config import JobConfig
 from cryptorun_pipelines.partitions import Cadences
-
-#: The assets each kind of job materialises (checks on them run in the same job).
-JOB_ASSETS: dict[str, tuple[str, ...]] = {
-    "regime": ("universe_ranking", "regime_indicators", "regime_weights"),
-    "hot": ("hot_market_snapshot", "hot_signals", "hot_premove", "hot_explain"),
-    "warm": ("warm_market_snapshot", "warm_signals"),
-}
 
 
 #: What each kind of job does, in words a new user of the UI understands (first sentence of its description).
@@ -56,7 +50,7 @@ def build_jobs(cadences: Cadences) -> list[dg.UnresolvedAssetJobDefinition]:
         jobs.append(
             dg.define_asset_job(
                 name=job.dagster_name,
-                selection=dg.AssetSelection.assets(*JOB_ASSETS[job_role(job)]),
+                selection=dg.AssetSelection.assets(*ROLE_ASSETS[job_role(job)]),
                 description=description,
                 tags=job_tags(job),
                 executor_def=dg.in_process_executor,

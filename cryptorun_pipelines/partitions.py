@@ -120,6 +120,13 @@ class Cadences:
         raise KeyError(f"no partitioned job named '{job_name}'")
 
 
+def segment_sizes(cadences: Cadences) -> tuple[int, int]:
+    """(hot, warm) segment sizes of the ranking: each scan job's ``max_sample`` (0 without that job)."""
+    hot = cadences.hot_job.config.max_sample if cadences.hot_job else 0
+    warm = cadences.warm_job.config.max_sample if cadences.warm_job else 0
+    return hot, warm
+
+
 def find_jobs(config: AppConfig) -> tuple[JobConfig, JobConfig | None, JobConfig | None]:
     """(regime job, hot scan job, warm scan job) of the config; exactly one regime job is required."""
     regimes = [j for j in config.jobs if j.type == "regime"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -262,8 +262,10 @@ def _as_str(values: pd.Series) -> np.ndarray:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    from cryptorun_core.artifacts import create_file
+
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+    create_file(Path(tmp)).close()  # reserved with the umask's mode (mkstemp would make it 0600)
     try:
         write(tmp)
         os.replace(tmp, path)

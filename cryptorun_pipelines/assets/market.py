@@ -12,7 +12,7 @@ from cryptorun_core.rows import runs
 from cryptorun_core.universe import segment_symbols
 from cryptorun_pipelines.assets.common import MarketSnapshotType, duration_metadata, timed
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
-from cryptorun_pipelines.resources import MarketSourceResource
+from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 
 
 def snapshot_metadata(snapshot: MarketSnapshot) -> dict:
@@ -174,11 +174,12 @@ def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef, sour
         ins=ins,
         metadata={"job": job.name, "stored_as": f"{{cache_dir}}/{{as_of}}/snapshots/{job.dagster_name}/"},
     )
-    def _asset(context: dg.AssetExecutionContext, market_source: MarketSourceResource, universe_ranking: pd.DataFrame, **more):
-        config = market_source.app_config()
+    def _asset(context: dg.AssetExecutionContext, cryptorun_config: CryptoRunConfigResource, market_source: MarketSourceResource,
+               universe_ranking: pd.DataFrame, **more):
+        config = cryptorun_config.load()
         job_cfg = config.job(job.name)
         as_of = as_of_for_key(pdef, context.partition_key)
-        with timed() as t, market_source.open(job_cfg, config) as source:
+        with timed() as t, market_source.open(job_cfg) as source:
             snapshot = read_segment(source, config, job_cfg, universe_ranking, as_of, segment, regime=more.get("regime_weights"))
         context.add_output_metadata(
             {

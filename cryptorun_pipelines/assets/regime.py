@@ -1,191 +1,143 @@
-"""Regime indicators and regime weights (group ``regime``), refreshed every 4 h (SPEC §6)."""
+"""The regime window (groups ``universe`` and ``regime``): ranking, indicators and regime.json every 4 h.
+
+One step computes the three assets of a window (SPEC §2, §6) with
+:func:`cryptorun_core.regime_window.compute_windows`: a single-run backfill of any range reads the
+market once and shares that read between the ranking and the indicators inside the step, so
+nothing passes between steps outside the IO manager (any executor works).
+"""
 
 
-from pathlib import Path
+from collections import Counter
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.config import AppConfig
-from cryptorun_core.market.base import to_utc
-from cryptorun_core.market.snapshot import collect_snapshot
-from cryptorun_core.regime import (
-    INDICATORS,
-    RegimeResult,
-    blend_weights,
-    compute_indicators,
-    confidence,
-    iso_z,
-    majority,
-    next_refresh,
-    regime_universe,
-    vote,
-)
-from cryptorun_core.schemas import RegimeIndicatorsSchema
-from cryptorun_pipelines.assets import history
+from cryptorun_core.regime import INDICATORS
+from cryptorun_core.regime_window import RegimeWindow, compute_windows
+from cryptorun_core.schemas import RegimeIndicatorsSchema, UniverseRankingSchema
 from cryptorun_pipelines.assets.common import (
-    RegimeJsonType,
-    duration_metadata,
-    frame_metadata,
-    pack,
-    partition_keys,
-    per_partition,
-    regime_metadata,
-    table_type,
-    timed,
+    RegimeJsonType, duration_metadata, frame_metadata, pack, partition_keys, regime_metadata, table_type, timed,
 )
 from cryptorun_pipelines.charts import regime_chart_metadata
-from cryptorun_pipelines.partitions import Cadences, as_of_for_key
-from cryptorun_pipelines.resources import MarketSourceResource
+from cryptorun_pipelines.freshness import freshness_policy
+from cryptorun_pipelines.partitions import Cadences, as_of_for_key, segment_sizes
+from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 
+UniverseRankingType = table_type(
+    UniverseRankingSchema,
+    "One row per canonical BASE/USD symbol: rank by ADV, tier, venues, complete 24h periods, "
+    "eligibility or exclusion reason, and segment (hot / warm / none).",
+)
 RegimeIndicatorsType = table_type(
     RegimeIndicatorsSchema,
     "One row per regime time T: realized_vol_7d, pct_above_20ma, breadth_thrust of the eligible universe "
     "(plus as_of, partition_key, universe_size, benchmark, timeframe).",
 )
 
-
-def regime_from_indicators(row: pd.Series | dict, config: AppConfig) -> dict:
-    """regime.json content (SPEC §9) from one indicators row: votes → label → confidence → blend.
-
-    The same chain as :func:`cryptorun_core.regime.compute_regime` (a test checks both agree byte for byte).
-    """
-    rc = config.regime
-    indicators = {k: float(row[k]) for k in INDICATORS}
-    votes = vote(indicators, rc.thresholds)
-    label = majority(votes)
-    conf = confidence(indicators, votes, label, rc.thresholds)
-    as_of = to_utc(row["as_of"])
-    thresholds = {i: {"calm": getattr(rc.thresholds, i).calm, "volatile": getattr(rc.thresholds, i).volatile} for i in INDICATORS}
-    result = RegimeResult(
-        label=label,
-        confidence=conf,
-        indicators=indicators,
-        votes=votes,
-        weight_blend=blend_weights(label, conf, rc.weights),
-        as_of=as_of,
-        next_refresh=next_refresh(as_of, rc.refresh_hours),
-        universe_size=int(row["universe_size"]),
-        benchmark=rc.benchmark,
-        thresholds=thresholds,
-    )
-    return {**result.to_dict(), "partition_key": str(row["partition_key"])}
+OUTS = ("universe_ranking", "regime_indicators", "regime_weights")
 
 
-def _indicator_row(values: dict, key: str, as_of, universe_size: int, benchmark: str, timeframe: str) -> pd.DataFrame:
-    """The regime_indicators row of one partition."""
-    return pd.DataFrame(
-        [
-            {
-                **{k: float(values[k]) for k in INDICATORS},
-                "as_of": iso_z(as_of),
-                "partition_key": key,
-                "universe_size": universe_size,
-                "benchmark": benchmark,
-                "timeframe": timeframe,
-            }
-        ]
-    )
+def ranking_metadata(ranking: pd.DataFrame) -> dict[str, Any]:
+    """What one partition's ranking holds: eligible, segment sizes, exclusions by reason."""
+    segments = Counter(ranking["segment"])
+    reasons = Counter(r for r in ranking["exclusion_reason"] if r is not None and r == r)
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(ranking)),
+        "eligible": int(ranking["eligible"].sum()),
+        "hot": segments.get("hot", 0),
+        "warm": segments.get("warm", 0),
+        "excluded": dg.MetadataValue.json(dict(sorted(reasons.items()))),
+    }
 
 
-# Dagster copies a multi-partition run's output metadata onto every partition's materialisation:
-# a year-long backfill would store the same ~40 kB chart 2,190 times in the event log.
-CHART_MAX_PARTITIONS = 42  # one week of 4h windows
+def indicator_metadata(window: RegimeWindow) -> dict[str, Any]:
+    """The three indicators as numbers (Dagster plots numeric metadata over the partitions)."""
+    return {**{k: dg.MetadataValue.float(float(window.indicators[k])) for k in INDICATORS}, "universe_size": window.universe_size}
 
 
-def _chart_metadata(config: AppConfig, pdef, out: dict, keys: list[str], log) -> dict:
-    if len(keys) > CHART_MAX_PARTITIONS:
-        return {
-            "regime_chart": dg.MetadataValue.text(
-                f"not rendered for a {len(keys)}-partition backfill (limit {CHART_MAX_PARTITIONS}); "
-                "materialise one partition to see its chart"
-            )
-        }
-    return regime_chart_metadata(Path(config.global_.artifacts_dir), pdef, out, logger=log)
+def weights_metadata(regime: dict) -> dict[str, Any]:
+    return {**regime_metadata(regime), "weight_blend": dg.MetadataValue.json(regime["weight_blend"])}
 
 
 def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
     pdef = cadences.regime
+    hot_size, warm_size = segment_sizes(cadences)
     policy = dg.BackfillPolicy.single_run()
 
-    @dg.asset(
-        name="regime_indicators",
-        group_name="regime",
+    @dg.multi_asset(
+        name="regime_window",
         partitions_def=pdef,
         backfill_policy=policy,
-        dagster_type=RegimeIndicatorsType,
-        kinds={"pandas", "parquet"},
-        metadata={"stored_as": "{cache_dir}/{as_of}/regime_indicators.parquet"},
+        can_subset=False,
+        outs={
+            "universe_ranking": dg.AssetOut(
+                dagster_type=UniverseRankingType, group_name="universe", kinds={"pandas", "parquet"},
+                description="The trading universe at T: every USD market of the configured venues ranked by ADV, with "
+                "liquidity tier, exclusion reason and hot (top N) / warm (next M) segment (SPEC §2).",
+                metadata={"hot_size": hot_size, "warm_size": warm_size, "stored_as": "{artifacts_dir}/.pipeline/{as_of}/universe.parquet"},
+            ),
+            "regime_indicators": dg.AssetOut(
+                dagster_type=RegimeIndicatorsType, group_name="regime", kinds={"pandas", "parquet"},
+                description="The three regime indicators at T over the eligible universe (top 100 by ADV): 7-day realized "
+                "vol of the benchmark, % of symbols above their 20-period MA, and the breadth thrust EMA.",
+                metadata={"stored_as": "{artifacts_dir}/.pipeline/{as_of}/regime_indicators.parquet"},
+            ),
+            "regime_weights": dg.AssetOut(
+                dagster_type=RegimeJsonType, group_name="regime", kinds={"json"},
+                freshness_policy=freshness_policy(cadences.regime_job.schedule),
+                description="regime.json: the regime label (calm / normal / volatile) voted by the three indicators, its "
+                "confidence, and the momentum/technical/volume/quality factor weight blend the scans use.",
+                metadata={"artifact": "{artifacts_dir}/{as_of}/regime.json"},
+            ),
+        },
+        internal_asset_deps={
+            "universe_ranking": set(),
+            "regime_indicators": {dg.AssetKey("universe_ranking")},
+            "regime_weights": {dg.AssetKey("regime_indicators")},
+        },
     )
-    def regime_indicators(context: dg.AssetExecutionContext, market_source: MarketSourceResource, universe_ranking):
-        """The three regime indicators at T over the eligible universe (top 100 by ADV): 7-day realized
-        vol of the benchmark, % of symbols above their 20-period MA, and the breadth thrust EMA."""
-        config = market_source.app_config()
+    def regime_window(context: dg.AssetExecutionContext, cryptorun_config: CryptoRunConfigResource, market_source: MarketSourceResource):
+        """The regime window at each partition's T: the ranked universe, its three indicators and the
+        voted regime with its weight blend."""
+        config = cryptorun_config.load()
         keys = partition_keys(context)
-        rankings = per_partition(universe_ranking, keys)
-        as_ofs = [as_of_for_key(pdef, key) for key in keys]
-        ranked = [rankings[key] for key in keys]
-        universes = [regime_universe(ranking, config) for ranking in ranked]
-        with timed() as t, market_source.open(cadences.regime_job, config) as source:
-            if history.can_batch(source, len(keys)):
-                # the range universe_ranking read in this run (else one read here); one row per key,
-                # identical to a single-partition run's
-                wanted = [sorted(set(symbols) | {config.regime.benchmark}) for symbols in universes]
-                read = history.read_range(
-                    source, as_ofs, config.market.venues, config.market.history_bars, symbols_at=wanted.__getitem__,
-                    reuse=history.recall(history.cache_key(config, as_ofs)),
-                )
-                values = history.indicators(source, read, config, ranked)
-            else:
-                # the output type (dagster-pandera RegimeIndicatorsSchema) validates the row
-                values = (
-                    compute_indicators(
-                        collect_snapshot(source, sorted(set(symbols) | {config.regime.benchmark}), as_of,
-                                         venues=config.market.venues, limit=config.market.history_bars, with_books=False),
-                        ranking, config, validate=False,
-                    )
-                    for symbols, as_of, ranking in zip(universes, as_ofs, ranked)
-                )
-            timeframe = source.native_timeframe
-            rows = {
-                key: _indicator_row(value, key, as_of, len(symbols), config.regime.benchmark, timeframe)
-                for key, as_of, symbols, value in zip(keys, as_ofs, universes, values)
-            }
-        context.add_output_metadata(
-            {**frame_metadata(rows[keys[-1]]), **duration_metadata(t["seconds"]), "n_partitions": len(keys)}
-        )
-        return pack(rows, keys)
+        with timed() as t, market_source.open(config.job(cadences.regime_job.name)) as source:
+            windows = dict(zip(keys, compute_windows(source, config, [as_of_for_key(pdef, k) for k in keys], hot_size, warm_size)))
+        values = {
+            "universe_ranking": {k: w.ranking for k, w in windows.items()},
+            "regime_indicators": {k: w.indicator_row(k) for k, w in windows.items()},
+            "regime_weights": {k: w.regime_json(k) for k, w in windows.items()},
+        }
+        for key, window in windows.items():  # each partition's own numbers, never the last one's
+            context.add_asset_metadata(ranking_metadata(window.ranking), asset_key="universe_ranking", partition_key=key)
+            context.add_asset_metadata(indicator_metadata(window), asset_key="regime_indicators", partition_key=key)
+            regime = values["regime_weights"][key]
+            context.add_asset_metadata({**weights_metadata(regime), **indicator_metadata(window)}, asset_key="regime_weights", partition_key=key)
+        run_wide = _run_metadata(context, config, pdef, keys, values, t["seconds"], source.name)
+        for name in OUTS:
+            yield dg.Output(pack(values[name], keys), output_name=name, metadata=run_wide.get(name, {}))
 
-    @dg.asset(
-        name="regime_weights",
-        group_name="regime",
-        partitions_def=pdef,
-        backfill_policy=policy,
-        dagster_type=RegimeJsonType,
-        kinds={"json"},
-        metadata={"artifact": "{artifacts_dir}/{as_of}/regime.json"},
-    )
-    def regime_weights(context: dg.AssetExecutionContext, market_source: MarketSourceResource, regime_indicators):
-        """regime.json: the regime label (calm / normal / volatile) voted by the three indicators, its
-        confidence, and the momentum/technical/volume/quality factor weight blend used by the scans."""
-        config = market_source.app_config()
-        keys = partition_keys(context)
-        frames = per_partition(regime_indicators, keys)
-        with timed() as t:
-            out = {key: regime_from_indicators(frames[key].iloc[0], config) for key in keys}
-        last = out[keys[-1]]
-        labels = pd.Series([r["regime"] for r in out.values()]).value_counts().to_dict()
-        context.add_output_metadata(
-            {
-                **regime_metadata(last),
-                **duration_metadata(t["seconds"]),
-                "weight_blend": dg.MetadataValue.json(last["weight_blend"]),
-                "regimes": dg.MetadataValue.json({str(k): int(v) for k, v in labels.items()}),
-                "n_partitions": len(keys),
-                # regime_chart / regime_history: this cycle and the previous ones found in artifacts_dir
-                **_chart_metadata(config, pdef, out, keys, context.log),
-            }
-        )
-        return pack(out, keys)
+    return [regime_window]
 
-    return [regime_indicators, regime_weights]
+
+def _run_metadata(context, config, pdef, keys: list[str], values: dict, seconds: float, source: str) -> dict[str, dict]:
+    """Metadata of the whole step: for one partition, previews, duration and the chart (they describe
+    that partition); for a range, nothing — Dagster would copy it onto every partition — and the
+    totals go to the run's log."""
+    if len(keys) > 1:
+        labels = Counter(r["regime"] for r in values["regime_weights"].values())
+        context.log.info(
+            f"regime backfill of {len(keys)} partitions ({keys[0]} … {keys[-1]}) from {source} in {seconds:.1f}s: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
+            + "; each partition's materialisation carries its own regime and indicators (the chart is drawn for "
+            "single-partition runs only)"
+        )
+        return {}
+    key = keys[0]
+    regime = values["regime_weights"][key]
+    return {
+        "universe_ranking": {**frame_metadata(values["universe_ranking"][key]), **duration_metadata(seconds), "source": source},
+        "regime_indicators": frame_metadata(values["regime_indicators"][key]),
+        "regime_weights": regime_chart_metadata(config.global_.artifacts_dir, pdef, {key: regime}, logger=context.log),
+    }

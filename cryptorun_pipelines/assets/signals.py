@@ -19,9 +19,10 @@ from cryptorun_pipelines.assets.common import (
     timed,
 )
 from cryptorun_pipelines.charts import hot_scan_chart_metadata
+from cryptorun_pipelines.freshness import freshness_policy
 from cryptorun_pipelines.checks import artifact_check_specs, columns_check, explain_check
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
-from cryptorun_pipelines.resources import MarketSourceResource
+from cryptorun_pipelines.resources import CryptoRunConfigResource
 
 SignalsType = table_type(
     SignalsSchema,
@@ -92,6 +93,7 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         outs={
             "hot_signals": dg.AssetOut(
                 dagster_type=SignalsType,
+                freshness_policy=freshness_policy(job.schedule),
                 kinds={"pandas", "csv"},
                 description="signals.csv: the hot scan's entries at T (every gate passed), score descending.",
                 metadata={"artifact": "{artifacts_dir}/{as_of}/signals.csv", "job": job.name},
@@ -119,14 +121,14 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
     )
     def hot_scan(
         context: dg.AssetExecutionContext,
-        market_source: MarketSourceResource,
+        cryptorun_config: CryptoRunConfigResource,
         hot_market_snapshot,
         universe_ranking: pd.DataFrame,
         regime_weights: dict,
     ):
         """Scores, gates and premove of the hot segment at T with the latest closed regime's weights;
         each output's SPEC §9 check follows it (evaluated on the value just written)."""
-        config = market_source.app_config()
+        config = cryptorun_config.load()
         job_cfg = config.job(job.name)
         key = context.partition_key
         as_of = as_of_for_key(pdef, key)
@@ -163,6 +165,7 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         group_name="signals",
         partitions_def=pdef,
         dagster_type=WarmSignalsType,
+        freshness_policy=freshness_policy(job.schedule),
         kinds={"pandas", "csv"},
         ins={
             "warm_market_snapshot": dg.AssetIn(),
@@ -174,14 +177,14 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
     )
     def warm_signals(
         context: dg.AssetExecutionContext,
-        market_source: MarketSourceResource,
+        cryptorun_config: CryptoRunConfigResource,
         warm_market_snapshot,
         universe_ranking: pd.DataFrame,
         regime_weights: dict,
     ):
         """warm_signals.csv: the warm scan's entries at T (relaxed gates), with whether each row's data
         came from the cache and the cache entry's remaining TTL; then its SPEC §9 column check."""
-        config = market_source.app_config()
+        config = cryptorun_config.load()
         job_cfg = config.job(job.name)
         with timed() as t:
             result = run_scan(warm_market_snapshot, universe_ranking, regime_weights, config, job_cfg)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from cryptorun_core.config import CONFIG_PATH_ENV, AppConfig, JobConfig, load_config
+from cryptorun_core.config import CONFIG_PATH_ENV, AppConfig, JobConfig, load_config, resolve_config_path
 from cryptorun_pipelines.cli.errors import UsageError
 from cryptorun_pipelines.cli.header import Header, build_header, render_header
 from cryptorun_pipelines.cli.render import Style, colour_enabled
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass
 class Context:
     config: AppConfig
-    config_path: str | None
+    config_path: str  # the file ``config`` was loaded from (absolute)
     json: bool = False
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     err: IO[str] = field(default_factory=lambda: sys.stderr)
@@ -30,18 +30,19 @@ class Context:
 
     @classmethod
     def create(cls, config_path: str | None, *, json_output: bool = False, no_color: bool = False) -> "Context":
+        path = resolve_config_path(config_path)
         if config_path:
-            # definitions.py calls load_config() itself; exporting the path makes the Dagster code
-            # (in this process and in every child process) read the same file.
-            os.environ[CONFIG_PATH_ENV] = os.path.abspath(config_path)
-        config = load_config(config_path)
+            # the Dagster processes `schedule start` spawns load the code location themselves: the
+            # exported path makes them read the same file
+            os.environ[CONFIG_PATH_ENV] = str(path)
+        config = load_config(path)
         # the checks only the definitions make (partitions_start on every schedule's tick, one scan
         # job per segment): a config the code location would refuse is a config error here too (exit 2)
         from cryptorun_pipelines.partitions import build_cadences
 
         cadences = build_cadences(config)
         style = Style(colour=(not no_color) and (not json_output) and colour_enabled(sys.stdout))
-        return cls(config=config, config_path=config_path, json=json_output, style=style, cadences=cadences)
+        return cls(config=config, config_path=str(path), json=json_output, style=style, cadences=cadences)
 
     @property
     def tty(self) -> bool:

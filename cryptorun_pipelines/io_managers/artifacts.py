@@ -1,100 +1,59 @@
-"""The IO manager that materialises the SPEC §9 artifact set, one folder per partition.
+"""The IO manager that stores every output in the SPEC §9 layout, one as_of folder per partition.
 
-Layout (``as_of`` = the partition's window END, folder name ``YYYY-MM-DDTHH-MM-SSZ``)::
+Where each asset's output goes is the artifact registry (:data:`cryptorun_core.artifacts.ARTIFACTS`):
+the SPEC §9 files in ``{artifacts_dir}/{as_of}/``, pipeline-internal tables and snapshots under
+``{artifacts_dir}/.pipeline/{as_of}/`` (``as_of`` = the partition's window END).
 
-    {artifacts_dir}/{as_of}/signals.csv        hot_signals        (scan.hot)
-    {artifacts_dir}/{as_of}/premove.csv        hot_premove        (scan.hot)
-    {artifacts_dir}/{as_of}/explain.json       hot_explain        (scan.hot)
-    {artifacts_dir}/{as_of}/warm_signals.csv   warm_signals       (scan.warm)
-    {artifacts_dir}/{as_of}/regime.json        regime_weights     (regime.refresh)
-
-    {cache_dir}/{as_of}/universe.parquet             universe_ranking   (pipeline-internal)
-    {cache_dir}/{as_of}/regime_indicators.parquet    regime_indicators  (pipeline-internal)
-    {cache_dir}/{as_of}/snapshots/scan_hot/          hot_market_snapshot  (MarketSnapshot.write_parquet)
-    {cache_dir}/{as_of}/snapshots/scan_warm/         warm_market_snapshot
-
-``cache_dir`` defaults to ``{artifacts_dir}/.pipeline`` so the as_of folders hold exactly the
-SPEC §9 files (the hidden folder also sorts before every as_of folder).
-
-Every file is written atomically (temporary file + rename; all the files of one output are
-flushed to disk together, :func:`cryptorun_core.artifacts.write_files`) and a rerun
-of a partition rewrites only its own files. Multi-partition runs (single-run backfills) pass a
-:class:`PartitionedValues` mapping partition key → value and get one folder per key; loading a
-range of upstream partitions returns the same mapping.
-
-What a step writes is kept in memory for the rest of the run, so the steps (and checks) that
-follow get exactly what they would read from the files without reading them: a market snapshot
-or a parquet table as the object itself (their parquet round trip is lossless; a table is handed
-out as a copy, as a read would give a new one), a CSV or JSON file as its bytes (parsed on load).
-A partition's as-of time is computed from its key (:func:`cryptorun_pipelines.partitions.as_of_for_key`).
-
-Dry run (``dry_run=True``): nothing is written; the values are kept in memory all the same (so
-downstream steps and checks read exactly what would have been written) and the path and size
-are logged and attached as metadata.
+- **Whole sets.** A job that writes one file (regime.json, warm_signals.csv) replaces it with one
+  rename. The three files of a hot cycle are committed together once the step has produced all of
+  them (:func:`cryptorun_core.artifact_sets.commit_set`): a reader sees the previous set or the
+  new one, never a mix, whatever happens in between.
+- **In-run hand-off.** What a step writes is kept in memory for the rest of the run, so the steps
+  (and checks) that follow get exactly what they would read from the files without reading them.
+- **Missing regime windows** a scan reads are computed on demand (:class:`RegimeWindowResource`),
+  written as the regime job would write them and recorded as materialisations; one whose own run
+  is queued or running is waited for.
+- **Dry run** (``dry_run=True``): nothing is written; the values are kept in memory all the same
+  and the path and size are logged and attached as metadata. It needs the in-process executor.
 """
 
-from __future__ import annotations
 
-import io
-import json
 import math
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import re
+import shutil
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
 
-from cryptorun_core.config import DEFAULT_CONFIG_PATH
+from cryptorun_core import artifacts
+from cryptorun_core.artifact_sets import commit_set
+from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS, Artifact, artifact_path, write_files
 from cryptorun_core.market.snapshot import MarketSnapshot
-from cryptorun_core.artifacts import write_files
-from cryptorun_pipelines.partitions import as_of_for_key
+from cryptorun_pipelines.io_managers.serialization import PartitionedValues, deserialize, from_kept, kept, serialize
+from cryptorun_pipelines.partitions import as_of_for_key, build_cadences
+from cryptorun_pipelines.resources.config import CryptoRunConfigResource
+from cryptorun_pipelines.resources.regime_window import WINDOW_ASSETS, RegimeWindowResource
 
 UTC = timezone.utc
+AS_OF_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$")
+
+__all__ = ["ArtifactIOManager", "MissingUpstreamPartitionError", "PartitionedValues"]
 
 
-class PartitionedValues(dict):
-    """Values of a multi-partition step: ``{partition_key: value}`` (one artifact folder each)."""
-
-
-@dataclass(frozen=True)
-class ArtifactSpec:
-    """Where and how one asset is stored."""
-
-    filename: str  # file name inside the as_of folder (a folder for snapshots)
-    kind: str  # 'csv' | 'json' | 'parquet' | 'snapshot'
-    location: str  # 'artifacts' (SPEC §9) | 'cache' (pipeline-internal)
-    csv_kind: Optional[str] = None  # the artifacts.csv_bytes kind for CSV files
-
-
-ARTIFACT_LAYOUT: dict[str, ArtifactSpec] = {
-    "universe_ranking": ArtifactSpec("universe.parquet", "parquet", "cache"),
-    "regime_indicators": ArtifactSpec("regime_indicators.parquet", "parquet", "cache"),
-    "regime_weights": ArtifactSpec("regime.json", "json", "artifacts"),
-    "hot_market_snapshot": ArtifactSpec("snapshots/scan_hot", "snapshot", "cache"),
-    "warm_market_snapshot": ArtifactSpec("snapshots/scan_warm", "snapshot", "cache"),
-    "hot_signals": ArtifactSpec("signals.csv", "csv", "artifacts", "signals"),
-    "hot_premove": ArtifactSpec("premove.csv", "csv", "artifacts", "premove"),
-    "hot_explain": ArtifactSpec("explain.json", "json", "artifacts"),
-    "warm_signals": ArtifactSpec("warm_signals.csv", "csv", "artifacts", "warm_signals"),
-}
-
-#: The SPEC §9 files (the only ones the as_of folders ever hold).
-SPEC_FILES = tuple(s.filename for s in ARTIFACT_LAYOUT.values() if s.location == "artifacts")
+def _set_members(role: str) -> tuple[str, ...]:
+    """The SPEC §9 files a job of ``role`` commits together (its set), by asset."""
+    return tuple(a for a in ROLE_ASSETS[role] if BY_ASSET[a].spec_file)
 
 
 class MissingUpstreamPartitionError(Exception):
     """An upstream partition this step reads was never materialised (or its files are gone)."""
 
-    def __init__(self, asset: str, partition_key: str, job: str | None, path: str):
-        self.asset = asset
-        self.partition_key = partition_key
-        self.job = job
-        self.path = path
+    def __init__(self, asset: str, partition_key: str, job: str | None, path: str, why: str = ""):
+        self.asset, self.partition_key, self.job, self.path = asset, partition_key, job, path
         run = (
             f"run `cryptorun schedule run {job} --partition {partition_key}` (or `dagster job execute -m "
             f"cryptorun_pipelines.definitions -j {job.replace('.', '_')} --tags "
@@ -102,19 +61,13 @@ class MissingUpstreamPartitionError(Exception):
             if job
             else "materialise it first"
         )
-        super().__init__(f"{asset} partition {partition_key} is missing (no {path}): {run}")
+        super().__init__(f"{asset} partition {partition_key} is missing (no {path}){why}: {run}")
 
 
-def _project_path(raw: str) -> Path:
-    """A relative directory is relative to the project root, as in load_config."""
-    path = Path(raw).expanduser()
-    return path if path.is_absolute() else (DEFAULT_CONFIG_PATH.parent.parent / path).resolve()
-
-
-def _spec(asset_key: dg.AssetKey) -> ArtifactSpec:
+def _spec(asset_key: dg.AssetKey) -> Artifact:
     name = asset_key.path[-1]
     try:
-        return ARTIFACT_LAYOUT[name]
+        return BY_ASSET[name]
     except KeyError:
         raise dg.DagsterInvariantViolationError(f"ArtifactIOManager has no artifact layout for asset {asset_key.to_user_string()}") from None
 
@@ -125,105 +78,44 @@ def _as_of(partitions_def: dg.PartitionsDefinition, partition_key: str) -> datet
     return as_of_for_key(partitions_def, partition_key)
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
-    return sink.getvalue()
-
-
-def _serialize(spec: ArtifactSpec, value: Any) -> bytes:
-    from cryptorun_core import artifacts
-
-    if spec.kind == "csv":
-        return artifacts.csv_bytes(value, spec.csv_kind)
-    if spec.kind == "json":
-        return artifacts.json_bytes(value)
-    if spec.kind == "parquet":
-        return _parquet_bytes(value)
-    raise ValueError(spec.kind)
-
-
-def _kept(spec: ArtifactSpec, value: Any, data: bytes | None) -> Any:
-    """What the rest of the run is handed for a file of ``spec`` written from ``value`` (as ``data``).
-
-    Parquet tables are written without their index, so the kept frame gets the index a read gives."""
-    if spec.kind == "snapshot":
-        return value
-    if spec.kind == "parquet":
-        return value.reset_index(drop=True) if not _default_index(value) else value
-    return data
-
-
-def _default_index(frame: pd.DataFrame) -> bool:
-    index = frame.index
-    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None
-
-
-def _from_kept(spec: ArtifactSpec, kept: Any) -> Any:
-    """The value of a kept file (see :func:`_kept`), as reading the file would give it."""
-    if spec.kind == "snapshot":
-        return kept
-    if spec.kind == "parquet":
-        return kept.copy()  # a reader gets a frame of its own
-    return _deserialize(spec, kept)
-
-
-def _deserialize(spec: ArtifactSpec, data: bytes) -> Any:
-    if spec.kind == "csv":
-        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
-    if spec.kind == "json":
-        return json.loads(data)
-    if spec.kind == "parquet":
-        return pq.read_table(io.BytesIO(data)).to_pandas()
-    raise ValueError(spec.kind)
-
-
 class ArtifactIOManager(dg.ConfigurableIOManager):
-    """Writes/reads the SPEC §9 artifact set per partition under ``artifacts_dir`` (dry run: writes nothing)."""
+    """Writes/reads the SPEC §9 artifact set per partition under the config's ``artifacts_dir``."""
 
-    artifacts_dir: str = Field(description="Root of the as_of folders (config global.artifacts_dir, env CRYPTORUN_ARTIFACTS_DIR).")
-    cache_dir: Optional[str] = Field(
-        default=None, description="Pipeline-internal tables and snapshots (default {artifacts_dir}/.pipeline)."
-    )
+    config: CryptoRunConfigResource
     dry_run: bool = Field(default=False, description="Compute everything, log what would be written, write nothing.")
-    producers: dict[str, str] = Field(
-        default_factory=dict, description="asset name → dotted job that materialises it (for missing-upstream messages)."
+    upstream: Optional[RegimeWindowResource] = Field(
+        default=None, description="Computes a missing regime window a scan reads (None: the scan fails naming it)."
     )
     upstream_wait_s: int = Field(
         default=900,
-        description="An upstream partition that closed less than this many seconds ago and is missing is probably "
-        "still being computed by its own scheduled run (e.g. regime.refresh and scan.hot both tick at 12:00): "
-        "the step is retried instead of failing. 0 disables waiting.",
+        description="How long a scan waits for the queued or running regime run of a window it needs (e.g. the 12:00 "
+        "scan and regime runs tick together) before computing the window itself.",
     )
-    upstream_retry_delay_s: int = Field(default=20, description="Seconds between those retries.")
-    snapshot_retention_hours: int = Field(
-        default=48,
-        description="Market snapshots whose as_of is more than this many hours before the one just written are "
-        "pruned (config global.snapshot_retention_hours; 0 keeps them all). SPEC §9 artifacts are never pruned.",
+    upstream_grace_s: int = Field(
+        default=120,
+        description="A window that closed less than this long ago while the regime schedule is on is waited for even "
+        "before its run appears (the scheduler creates the two runs one after the other).",
     )
+    upstream_retry_delay_s: int = Field(default=20, description="Seconds between those waits.")
     snapshot_min_age_s: int = Field(
         default=3600, description="A snapshot folder modified more recently than this is never pruned (a run may still read it)."
     )
 
     _buffer: dict = PrivateAttr(default_factory=dict)
+    _pending: dict = PrivateAttr(default_factory=dict)
 
     # -- paths ------------------------------------------------------------------------------
 
-    def _root(self, spec: ArtifactSpec) -> Path:
-        artifacts_dir = _project_path(self.artifacts_dir)
-        if spec.location == "artifacts":
-            return artifacts_dir
-        return _project_path(self.cache_dir) if self.cache_dir else artifacts_dir / ".pipeline"
+    @property
+    def artifacts_dir(self) -> Path:
+        return Path(self.config.load().global_.artifacts_dir)
 
     def path_for(self, asset_name: str, as_of: datetime) -> Path:
-        from cryptorun_core import artifacts
-
-        spec = ARTIFACT_LAYOUT[asset_name]
-        return Path(artifacts.safe_join(str(self._root(spec)), artifacts.as_of_folder(as_of), *spec.filename.split("/")))
+        return artifact_path(self.artifacts_dir, asset_name, as_of)
 
     def exists(self, asset_name: str, as_of: datetime) -> bool:
         path = self.path_for(asset_name, as_of)
-        if ARTIFACT_LAYOUT[asset_name].kind == "snapshot":
+        if BY_ASSET[asset_name].kind == "snapshot":
             return (path / "meta.json").is_file()
         return path.is_file()
 
@@ -233,7 +125,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         spec = _spec(context.asset_key)
-        name = context.asset_key.path[-1]
+        name = spec.asset
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         if not keys:
             raise dg.DagsterInvariantViolationError(f"{name} must be materialised for a partition (its as_of time)")
@@ -245,79 +137,82 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         elif len(keys) == 1:
             values = {keys[0]: obj}
         else:
-            raise dg.DagsterInvariantViolationError(
-                f"{name} ran for {len(keys)} partitions but returned one value; return PartitionedValues"
-            )
+            raise dg.DagsterInvariantViolationError(f"{name} ran for {len(keys)} partitions but returned one value; return PartitionedValues")
         pdef = context.asset_partitions_def
-        written, total = self._write(spec, {self.path_for(name, _as_of(pdef, key)): values[key] for key in keys})
+        paths = {key: self.path_for(name, _as_of(pdef, key)) for key in keys}
+        written, total = self._write(spec, {paths[k]: values[k] for k in keys}, keys)
         if spec.kind == "snapshot" and not self.dry_run:
-            newest = max(_as_of(pdef, key) for key in keys)
-            pruned = self.prune_snapshots(spec, newest)
+            pruned = self.prune_snapshots(spec, max(_as_of(pdef, key) for key in keys))
             if pruned:
-                context.add_output_metadata({"pruned_snapshots": len(pruned)})
+                context.log.info(f"pruned {len(pruned)} market snapshot folder(s) older than the retention")
         if self.dry_run:
-            # a dry run says what it would have written; a real write is recorded in the
-            # materialisation metadata below (artifact_paths) — no extra event-log commit per output
             shown = written if len(written) <= 3 else written[:2] + [f"... ({len(written)} partitions) ...", written[-1]]
-            context.log.info("dry run: would write " + f"{name}: " + ", ".join(shown))
-        meta: dict[str, Any] = {
-            "dry_run": self.dry_run,
-            "artifact_paths": dg.MetadataValue.json(written if len(written) <= 20 else written[:10] + ["..."] + written[-10:]),
-            "n_partitions": len(keys),
-        }
-        if len(written) == 1 and not self.dry_run:
+            context.log.info(f"dry run: would write {name}: " + ", ".join(shown))
+        if len(keys) > 1:
+            # a range's metadata would be copied onto every partition: each partition's own path is
+            # added by the asset; the run-wide totals go to the run's log
+            context.log.info(f"{name}: {'would write' if self.dry_run else 'wrote'} {len(keys)} partitions, {total:,} bytes")
+            context.add_output_metadata({"dry_run": self.dry_run})
+            return
+        meta: dict[str, Any] = {"dry_run": self.dry_run, "artifact_paths": dg.MetadataValue.json(written)}
+        if not self.dry_run:
             meta["path"] = dg.MetadataValue.path(written[0])
         if total:
             meta["bytes"] = total
         context.add_output_metadata(meta)
 
-    def _write(self, spec: ArtifactSpec, values: dict[Path, Any]) -> tuple[list[str], int]:
-        """Write ``{path: value}`` (nothing in a dry run; the files together, :func:`write_files`) and
-        keep each value for the rest of the run; return the paths written and the files' total bytes."""
+    def _write(self, spec: Artifact, values: dict[Path, Any], keys: list[str]) -> tuple[list[str], int]:
+        """Write ``{path: value}`` (nothing in a dry run) and keep each value for the rest of the run;
+        return the paths written and the files' total bytes. Members of a multi-file set wait until
+        their set is complete and are then committed together."""
         written: list[str] = []
         files: list[tuple[Path, bytes]] = []
-        kept: dict[str, Any] = {}
-        for path, value in values.items():
+        for (path, value), key in zip(values.items(), keys):
             if spec.kind == "snapshot":
                 if not self.dry_run:
                     value.write_parquet(path)
-                kept[str(path)] = _kept(spec, value, None)
+                self._buffer[str(path)] = kept(spec, value, None)
                 written.append(str(path) + "/")
                 continue
-            data = _serialize(spec, value)
+            data = serialize(spec, value)
             files.append((path, data))
-            kept[str(path)] = _kept(spec, value, data)
+            self._buffer[str(path)] = kept(spec, value, data)
             written.append(str(path))
         if not self.dry_run:
-            write_files(files)
-        self._buffer.update(kept)
+            members = _set_members(spec.role) if spec.spec_file else ()
+            if len(members) > 1:
+                for (path, data), key in zip(files, keys):
+                    self._stage_member(spec, key, path, data, members)
+            else:
+                write_files(files)
         return written, sum(len(data) for _, data in files)
 
-    def prune_snapshots(self, spec: ArtifactSpec, newest: datetime, *, now: float | None = None) -> list[Path]:
+    def _stage_member(self, spec: Artifact, key: str, path: Path, data: bytes, members: tuple[str, ...]) -> None:
+        pending = self._pending.setdefault((spec.role, key), {})
+        pending[spec.asset] = (path, data)
+        if set(pending) == set(members):
+            del self._pending[(spec.role, key)]
+            folder = path.parent
+            commit_set(folder, spec.role, {p.name: d for p, d in pending.values()})
+
+    def prune_snapshots(self, spec: Artifact, newest: datetime, *, now: float | None = None) -> list[Path]:
         """Remove this kind of snapshot from as_of folders older than ``newest`` − retention.
 
         Only folders named like an as_of time are considered, only the snapshot sub-folder of
         ``spec`` is removed, and one touched within ``snapshot_min_age_s`` is kept (a backfill may
-        have just written it and be about to read it).
+        have just written it and be about to read it). SPEC §9 files are never pruned.
         """
-        import re
-        import shutil
-        import time
-        from datetime import timedelta
-
-        from cryptorun_core import artifacts
-
-        if self.snapshot_retention_hours <= 0:
+        hours = self.config.load().global_.snapshot_retention_hours
+        if hours <= 0:
             return []
-        root = self._root(spec)
+        root = self.path_for(spec.asset, newest).parent.parent.parent  # .pipeline/{as_of}/snapshots/<job>
         if not root.is_dir():
             return []
-        cutoff = artifacts.as_of_folder(newest - timedelta(hours=self.snapshot_retention_hours))
+        cutoff = artifacts.as_of_folder(newest - timedelta(hours=hours))
         now = time.time() if now is None else now
-        as_of_name = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$")
         removed: list[Path] = []
         for folder in sorted(root.iterdir()):
-            if not (folder.is_dir() and as_of_name.match(folder.name) and folder.name < cutoff):
+            if not (folder.is_dir() and AS_OF_NAME.match(folder.name) and folder.name < cutoff):
                 continue
             target = folder.joinpath(*spec.filename.split("/"))
             if not target.is_dir() or now - target.stat().st_mtime < self.snapshot_min_age_s:
@@ -328,34 +223,73 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
     # -- input ------------------------------------------------------------------------------
 
-    def _load_one(self, context: dg.InputContext, name: str, spec: ArtifactSpec, key: str, as_of: datetime) -> Any:
-        path = self.path_for(name, as_of)
-        kept = self._buffer.get(str(path))
-        if kept is not None:  # written earlier in this run
-            return _from_kept(spec, kept)
-        present = (path / "meta.json").is_file() if spec.kind == "snapshot" else path.is_file()
-        if present:
-            if spec.kind == "snapshot":
-                return MarketSnapshot.read_parquet(path)
-            return _deserialize(spec, path.read_bytes())
-        age_s = (datetime.now(UTC) - as_of).total_seconds()
-        err = MissingUpstreamPartitionError(name, key, self.producers.get(name), str(path))
-        if self.upstream_wait_s > 0 and 0 <= age_s < self.upstream_wait_s and not self.dry_run:
-            retries = max(1, math.ceil(self.upstream_wait_s / max(1, self.upstream_retry_delay_s)))
-            context.log.warning(f"{err} — it closed {age_s:.0f}s ago, waiting {self.upstream_retry_delay_s}s for its run")
-            raise dg.RetryRequested(max_retries=retries, seconds_to_wait=self.upstream_retry_delay_s) from err
-        context.log.error(str(err))
-        raise err
-
     def load_input(self, context: dg.InputContext) -> Any:
         spec = _spec(context.asset_key)
-        name = context.asset_key.path[-1]
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         if not keys:
-            raise dg.DagsterInvariantViolationError(f"no partition of {name} maps to this step")
+            raise dg.DagsterInvariantViolationError(f"no partition of {spec.asset} maps to this step")
         pdef = context.asset_partitions_def
-        loaded = {k: self._load_one(context, name, spec, k, _as_of(pdef, k)) for k in keys}
-        if len(keys) == 1:
-            return loaded[keys[0]]
-        return PartitionedValues(loaded)
+        loaded = {k: self._load_one(context, spec, k, _as_of(pdef, k)) for k in keys}
+        return loaded[keys[0]] if len(keys) == 1 else PartitionedValues(loaded)
 
+    def _load_one(self, context: dg.InputContext, spec: Artifact, key: str, as_of: datetime) -> Any:
+        path = self.path_for(spec.asset, as_of)
+        held = self._buffer.get(str(path))
+        if held is not None:  # written (or computed on demand) earlier in this run
+            return from_kept(spec, held)
+        if spec.kind == "snapshot" and (path / "meta.json").is_file():
+            return MarketSnapshot.read_parquet(path)
+        if spec.kind != "snapshot" and path.is_file():
+            return deserialize(spec, path.read_bytes())
+        if self.upstream is not None and spec.asset in WINDOW_ASSETS:
+            return self._regime_window(context, key, as_of)[spec.asset]
+        raise MissingUpstreamPartitionError(spec.asset, key, self._producer(spec), str(path))
+
+    def _producer(self, spec: Artifact) -> str | None:
+        cadences = build_cadences(self.config.load())
+        jobs = {"regime": cadences.regime_job, "hot": cadences.hot_job, "warm": cadences.warm_job}
+        job = jobs.get(spec.role)
+        return job.name if job is not None else None
+
+    def _regime_window(self, context: dg.InputContext, key: str, as_of: datetime) -> dict[str, Any]:
+        """The regime window ``key`` a scan needs and nobody wrote: waited for while its own run is
+        coming, else computed now, written and recorded (kept in memory only in a dry run)."""
+        assert self.upstream is not None
+        if not self.dry_run:
+            self._wait_for_producer(context.instance, context.log, key, as_of, context.step_context.previous_attempt_count)
+        values = self.upstream.compute(key)
+        verb = "computed in memory (dry run)" if self.dry_run else "computed and written"
+        context.log.info(
+            f"regime window {key} (as of {artifacts.iso_z(as_of)}) was missing: {verb} by this run, as regime.refresh computes it"
+        )
+        for asset, value in values.items():
+            self._write(BY_ASSET[asset], {self.path_for(asset, as_of): value}, [key])
+        if not self.dry_run:
+            run = context.step_context.dagster_run
+            for asset in values:
+                context.instance.report_runless_asset_event(
+                    dg.AssetMaterialization(
+                        asset_key=asset, partition=key,
+                        description=f"Computed on demand by run {run.run_id} of {run.job_name}: the scan needed it "
+                        "and no regime.refresh run had produced it.",
+                        metadata={"computed_by_run": run.run_id, "path": dg.MetadataValue.path(str(self.path_for(asset, as_of)))},
+                    )
+                )
+        return values
+
+    def _wait_for_producer(self, instance: dg.DagsterInstance, log, key: str, as_of: datetime, attempt: int) -> None:
+        """Raise RetryRequested while the window's own run is queued or running (or, just after its
+        tick with the regime schedule on, about to be), for at most ``upstream_wait_s``."""
+        assert self.upstream is not None
+        producer = self.upstream.producing_run(instance, key)
+        age_s = (datetime.now(UTC) - as_of).total_seconds()
+        coming = producer is None and 0 <= age_s < self.upstream_grace_s and self.upstream.schedule_running(instance)
+        if producer is None and not coming:
+            return
+        retries = max(1, math.ceil(self.upstream_wait_s / max(1, self.upstream_retry_delay_s)))
+        if attempt >= retries:
+            log.warning(f"regime window {key}: waited {self.upstream_wait_s}s for its run, computing it now")
+            return
+        why = f"its run {producer} is in progress" if producer else "the regime schedule's run for it is due"
+        log.warning(f"regime window {key} is not written yet and {why}: waiting {self.upstream_retry_delay_s}s")
+        raise dg.RetryRequested(max_retries=retries + 1, seconds_to_wait=self.upstream_retry_delay_s)

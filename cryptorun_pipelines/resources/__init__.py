@@ -1,6 +1,7 @@
-"""Dagster resources: the scheduler config and the market source, chosen by config/env."""
+"""Dagster resources: the run's config, the market source, and the on-demand regime window."""
 
 from cryptorun_pipelines.resources.config import CryptoRunConfigResource
 from cryptorun_pipelines.resources.market import MarketSourceResource
+from cryptorun_pipelines.resources.regime_window import RegimeWindowResource
 
-__all__ = ["CryptoRunConfigResource", "MarketSourceResource"]
+__all__ = ["CryptoRunConfigResource", "MarketSourceResource", "RegimeWindowResource"]

@@ -3,6 +3,7 @@ byte for byte, to 180 separate runs — on replayed real daily history (../share
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,10 +99,10 @@ def test_single_run_backfill_equals_separate_runs(fast_tmp):
     runs = single.instance.get_runs()
     assert len(runs) == 1
     assert single.instance.get_materialized_partitions(dg.AssetKey("regime_weights")) == set(keys)
-    # a long backfill does not copy the same chart onto each of its 180 materialisations
-    event = single.instance.get_latest_materialization_event(dg.AssetKey("regime_weights"))
-    chart = event.asset_materialization.metadata["regime_chart"].value
-    assert "not rendered for a 180-partition backfill" in chart
+    # each partition's materialisation carries its own numbers, not the last partition's
+    records = single.instance.fetch_materializations(dg.AssetKey("regime_weights"), limit=1000).records
+    meta = {r.partition_key: r.asset_materialization.metadata for r in records}
+    assert set(meta) == set(keys)
 
     for w in workers:
         _, err = w.communicate(timeout=300)
@@ -115,3 +116,11 @@ def test_single_run_backfill_equals_separate_runs(fast_tmp):
     assert different == []
     labels = {pd.read_json(p, typ="series")["regime"] for p in a}
     assert labels <= {"calm", "normal", "volatile"}
+    for path in a:
+        regime = json.loads(path.read_text())
+        own = meta[regime["partition_key"]]
+        assert own["regime"].value == regime["regime"] and own["regime_confidence"].value == regime["confidence"]
+        assert own["realized_vol_7d"].value == regime["indicators"]["realized_vol_7d"]
+        assert own["regime_partition"].value == regime["partition_key"]
+        assert "regime_chart" not in own and "duration_s" not in own  # drawn and timed for one partition only
+    assert len({m["regime_confidence"].value for m in meta.values()}) > 1

@@ -1,82 +1,152 @@
-"""Dry runs write nothing; a missing upstream partition fails with the command to run, and
-ensure_upstream materialises it first."""
+"""A scan whose regime window nobody computed computes it itself (in memory in a dry run), waits
+for it while its own run is coming, and dry runs write nothing."""
 
 from __future__ import annotations
 
-import pytest
-
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from cryptorun_core.config import DEFAULT_CONFIG_PATH
-from cryptorun_pipelines.upstream import ensure_upstream, latest_closed_partition, missing_upstream
+from cryptorun_pipelines.upstream import missing_upstream
 
-from .conftest import failure_text
+from .conftest import failure_text, make_pipeline
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 DRY_RUN_CONFIG = yaml.safe_load((DEFAULT_CONFIG_PATH.parent / "dry_run.yaml").read_text())
+HOT, WARM, REGIME = "2026-11-20-11:45", "2026-11-20-10:00", "2026-11-20-08:00"  # all read the regime window 08:00
+WINDOW_FILES = ("2026-11-20T12-00-00Z/regime.json", ".pipeline/2026-11-20T12-00-00Z/universe.parquet",
+                ".pipeline/2026-11-20T12-00-00Z/regime_indicators.parquet")
 
 
 def all_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def test_dry_run_computes_everything_and_writes_nothing(pipeline, capsys):
-    # regime dry run: nothing written, checks still ran on the bytes that would have been written
-    result = pipeline.run("regime_refresh", "2026-11-20-08:00", run_config=DRY_RUN_CONFIG)
-    assert result.success, failure_text(result)
+def logs(pipeline, result: dg.ExecuteInProcessResult) -> str:
+    """Every message of the run's event log, the steps' own log lines included."""
+    return "\n".join(r.user_message or "" for r in pipeline.instance.all_logs(result.run_id))
+
+
+def test_dry_run_on_a_fresh_instance_computes_the_regime_window_in_memory_and_writes_nothing(pipeline):
+    for job, key in (("scan_hot", HOT), ("scan_warm", WARM), ("regime_refresh", REGIME)):
+        result = pipeline.run(job, key, run_config=DRY_RUN_CONFIG)
+        assert result.success, failure_text(result)
+        assert all(e.passed for e in result.get_asset_check_evaluations())
+        if job != "regime_refresh":
+            said = "regime window 2026-11-20-08:00 (as of 2026-11-20T12:00:00Z) was missing: computed in memory (dry run)"
+            assert said in logs(pipeline, result), job
+            # the window computed on demand is not recorded as materialised: nothing was written
+            assert pipeline.instance.get_materialized_partitions(dg.AssetKey("universe_ranking")) == set()
     assert all_files(pipeline.artifacts) == []
-    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()}["regime_sanity"]
     mat = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     meta = mat["regime_weights"].step_materialization_data.materialization.metadata
     assert meta["dry_run"].value is True
     assert meta["artifact_paths"].value == [str(pipeline.artifacts / "2026-11-20T12-00-00Z" / "regime.json")]
 
-    # scan dry run on top of a real regime partition: adds no file
-    real = pipeline.run("regime_refresh", "2026-11-20-08:00")
-    assert real.success, failure_text(real)
-    before = {p: p.read_bytes() for p in all_files(pipeline.artifacts)}
-    for job, key in (("scan_hot", "2026-11-20-11:45"), ("scan_warm", "2026-11-20-10:00")):
-        result = pipeline.run(job, key, run_config=DRY_RUN_CONFIG)
-        assert result.success, failure_text(result)
-        assert all(e.passed for e in result.get_asset_check_evaluations() if not e.check_name.endswith("_fresh"))
-    assert {p: p.read_bytes() for p in all_files(pipeline.artifacts)} == before
 
-
-def test_missing_upstream_fails_with_the_command_to_run(pipeline):
-    result = pipeline.run("scan_hot", "2026-11-20-11:45")
-    assert not result.success
-    text = failure_text(result)
-    assert "partition 2026-11-20-08:00 is missing" in text
-    assert "cryptorun schedule run regime.refresh --partition 2026-11-20-08:00" in text
-    assert '-j regime_refresh --tags \'{"dagster/partition": "2026-11-20-08:00"}\'' in text
-    assert pipeline.artifacts.exists() is False or not any(pipeline.artifacts.glob("*/signals.csv"))
-
-
-def test_ensure_upstream_materialises_missing_partitions_first(pipeline):
-    missing = missing_upstream("scan.hot", "2026-11-20-11:45", config=pipeline.config, defs=pipeline.defs)
-    assert {(m.asset, m.partition_key, m.job) for m in missing} == {
-        ("universe_ranking", "2026-11-20-08:00", "regime.refresh"),
-        ("regime_weights", "2026-11-20-08:00", "regime.refresh"),
-    }
-    said: list[str] = []
-    runs = ensure_upstream(pipeline.instance, "scan_hot", "2026-11-20-11:45", config=pipeline.config, defs=pipeline.defs, log=said.append)
-    assert runs == [("regime.refresh", "2026-11-20-08:00")]
-    assert said and said[0].startswith("materialising missing upstream")
-    assert pipeline.instance.get_materialized_partitions(dg.AssetKey("regime_weights")) == {"2026-11-20-08:00"}
-    # idempotent, and the warm cycle ending at 12:00 needs the same window
-    assert ensure_upstream(pipeline.instance, "scan.warm", "2026-11-20-10:00", config=pipeline.config, defs=pipeline.defs) == []
-    result = pipeline.run("scan_hot", "2026-11-20-11:45")
+def test_scan_computes_the_missing_regime_window_exactly_as_the_regime_job(tmp_path):
+    by_scan = make_pipeline(tmp_path / "scan")
+    assert {(m.asset, m.partition_key) for m in missing_upstream("scan.hot", HOT, by_scan.config)} == {
+        ("universe_ranking", REGIME), ("regime_weights", REGIME)}
+    result = by_scan.run("scan_hot", HOT)
     assert result.success, failure_text(result)
+    assert "was missing: computed and written by this run" in logs(by_scan, result)
+    assert missing_upstream("scan.hot", HOT, by_scan.config) == []
+    for asset in ("universe_ranking", "regime_indicators", "regime_weights"):
+        assert by_scan.instance.get_materialized_partitions(dg.AssetKey(asset)) == {REGIME}, asset
+    by_regime = make_pipeline(tmp_path / "regime")
+    assert by_regime.run("regime_refresh", REGIME).success
+    for name in WINDOW_FILES:
+        assert (by_scan.artifacts / name).read_bytes() == (by_regime.artifacts / name).read_bytes(), name
+    # the warm scan of the same window reads it, it does not compute it again
+    warm = by_scan.run("scan_warm", WARM)
+    assert warm.success and "was missing" not in logs(by_scan, warm)
 
 
-def test_latest_closed_partition_is_the_cli_default(pipeline):
-    from datetime import datetime, timezone
+def _running_regime_run(pipeline, key: str) -> str:
+    job = pipeline.defs.resolve_job_def("regime_refresh")
+    run = pipeline.instance.create_run_for_job(job, tags={"dagster/partition": key}, status=dg.DagsterRunStatus.STARTED)
+    return run.run_id
 
-    now = datetime(2026, 11, 20, 12, 7, tzinfo=timezone.utc)
-    assert latest_closed_partition("scan.hot", now, pipeline.config) == "2026-11-20-11:45"
-    assert latest_closed_partition("scan_warm", now, pipeline.config) == "2026-11-20-10:00"
-    assert latest_closed_partition("regime.refresh", now, pipeline.config) == "2026-11-20-08:00"
+
+def test_a_window_whose_run_is_in_progress_is_waited_for(tmp_path, monkeypatch):
+    """hot at 12:00 and regime.refresh at 12:00 tick together: the scan retries while the regime run
+    is queued or running, and computes the window itself once the wait is over."""
+    from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
+
+    pipeline = make_pipeline(tmp_path, instance=dg.DagsterInstance.ephemeral())
+    run_id = _running_regime_run(pipeline, REGIME)
+    waits: list[int] = []
+    original = ArtifactIOManager._wait_for_producer
+
+    def spy(self, instance, log, key, as_of, attempt):
+        waits.append(attempt)
+        return original(self, instance, log, key, as_of, attempt)
+
+    monkeypatch.setattr(ArtifactIOManager, "_wait_for_producer", spy)
+    fast = {"resources": {"io_manager": {"config": {"upstream_wait_s": 2, "upstream_retry_delay_s": 1}}}}
+    result = pipeline.run("scan_hot", HOT, run_config=fast)
+    assert result.success, failure_text(result)
+    text = logs(pipeline, result)
+    assert f"regime window {REGIME} is not written yet and its run {run_id} is in progress" in text
+    assert f"regime window {REGIME}: waited 2s for its run, computing it now" in text
+    assert waits[:3] == [0, 1, 2]
+
+
+def test_a_window_that_just_closed_is_waited_for_while_the_regime_schedule_is_on(pipeline):
+    """The scheduler creates the 12:00 scan and regime runs one after the other: a scan that looks
+    before the regime run exists waits for it while the window closed within the grace."""
+    import logging
+
+    from cryptorun_pipelines.resources.regime_window import RegimeWindowResource
+
+    class Schedule(RegimeWindowResource):
+        on: bool = True
+
+        def schedule_running(self, instance) -> bool:
+            return self.on
+
+    io = _io_manager(pipeline)
+    market = io.upstream.market_source
+    closed = datetime.now(timezone.utc) - timedelta(seconds=30)
+    key = (closed - timedelta(hours=4)).strftime("%Y-%m-%d-%H:%M")
+    log = logging.getLogger("test")
+    waiting = io.model_copy(update={"upstream": Schedule(market_source=market, on=True)})
+    with pytest.raises(dg.RetryRequested):
+        waiting._wait_for_producer(pipeline.instance, log, key, closed, attempt=0)
+    waiting._wait_for_producer(pipeline.instance, log, key, closed - timedelta(seconds=waiting.upstream_grace_s), attempt=0)
+    off = io.model_copy(update={"upstream": Schedule(market_source=market, on=False)})
+    off._wait_for_producer(pipeline.instance, log, key, closed, attempt=0)  # nobody is coming: compute now
+
+
+def _io_manager(pipeline, **fields):
+    """The pipeline's IO manager and its resources as plain objects."""
+    from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
+    from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource, RegimeWindowResource
+
+    config = CryptoRunConfigResource.of(pipeline.config, str(pipeline.config_path), at_launch=False)
+    upstream = RegimeWindowResource(market_source=MarketSourceResource(config=config))
+    return ArtifactIOManager(config=config, **{"upstream": upstream, **fields})
+
+
+def pipeline_regime_pdef(pipeline):
+    from cryptorun_pipelines.partitions import build_cadences
+
+    return build_cadences(pipeline.config).regime
+
+
+def test_without_an_upstream_resource_a_missing_window_names_the_command_to_run(pipeline):
+    from cryptorun_pipelines.io_managers.artifacts import MissingUpstreamPartitionError
+
+    io = _io_manager(pipeline, upstream=None)
+    context = dg.build_input_context(asset_key="regime_weights", asset_partitions_def=pipeline_regime_pdef(pipeline),
+                                     asset_partition_key_range=dg.PartitionKeyRange(REGIME, REGIME))
+    with pytest.raises(MissingUpstreamPartitionError) as err:
+        io.load_input(context)
+    assert "cryptorun schedule run regime.refresh --partition 2026-11-20-08:00" in str(err.value)
+    assert '-j regime_refresh --tags \'{"dagster/partition": "2026-11-20-08:00"}\'' in str(err.value)

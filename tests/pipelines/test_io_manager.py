@@ -1,4 +1,4 @@
-"""ArtifactIOManager details: upstream waiting near a boundary, multi-partition values, paths."""
+"""ArtifactIOManager details: multi-partition values, paths, snapshot pruning, in-run hand-off."""
 
 from __future__ import annotations
 
@@ -6,12 +6,20 @@ from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
+import yaml
 
-from cryptorun_core.config import load_config
-from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager, MissingUpstreamPartitionError, PartitionedValues
-from cryptorun_pipelines.partitions import build_cadences, format_key, latest_closed_key
+from cryptorun_core.config import DEFAULT_CONFIG_PATH, load_config
+from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager, PartitionedValues
+from cryptorun_pipelines.partitions import build_cadences
+from cryptorun_pipelines.resources import CryptoRunConfigResource
 
 UTC = timezone.utc
+
+
+def io_manager(artifacts_dir, config_path=DEFAULT_CONFIG_PATH, **fields) -> ArtifactIOManager:
+    """An ArtifactIOManager over ``artifacts_dir`` with the config of ``config_path``."""
+    config = CryptoRunConfigResource(config_path=str(config_path), artifacts_dir=str(artifacts_dir))
+    return ArtifactIOManager(config=config, **fields)
 
 
 @pytest.fixture
@@ -27,25 +35,10 @@ def input_context(pdef, keys):
     )
 
 
-def test_recently_closed_missing_upstream_is_waited_for(tmp_path, regime_pdef):
-    """hot at 12:00 and regime.refresh at 12:00 tick together: the hot step retries, it does not fail."""
-    # the latest closed 4h window ended < 4h ago: within a 5h wait it counts as "just closed"
-    io = ArtifactIOManager(artifacts_dir=str(tmp_path), producers={"regime_weights": "regime.refresh"}, upstream_wait_s=5 * 3600)
-    key = latest_closed_key(regime_pdef, datetime.now(UTC))
-    with pytest.raises(dg.RetryRequested):
-        io.load_input(input_context(regime_pdef, [key]))
-    old = format_key(datetime(2026, 11, 20, 8, tzinfo=UTC))
-    with pytest.raises(MissingUpstreamPartitionError, match="cryptorun schedule run regime.refresh --partition 2026-11-20-08:00"):
-        io.load_input(input_context(regime_pdef, [old]))
-    no_wait = ArtifactIOManager(artifacts_dir=str(tmp_path), upstream_wait_s=0)
-    with pytest.raises(MissingUpstreamPartitionError):
-        no_wait.load_input(input_context(regime_pdef, [key]))
-
-
 def test_multi_partition_load_returns_partitioned_values(tmp_path, regime_pdef):
     from cryptorun_core.artifacts import atomic_write, json_bytes
 
-    io = ArtifactIOManager(artifacts_dir=str(tmp_path))
+    io = io_manager(tmp_path)
     keys = ["2026-11-20-00:00", "2026-11-20-04:00", "2026-11-20-08:00"]
     for key in keys:
         end = regime_pdef.time_window_for_partition_key(key).end
@@ -61,10 +54,10 @@ def test_multi_partition_load_returns_partitioned_values(tmp_path, regime_pdef):
 
 
 def test_old_market_snapshots_are_pruned_and_nothing_else(tmp_path):
-    from cryptorun_pipelines.io_managers.artifacts import ARTIFACT_LAYOUT
+    from cryptorun_core.artifacts import BY_ASSET
 
-    io = ArtifactIOManager(artifacts_dir=str(tmp_path), snapshot_retention_hours=48)
-    hot = ARTIFACT_LAYOUT["hot_market_snapshot"]
+    io = io_manager(tmp_path)  # the default config keeps snapshots 48 h
+    hot = BY_ASSET["hot_market_snapshot"]
     newest = datetime(2026, 11, 27, 12, tzinfo=UTC)
     made = {}
     for label, when in {"old": datetime(2026, 11, 24, 12, tzinfo=UTC), "edge": datetime(2026, 11, 25, 12, tzinfo=UTC),
@@ -89,18 +82,25 @@ def test_old_market_snapshots_are_pruned_and_nothing_else(tmp_path):
     assert not made["old"][0].exists()
     assert made["old"][1].is_dir() and made["old"][2].is_file()  # other kinds and SPEC §9 files stay
     assert made["edge"][0].is_dir() and made["recent"][0].is_dir() and stranger.is_dir()
-    keep_all = ArtifactIOManager(artifacts_dir=str(tmp_path), snapshot_retention_hours=0)
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["global"]["snapshot_retention_hours"] = 0
+    keep_path = tmp_path.parent / "keep_all.yaml"
+    keep_path.write_text(yaml.safe_dump(raw))
+    keep_all = io_manager(tmp_path, keep_path)
     assert keep_all.prune_snapshots(hot, newest, now=later + 10**7) == []
 
 
-def test_retention_comes_from_the_config():
+def test_the_run_config_resource_carries_the_launchers_settings(tmp_path):
+    """The IO manager reads artifacts_dir and retention from the run's config resource, which carries
+    the config file and the launcher's effective overrides (not the worker's environment)."""
     from cryptorun_pipelines.build import build_definitions
 
     config = load_config(check_artifacts_dir=False)
-    shorter = config.model_copy(update={"global_": config.global_.model_copy(update={"snapshot_retention_hours": 6})})
-    io = build_definitions(shorter).resources["io_manager"]  # a configure_at_launch partial resource
-    assert io.resource_cls is ArtifactIOManager
-    assert io.data["snapshot_retention_hours"] == 6
+    config = config.model_copy(update={"global_": config.global_.model_copy(update={"artifacts_dir": str(tmp_path)})})
+    resources = build_definitions(config, config_path=DEFAULT_CONFIG_PATH).resources
+    settings = resources["cryptorun_config"].data
+    assert settings == {"config_path": str(DEFAULT_CONFIG_PATH), "artifacts_dir": str(tmp_path), "market_source": "simulated"}
+    assert resources["io_manager"].data["config"] is resources["cryptorun_config"]  # one resource, shared
 
 
 def test_a_written_snapshot_is_handed_to_the_next_step_as_is_and_reads_back_equal(tmp_path):
@@ -119,7 +119,7 @@ def test_a_written_snapshot_is_handed_to_the_next_step_as_is_and_reads_back_equa
     symbols = sorted({m.symbol for v in job.config.venues for m in source.list_markets(v, as_of)})[:12]
     snapshot = collect_snapshot(source, symbols, as_of, venues=job.config.venues, limit=200, with_books=True, book_depth=20)
     source.close()
-    io = ArtifactIOManager(artifacts_dir=str(tmp_path))
+    io = io_manager(tmp_path)
     key = "2026-11-20-11:45"
     out = dg.build_output_context(asset_key="hot_market_snapshot", partition_key=key, asset_partitions_def=cad.hot)
     io.handle_output(out, snapshot)
@@ -128,7 +128,7 @@ def test_a_written_snapshot_is_handed_to_the_next_step_as_is_and_reads_back_equa
 
     in_ctx = dg.build_input_context(asset_key="hot_market_snapshot", partition_key=key, asset_partitions_def=cad.hot)
     assert io.load_input(in_ctx) is snapshot
-    fresh = ArtifactIOManager(artifacts_dir=str(tmp_path))  # another run: reads the files
+    fresh = io_manager(tmp_path)  # another run: reads the files
     back = fresh.load_input(in_ctx)
     assert back is not snapshot
     for name in ("bars", "books", "fetches", "markets"):
@@ -149,16 +149,18 @@ def _same_frame(a, b) -> None:
 def test_tables_written_in_a_run_are_handed_on_as_a_read_would_give_them(tmp_path, monkeypatch, clean_env):
     """A real regime run: each parquet table kept for the rest of the run equals what reading its
     file gives (so the next step computes the same), and each load hands out a copy of its own."""
+    from cryptorun_core.artifacts import BY_ASSET
     from cryptorun_pipelines.io_managers import artifacts as io_mod
+    from cryptorun_pipelines.io_managers import serialization as ser
 
     from .conftest import make_pipeline
 
     recorded = []
     original = io_mod.ArtifactIOManager._write
 
-    def recording(self, spec, values):
+    def recording(self, spec, values, keys):
         recorded.extend((spec, path, value) for path, value in values.items())
-        return original(self, spec, values)
+        return original(self, spec, values, keys)
 
     monkeypatch.setattr(io_mod.ArtifactIOManager, "_write", recording)
     p = make_pipeline(tmp_path)
@@ -166,16 +168,16 @@ def test_tables_written_in_a_run_are_handed_on_as_a_read_would_give_them(tmp_pat
     tables = [(spec, path, value) for spec, path, value in recorded if spec.kind == "parquet"]
     assert {path.name for _, path, _ in tables} == {"universe.parquet", "regime_indicators.parquet"}
     for spec, path, value in tables:
-        from_file = io_mod._deserialize(spec, path.read_bytes())
-        kept = io_mod._kept(spec, value, path.read_bytes())
-        _same_frame(io_mod._from_kept(spec, kept), from_file)
-        first = io_mod._from_kept(spec, kept)
+        from_file = ser.deserialize(spec, path.read_bytes())
+        kept = ser.kept(spec, value, path.read_bytes())
+        _same_frame(ser.from_kept(spec, kept), from_file)
+        first = ser.from_kept(spec, kept)
         first.iloc[:, 0] = first.iloc[::-1, 0].to_numpy()  # a step changing its input in place
-        _same_frame(io_mod._from_kept(spec, kept), from_file)
+        _same_frame(ser.from_kept(spec, kept), from_file)
     # a frame with a non-default index is handed on with the index a read gives
     import pandas as pd
 
-    spec = io_mod.ARTIFACT_LAYOUT["universe_ranking"]
+    spec = BY_ASSET["universe_ranking"]
     frame = pd.DataFrame({"a": [3.0, 1.0], "b": ["x", None]}, index=[7, 2])
-    data = io_mod._serialize(spec, frame)
-    _same_frame(io_mod._from_kept(spec, io_mod._kept(spec, frame, data)), io_mod._deserialize(spec, data))
+    data = ser.serialize(spec, frame)
+    _same_frame(ser.from_kept(spec, ser.kept(spec, frame, data)), ser.deserialize(spec, data))

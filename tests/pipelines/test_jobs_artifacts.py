@@ -15,7 +15,7 @@ from cryptorun_core.market.factory import build_market_source
 from cryptorun_core.market.snapshot import MarketSnapshot, collect_snapshot
 from cryptorun_core.regime import compute_regime
 from cryptorun_core.artifacts import json_bytes
-from cryptorun_pipelines.assets.regime import regime_from_indicators
+from cryptorun_core.regime_window import regime_json_from_row
 from cryptorun_pipelines.checks import regime_problems
 
 from .conftest import SPEC_REGIME, SPEC_SCAN_HOT, SPEC_SCAN_WARM, failure_text
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def files_in(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()}
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")}  # .sets: the hot set's run folders
 
 
 def test_as_of_folders_hold_exactly_the_spec_files(materialized):
@@ -70,7 +70,7 @@ def test_checks_and_metadata(materialized):
     assert result.success, failure_text(result)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["signals_spec_columns"] and checks["premove_spec_columns"] and checks["explain_spec_keys"]
-    assert "hot_signals_fresh" in checks  # an old partition: warns (not fresh), never fails the run
+    assert not [c for c in checks if c.endswith("_fresh")]  # freshness is the assets' policy, not a check of a partition
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     meta = mats["hot_signals"].step_materialization_data.materialization.metadata
     for key in ("dagster/row_count", "preview", "regime", "duration_s", "artifact_paths", "inputs"):
@@ -80,12 +80,12 @@ def test_checks_and_metadata(materialized):
 
 def test_rerun_replaces_only_its_own_files(materialized):
     folder = materialized.artifacts / "2026-11-20T12-00-00Z"
-    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir() if p.is_file()}
     os.utime(folder / "regime.json", ns=(1, 1))
     os.utime(folder / "signals.csv", ns=(1, 1))
     result = materialized.run("scan_warm", "2026-11-20-10:00")
     assert result.success, failure_text(result)
-    after = {p.name: p for p in folder.iterdir()}
+    after = {p.name: p for p in folder.iterdir() if p.is_file()}
     assert set(after) == set(before)
     assert after["regime.json"].stat().st_mtime_ns == 1 and after["signals.csv"].stat().st_mtime_ns == 1
     assert after["warm_signals.csv"].stat().st_mtime_ns > 1
@@ -94,13 +94,13 @@ def test_rerun_replaces_only_its_own_files(materialized):
 
 
 def test_regime_weights_equal_compute_regime(materialized):
-    """The two-asset split (indicators → weights) reproduces cryptorun_core.regime.compute_regime."""
+    """The stored indicators row gives back regime.json, and both equal cryptorun_core.regime.compute_regime."""
     config = materialized.config
     cache = materialized.artifacts / ".pipeline" / "2026-11-20T12-00-00Z"
     ranking = pd.read_parquet(cache / "universe.parquet")
     indicators = pd.read_parquet(cache / "regime_indicators.parquet").iloc[0]
     written = json.loads((materialized.artifacts / "2026-11-20T12-00-00Z" / "regime.json").read_text())
-    assert regime_from_indicators(indicators, config) == written
+    assert regime_json_from_row(indicators, config) == written
     source = build_market_source(config, config.job("regime.refresh"))
     symbols = sorted(set(ranking.loc[ranking["eligible"], "symbol"]) | {"BTC/USD"})
     snap = collect_snapshot(source, symbols, pd.Timestamp("2026-11-20T12:00:00Z").to_pydatetime(), venues=config.market.venues, with_books=False)

@@ -1,12 +1,13 @@
 """``cryptorun schedule run JOB``: execute one job of the Dagster definitions now.
 
-The job runs in this process (``JobDefinition.execute_in_process``; the jobs use Dagster's
-in-process executor anyway) against the persistent instance at ``$DAGSTER_HOME``, so the run,
-its events and materialisations show in the web UI exactly like a scheduled run. Missing
-upstream partitions (universe ranking / regime of the regime window closed at the scan's T) are
-found with :func:`cryptorun_pipelines.upstream.missing_upstream` and materialised first, each in
-its own run. ``--dry-run`` builds the definitions with ``dry_run=True`` (the artifacts IO manager
-then writes nothing and keeps the bytes in memory) and reports what it would have written.
+The job runs in this process (``JobDefinition.execute_in_process``) against the persistent
+instance at ``$DAGSTER_HOME``, so the run, its events and materialisations show in the web UI
+exactly like a scheduled run. A scan whose regime window (universe ranking / regime of the
+window closed at its T) nobody computed computes it in the same run, as the scheduled scans do;
+the command says so first (:func:`cryptorun_pipelines.upstream.missing_upstream`).
+``--dry-run`` builds the definitions with ``dry_run=True`` (the artifacts IO manager then writes
+nothing and keeps the bytes, the regime window's included, in memory) and reports what it would
+have written.
 """
 
 from __future__ import annotations
@@ -64,14 +65,19 @@ class RunOutcome:
 
 
 def _load_defs(ctx: Context, dry_run: bool):
+    """The definitions of the config this command loaded (the run loads it once more, as its resource)."""
+    from cryptorun_pipelines.build import build_definitions
+
     quiet_warnings()
-    if dry_run:
-        from cryptorun_pipelines.build import build_definitions
+    return build_definitions(ctx.config, config_path=ctx.config_path, dry_run=dry_run)
 
-        return build_definitions(ctx.config, config_path=ctx.config_path, dry_run=True)
-    from cryptorun_pipelines.cli.workspace import load_definitions
 
-    return load_definitions()
+def run_config(ctx: Context) -> dict[str, Any]:
+    """The run's config: quiet console, and the config file and overrides this command resolved, so
+    the run records in the UI exactly what it read."""
+    settings = {"config_path": ctx.config_path, "artifacts_dir": ctx.config.global_.artifacts_dir,
+                "market_source": ctx.config.market.source}
+    return {**QUIET_RUN_CONFIG, "resources": {"cryptorun_config": {"config": settings}}}
 
 
 def _metadata_value(value: Any) -> Any:
@@ -97,7 +103,7 @@ def execute(ctx: Context, defs: Any, job: JobConfig, key: str, *, dry_run: bool,
             instance=instance,
             run_id=run_id,
             tags=tags,
-            run_config=QUIET_RUN_CONFIG,
+            run_config=run_config(ctx),
             raise_on_error=False,
         )
     duration = time.monotonic() - t0
@@ -141,13 +147,13 @@ def _rows_of(value: Any) -> tuple[int | None, str]:
 
 def artifact_files(job: JobConfig, outcome: RunOutcome) -> list[ArtifactFile]:
     """The SPEC §9 files of the run (written, or that would have been), with row counts."""
-    from cryptorun_pipelines.io_managers.artifacts import ARTIFACT_LAYOUT
-    from cryptorun_pipelines.jobs import JOB_ASSETS, job_role
+    from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS
+    from cryptorun_pipelines.jobs import job_role
 
     files = []
-    for asset in JOB_ASSETS[job_role(job)]:
-        spec = ARTIFACT_LAYOUT.get(asset)
-        if spec is None or spec.location != "artifacts" or asset not in outcome.metadata:
+    for asset in ROLE_ASSETS[job_role(job)]:
+        spec = BY_ASSET[asset]
+        if not spec.spec_file or asset not in outcome.metadata:
             continue
         meta = outcome.metadata[asset]
         paths = meta.get("artifact_paths") or []
@@ -311,7 +317,8 @@ def render_summary(
     lines.append(f"{job.name} {outcome.partition}{dry} {verdict} in {fmt_duration(outcome.duration_s)}")
     lines.append(f"  run        {outcome.run_id}")
     for up in upstream:
-        lines.append(fit(f"  upstream   {up['job']} {up['partition']} materialised first (run {up['run_id'][:8]})", WIDTH))
+        done = "computed and written" if up["written"] else "computed in memory"
+        lines.append(fit(f"  upstream   {up['job']} {up['partition']} {done} by this run", WIDTH))
     if not files:
         pass  # failed before writing anything
     elif outcome.dry_run:
@@ -383,26 +390,14 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
 
     defs = _load_defs(ctx, dry_run)
     upstream_runs: list[dict[str, Any]] = []
-    missing = missing_upstream(job.name, key, config=ctx.config, defs=defs, cadences=cadences)
+    missing = missing_upstream(job.name, key, ctx.config, cadences=cadences)
     for up_job_name, up_key in sorted({(m.job, m.partition_key) for m in missing}):
-        assets = ", ".join(sorted(m.asset for m in missing if (m.job, m.partition_key) == (up_job_name, up_key)))
-        if dry_run:
-            raise JobFailed(
-                f"upstream {assets} partition {up_key} is missing and a dry run writes nothing: run "
-                f"`cryptorun schedule run {up_job_name} --partition {up_key}` first (or drop --dry-run)"
-            )
-        out = ctx.err if ctx.json else ctx.out
-        out.write(fit(f"Missing upstream partition {up_key}: {assets}", WIDTH) + "\n")
-        out.write(f"materialising it first with {up_job_name} {up_key}\n")
-        up_job = ctx.config.job(up_job_name)
-        up = execute(ctx, defs, up_job, up_key, dry_run=False, trigger="cli_upstream")
-        upstream_runs.append({"job": up_job_name, "partition": up_key, "run_id": up.run_id, "success": up.success,
-                              "duration_s": round(up.duration_s, 3)})
-        if not up.success:
-            raise JobFailed(f"upstream {up_job_name} partition {up_key} failed"
-                            + (f" at step {up.failed_step}" if up.failed_step else "") + f": {up.error} (run {up.run_id})")
+        where = "computes it in memory" if dry_run else "computes and writes it"
+        upstream_runs.append({"job": up_job_name, "partition": up_key, "computed_by": "this run", "written": not dry_run})
         if not ctx.json:
-            ctx.print(f"  {ctx.style('✓', 'green')} {up_job_name} {up_key} done in {fmt_duration(up.duration_s)}")
+            ctx.print(fit(f"Regime window {up_key} is missing: this run {where}", WIDTH))
+    if missing and not ctx.json:
+        ctx.out.flush()
 
     outcome = execute(ctx, defs, job, key, dry_run=dry_run, trigger="cli")
     files = artifact_files(job, outcome)

@@ -16,15 +16,10 @@ from cryptorun_pipelines.cli.timing import next_tick, utcnow
 
 def job_files(job: JobConfig) -> tuple[str, ...]:
     """The SPEC §9 files a job writes into an as_of folder."""
-    from cryptorun_pipelines.io_managers.artifacts import ARTIFACT_LAYOUT
+    from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS
+    from cryptorun_pipelines.jobs import job_role
 
-    if job.type == "regime":
-        assets = ("regime_weights",)
-    elif job.config.universe == "warm":
-        assets = ("warm_signals",)
-    else:
-        assets = ("hot_signals", "hot_premove", "hot_explain")
-    return tuple(ARTIFACT_LAYOUT[a].filename for a in assets)
+    return tuple(BY_ASSET[a].filename for a in ROLE_ASSETS[job_role(job)] if BY_ASSET[a].spec_file)
 
 
 def latest_folder(artifacts_dir: str, files: tuple[str, ...]) -> str | None:

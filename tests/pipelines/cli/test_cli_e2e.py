@@ -90,10 +90,9 @@ def test_run_scan_hot_writes_artifacts_and_summary(ran_env) -> None:
     folder = env.artifacts / HOT_FOLDER
     for name in ("signals.csv", "premove.csv", "explain.json", "regime.json"):
         assert (folder / name).is_file(), name
-    # the missing upstream regime partition was materialised first, and said so
-    assert "Missing upstream partition 2026-11-20-08:00: regime_weights, universe_ranking" in out
-    assert "materialising it first with regime.refresh 2026-11-20-08:00" in out
-    assert "regime.refresh 2026-11-20-08:00" in out
+    # the missing regime window was computed by the scan's own run, and said so
+    assert "Regime window 2026-11-20-08:00 is missing: this run computes and writes it" in out
+    assert "upstream   regime.refresh 2026-11-20-08:00 computed and written by this run" in out
     # summary: folder, files with row counts, regime used, top rows with badges
     assert HOT_FOLDER in out
     rows = sum(1 for _ in (folder / "premove.csv").open()) - 1
@@ -127,6 +126,18 @@ def test_run_dry_run_writes_nothing(ran_env) -> None:
     for name in ("signals.csv", "premove.csv", "explain.json"):
         assert name in out
     assert "Top 3 by score" in out
+
+
+def test_dry_run_on_a_fresh_home_computes_the_regime_window_in_memory(cli_env: CliEnv) -> None:
+    """The first thing a new user tries: exits 0, writes nothing anywhere, says what it computed."""
+    res = cli_env.run("schedule", "run", "scan.hot", "--dry-run", "--partition", HOT_PARTITION, "--top", "3")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not any(cli_env.artifacts.rglob("*"))  # no file, no folder
+    out = res.stdout
+    assert_fits(out)
+    assert "Regime window 2026-11-20-08:00 is missing: this run computes it in memory" in out
+    assert "upstream   regime.refresh 2026-11-20-08:00 computed in memory by this run" in out
+    assert "nothing written" in out and "Top 3 by score" in out
 
 
 def test_run_json(ran_env) -> None:
@@ -174,7 +185,7 @@ def test_status_after_run(ran_env) -> None:
     assert hot["last_run"]["partition"] in (HOT_PARTITION,)
     assert hot["latest_artifacts"].endswith(HOT_FOLDER)
     regime = next(j for j in payload["jobs"] if j["name"] == "regime.refresh")
-    assert regime["last_run"]["partition"] == "2026-11-20-08:00"  # the upstream run
+    assert regime["latest_artifacts"].endswith(HOT_FOLDER)  # the window the scan computed (same as_of folder)
     assert payload["header"]["regime"] in ("calm", "normal", "volatile")
 
 
@@ -227,7 +238,7 @@ def test_job_failure_exit_1(cli_env: CliEnv, tmp_path: Path) -> None:
                           "--partition", REGIME_PARTITION], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr
     line = one_line(res.stderr)
-    assert "failed at step universe_ranking" in line and "no_such_history" in line
+    assert "failed at step regime_window" in line and "no_such_history" in line
     assert "✗ failed" in res.stdout
     assert not (cli_env.artifacts / REGIME_FOLDER).exists()
 

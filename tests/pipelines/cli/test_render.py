@@ -230,7 +230,7 @@ def test_render_summary_fits(dry_run: bool) -> None:
              ArtifactFile("hot_explain", "explain.json", "/a/explain.json", 3, "symbols", 120_000, not dry_run)]
     regime = {"label": "normal", "confidence": 0.62, "as_of": "2026-11-27T08:00:00Z", "partition_key": "2026-11-27-04:00"}
     folder = "/tmp/" + "deep/" * 30 + "2026-11-27T10-30-00Z"
-    upstream = [{"job": "regime.refresh", "partition": "2026-11-27-04:00", "run_id": "abcdef0123456789"}]
+    upstream = [{"job": "regime.refresh", "partition": "2026-11-27-04:00", "computed_by": "this run", "written": True}]
     rows = top_rows(job, outcome, 10)
     for style in (PLAIN, COLOUR):
         lines = render_summary(job, outcome, files, regime, rows, folder, upstream, style)
@@ -240,7 +240,7 @@ def test_render_summary_fits(dry_run: bool) -> None:
     assert "2026-11-27T10-30-00Z/" in text  # a long path is cut from the left, keeping the folder
     assert ("would have written" in text) == dry_run
     assert "regime     normal (confidence 0.62), as of 2026-11-27 08:00Z" in text
-    assert "upstream   regime.refresh 2026-11-27-04:00 materialised first" in text
+    assert "upstream   regime.refresh 2026-11-27-04:00 computed and written by this run" in text
 
 
 def test_progress_rendering() -> None:

@@ -13,9 +13,11 @@ from cryptorun_core.market.simulated import SimulatedMarket, _venue_params
 from cryptorun_core.market.snapshot import collect_snapshot
 from cryptorun_core.regime import compute_indicators, regime_universe
 from cryptorun_core.universe import rank_universe
-from cryptorun_pipelines.assets import history
+from cryptorun_core import range_read as history
 
-from .conftest import REPO
+from cryptorun_core.config import DEFAULT_CONFIG_PATH
+
+REPO = DEFAULT_CONFIG_PATH.parent.parent
 
 UTC = timezone.utc
 CFG = load_config(check_artifacts_dir=False)

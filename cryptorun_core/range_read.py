@@ -13,13 +13,12 @@ limit=…, with_books=False)`` (tests compare them). A window the range read can
 that cannot list its markets at T, no bar at all at T) is read the ordinary way, as are sources
 without ``bar_windows`` (live ccxt).
 
-The range read by ``universe_ranking`` is kept (one entry, this process) for ``regime_indicators``
-of the same run, which needs a subset of the same pairs at the same times.
+:func:`cryptorun_core.regime_window.compute_windows` reads once for both: the rankings' read holds
+every pair the indicators need at the same times.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterator, Sequence
@@ -35,26 +34,6 @@ from cryptorun_core.regime import compute_indicators, indicators_from_periods, r
 from cryptorun_core.universe import listed_pairs, listing_activity, rank_pairs, rank_universe
 
 SymbolsAt = Callable[[int], "Sequence[str] | None"]
-
-_CACHE_LOCK = threading.Lock()
-_CACHE: dict = {}  # at most one entry: {key: RangeRead}
-
-
-def remember(key, read: "RangeRead") -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
-        _CACHE[key] = read
-
-
-def recall(key, pop: bool = True) -> "RangeRead | None":
-    with _CACHE_LOCK:
-        return _CACHE.pop(key, None) if pop else _CACHE.get(key)
-
-
-def cache_key(config, as_ofs: Sequence[datetime]) -> tuple:
-    """What the kept bars depend on: the market config (source, venues, history) and the times."""
-    return (config.market.model_dump_json(), tuple(to_utc(a).isoformat() for a in as_ofs))
-
 
 def can_batch(source, n_keys: int) -> bool:
     return n_keys > 1 and callable(getattr(source, "bar_windows", None))
