@@ -9,9 +9,10 @@ live in a folder of their own and the as_of folder reaches them through one poin
     {as_of}/.sets/hot/current  -> 20261120T120012-3f2a…           (switched by one rename)
     {as_of}/.sets/hot/20261120T120012-3f2a…/signals.csv, premove.csv, explain.json
 
-:func:`commit_set` writes the new run's folder completely (each file flushed to disk), then
-replaces ``current`` with one ``rename`` — the only step that changes what a reader sees — and
-removes the previous run's folder. Until that rename a reader sees the previous set (or none),
+:func:`commit_set` writes the new run's folder completely (``<token>.partial``, each file
+flushed to disk, then renamed to ``<token>``), then replaces ``current`` with one ``rename`` —
+the only step that changes what a reader sees — and removes the previous run's folder (under a
+lock, so two runs of one partition committing at once take turns). Until that rename a reader sees the previous set (or none),
 after it the new set; a kill at any point leaves one of the two. Folders written before this
 layout (plain files) are taken over without a moment of mixed state: their files are first
 hard-linked into a set of their own, so turning the plain files into links changes no content.
@@ -22,18 +23,24 @@ it whole (:func:`cryptorun_core.artifacts.write_files`).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from cryptorun_core.artifacts import create_file, fsync_dir, test_pause
+from cryptorun_core.artifacts import create_file, fsync_dir, test_pause, write_bytes
 
 SETS_DIR = ".sets"
 CURRENT = "current"
+LOCK = ".lock"
+PARTIAL = ".partial"
+STALE_PARTIAL_S = 3600
 #: Test hook (crash-safety tests only): ``"<step>:<seconds>"`` makes :func:`commit_set` stop at that
 #: step (``staged`` the new folder is written, ``linked`` the names point at ``current``,
 #: ``swapped`` the pointer is switched) so a test can kill the process there.
@@ -43,6 +50,8 @@ PAUSE_ENV = "CRYPTORUN_TEST_PAUSE_IN_SET"
 def _pause(step: str) -> None:
     seconds = test_pause(PAUSE_ENV, step)
     if seconds > 0:
+        sys.stderr.write(f"cryptorun test hook: paused at {step}\n")
+        sys.stderr.flush()
         time.sleep(seconds)
 
 
@@ -65,7 +74,7 @@ def _write_folder(folder: Path, files: Mapping[str, bytes]) -> None:
     folder.mkdir(parents=True)
     for name, data in files.items():
         with create_file(folder / name) as fh:
-            fh.write(data)
+            write_bytes(fh, data, name)
             fh.flush()
             os.fsync(fh.fileno())
     fsync_dir(folder)
@@ -90,33 +99,56 @@ def _adopt_plain_files(folder: Path, sets: Path, names: list[str]) -> None:
 def commit_set(folder: str | os.PathLike[str], role: str, files: Mapping[str, bytes]) -> Path:
     """Make ``files`` (name → bytes) the visible set of ``role`` in ``folder`` at once; returns the
     run folder that now holds them. A failure before the switch leaves the previous set visible
-    and removes the new folder."""
+    and removes the new folder. The new folder is written as ``<token>.partial`` and renamed when
+    complete, under the set's lock, just before the switch."""
     folder = Path(folder)
     sets = folder / SETS_DIR / role
     sets.mkdir(parents=True, exist_ok=True)
-    new = sets / _token()
+    token = _token()
+    staging = sets / f"{token}{PARTIAL}"  # another writer's clean-up leaves a folder being written alone
     try:
-        _write_folder(new, files)
+        _write_folder(staging, files)
     except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     _pause("staged")
-    names = sorted(files)
-    _adopt_plain_files(folder, sets, names)
-    for name in names:
-        target = os.path.join(SETS_DIR, role, CURRENT, name)
-        path = folder / name
-        if not (path.is_symlink() and os.readlink(path) == target):
-            _link(target, path)
-    fsync_dir(folder)
-    _pause("linked")
-    _link(new.name, sets / CURRENT)  # the switch
-    fsync_dir(sets)
-    _pause("swapped")
+    with _locked(sets):  # two runs of one partition committing at once take turns
+        new = sets / token
+        os.rename(staging, new)
+        names = sorted(files)
+        _adopt_plain_files(folder, sets, names)
+        for name in names:
+            target = os.path.join(SETS_DIR, role, CURRENT, name)
+            path = folder / name
+            if not (path.is_symlink() and os.readlink(path) == target):
+                _link(target, path)
+        fsync_dir(folder)
+        _pause("linked")
+        _link(new.name, sets / CURRENT)  # the switch
+        fsync_dir(sets)
+        _pause("swapped")
+        _clean(sets, keep=new.name)
+    return new
+
+
+def _clean(sets: Path, keep: str) -> None:
+    """Remove every run folder but ``keep``, links left by killed writers, and folders a killed
+    writer was writing (``…{PARTIAL}`` untouched for an hour; a live writer's are newer)."""
     for old in sets.iterdir():
         if old.is_symlink():
-            if old.name != CURRENT:  # a link left by a process killed while making it
+            if old.name != CURRENT:
                 old.unlink(missing_ok=True)
-        elif old.name != new.name:
+        elif old.is_dir() and old.name != keep:
+            if old.name.endswith(PARTIAL) and time.time() - old.stat().st_mtime < STALE_PARTIAL_S:
+                continue
             shutil.rmtree(old, ignore_errors=True)
-    return new
+
+
+@contextmanager
+def _locked(sets: Path):
+    fd = os.open(sets / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

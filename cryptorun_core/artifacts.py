@@ -234,6 +234,18 @@ def create_file(path: Path):
     return os.fdopen(fd, "wb")
 
 
+def write_bytes(fh, data: bytes, name: str) -> None:
+    """``fh.write(data)``, honouring the crash-safety test hook (:data:`PAUSE_ENV`) for a file ``name``:
+    half the bytes, flushed, then a pause long enough to be killed."""
+    pause = test_pause(PAUSE_ENV, name)
+    if pause > 0:
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        time.sleep(pause)
+        data = data[len(data) // 2:]
+    fh.write(data)
+
+
 def fsync_dir(path: Path) -> None:
     """Make the entries of folder ``path`` (a rename, a new file) durable; best effort."""
     try:
@@ -255,13 +267,7 @@ def _stage(target: Path, data: bytes, durable: bool) -> str:
     tmp = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         with create_file(Path(tmp)) as fh:
-            pause = test_pause(PAUSE_ENV, target.name)
-            if pause > 0:  # crash-safety test hook (PAUSE_ENV): half the bytes, then wait to be killed
-                fh.write(data[: len(data) // 2])
-                fh.flush()
-                time.sleep(pause)
-                data = data[len(data) // 2:]
-            fh.write(data)
+            write_bytes(fh, data, target.name)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -141,6 +141,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:  # `cryptorun schedule list | head -1`: the reader has all it wanted
+        _silence_stdout()
+        code = EXIT_OK
     except Exception as exc:  # unexpected: one line, the traceback only with CRYPTORUN_DEBUG=1
         if os.environ.get("CRYPTORUN_DEBUG"):
             import traceback
@@ -149,17 +152,23 @@ def _main(argv: Sequence[str] | None) -> int:
         first = (str(exc).strip().splitlines() or [""])[0]
         sys.stderr.write(f"{PROG}: error: {type(exc).__name__}: {first}\n")
         code = EXIT_JOB_FAILED
-    except BrokenPipeError:  # `cryptorun schedule list | head`
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        except OSError:
-            pass
-        code = EXIT_OK
     try:
         sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
+    except BrokenPipeError:
+        _silence_stdout()
+    except ValueError:
         pass
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's flush at exit does not hit the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -348,3 +348,13 @@ def test_start_serves_ui_runs_schedules_and_stops_on_sigterm(cli_env: CliEnv) ->
             proc.wait()
         if pgid is not None and _pgrp_members(pgid):
             os.killpg(pgid, signal.SIGKILL)
+
+
+def test_a_closed_pipe_ends_quietly(cli_env: CliEnv) -> None:
+    """`cryptorun schedule list | head -1`: the reader stops early; no BrokenPipeError, exit 0."""
+    proc = subprocess.Popen([cryptorun_executable(), "schedule", "list"], env=cli_env.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=str(cli_env.home.parent))
+    proc.stdout.close()  # the reader is gone before the command writes (head -1 after its line, sooner)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and err.strip() == ""
