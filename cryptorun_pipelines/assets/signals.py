@@ -133,7 +133,8 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         key = context.partition_key
         as_of = as_of_for_key(pdef, key)
         with timed() as t:
-            result = run_scan(hot_market_snapshot, universe_ranking, regime_weights, config, job_cfg)
+            # validate=False: the output types (dagster-pandera) validate signals and premove, once
+            result = run_scan(hot_market_snapshot, universe_ranking, regime_weights, config, job_cfg, validate=False)
         inputs = _scan_inputs(context, "hot_market_snapshot")
         explain = annotate_explain(result.explain, partition_key=key, as_of=as_of, job=job_cfg, inputs=inputs, regime=regime_weights)
         common = {**regime_metadata(regime_weights), **duration_metadata(t["seconds"]), "inputs": dg.MetadataValue.json(inputs)}
@@ -187,7 +188,7 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         config = cryptorun_config.load()
         job_cfg = config.job(job.name)
         with timed() as t:
-            result = run_scan(warm_market_snapshot, universe_ranking, regime_weights, config, job_cfg)
+            result = run_scan(warm_market_snapshot, universe_ranking, regime_weights, config, job_cfg, validate=False)
         inputs = _scan_inputs(context, "warm_market_snapshot")
         yield dg.Output(
             result.signals,

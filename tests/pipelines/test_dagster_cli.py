@@ -57,6 +57,6 @@ def test_dagster_job_execute_dry_run_then_real(tmp_path):
     # the same cycle for real
     proc = dagster(env, "job", "execute", "-m", MODULE, "-j", "scan_hot", "--tags", tag("2026-11-20-11:45"))
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert {p.name for p in folder.iterdir()} == SPEC_REGIME | SPEC_SCAN_HOT
+    assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == SPEC_REGIME | SPEC_SCAN_HOT
     explain = json.loads((folder / "explain.json").read_text())
     assert explain["inputs"]["regime_weights"] == "2026-11-20-08:00"

@@ -100,8 +100,12 @@ def test_bad_partition_keys_never_write_anything(pipeline, key):
 
 
 def test_io_manager_paths_stay_under_the_roots(tmp_path):
-    io = ArtifactIOManager(artifacts_dir=str(tmp_path / "art"))
     from datetime import datetime, timezone
+
+    from cryptorun_core.config import DEFAULT_CONFIG_PATH
+    from cryptorun_pipelines.resources import CryptoRunConfigResource
+
+    io = ArtifactIOManager(config=CryptoRunConfigResource(config_path=str(DEFAULT_CONFIG_PATH), artifacts_dir=str(tmp_path / "art")))
 
     for name in ("hot_signals", "hot_explain", "regime_weights", "hot_market_snapshot", "universe_ranking"):
         for when in (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2026, 11, 20, 12, tzinfo=timezone.utc),
@@ -116,7 +120,20 @@ def test_a_run_writes_only_under_artifacts_dir(tmp_path):
     assert p.run("regime_refresh", REGIME_KEY).success and p.run("scan_hot", HOT_KEY).success
     outside_after = {q for q in tmp_path.rglob("*") if p.artifacts not in q.parents and q != p.artifacts}
     assert outside_after == outside_before
-    assert set(q.name for q in (p.artifacts / HOT_FOLDER).iterdir()) == SPEC_HOT | {"regime.json"}
+    assert set(q.name for q in (p.artifacts / HOT_FOLDER).iterdir()) == SPEC_HOT | {"regime.json", ".sets"}
+
+
+def test_a_pipeline_folder_linked_outside_artifacts_dir_is_refused(tmp_path):
+    """`.pipeline` as a symlink to another folder: nothing is written through it (as for an as_of folder)."""
+    p = make_pipeline(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    p.artifacts.mkdir(parents=True, exist_ok=True)
+    (p.artifacts / ".pipeline").symlink_to(outside, target_is_directory=True)
+    result = p.run("regime_refresh", REGIME_KEY)
+    assert not result.success
+    assert "resolves outside" in failure_text(result)
+    assert list(outside.iterdir()) == []
 
 
 @pytest.mark.parametrize("symbol", ["../../evil/USD", "..", "/etc/passwd", "a\x00b/USD", "ÜBER;rm -rf/USD", ".hidden/USD"])
