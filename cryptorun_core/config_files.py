@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -132,9 +133,9 @@ def _check_keys(root: yaml.Node, name: str) -> None:
     """Refuse a key given twice in one mapping (YAML would keep the last silently) and documents
     whose aliases expand beyond MAX_VALUES."""
     budget = MAX_VALUES
-    stack: list[tuple[yaml.Node, str]] = [(root, "")]
-    while stack:
-        node, path = stack.pop()
+    queue: deque[tuple[yaml.Node, str]] = deque([(root, "")])  # breadth first: outer keys are reported first
+    while queue:
+        node, path = queue.popleft()
         budget -= 1
         if budget < 0:
             raise ConfigError("<yaml>", f"{name} expands to more than {MAX_VALUES} values (nested aliases?)")
@@ -142,7 +143,7 @@ def _check_keys(root: yaml.Node, name: str) -> None:
             lines: dict[tuple[str, str], int] = {}
             for key, value in node.value:
                 if key.tag == _MERGE_TAG:  # `<<: *anchor` merges on purpose
-                    stack.append((value, path))
+                    queue.append((value, path))
                     continue
                 child = path
                 if isinstance(key, yaml.ScalarNode):
@@ -153,10 +154,10 @@ def _check_keys(root: yaml.Node, name: str) -> None:
                         raise ConfigError(child, f"duplicate key: set on line {first} and again on line {line}; "
                                           f"keep one (in {name})")
                     lines[(key.tag, key.value)] = line
-                stack.append((value, child))
+                queue.append((value, child))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
-                stack.append((item, f"{path}[{_item_label(item, index)}]"))
+                queue.append((item, f"{path}[{_item_label(item, index)}]"))
 
 
 def parse_yaml(text: str, name: str) -> Any:
