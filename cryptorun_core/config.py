@@ -1,24 +1,48 @@
-"""Typed, validated configuration loaded from ``config/scheduler.yaml``.
+"""Typed, validated configuration: ``config/scheduler.yaml`` and the overlays that extend it.
 
-Every threshold and weight of SPEC.md lives here with its SPEC default; nothing else in the code
-base carries a literal copy. Loading fails with :class:`ConfigError` naming the key path
-(``jobs[scan.hot].schedule``, ``regime.weights.calm``) of the first problem found.
+Rules for every section (follow them when you add one):
+
+- **Every value lives once, in config/scheduler.yaml.** The models here declare types and bounds
+  (``Field(ge=0)``), never defaults: every field is required and the packaged scheduler.yaml sets
+  each one, with a comment where the meaning is not obvious. A new setting is a field here plus
+  its value in config/scheduler.yaml; tests/core/test_config.py fails on a field with a default.
+- **Other configs are overlays**: ``extends: scheduler.yaml`` plus only the keys that differ
+  (merge rules in cryptorun_core.config_files). A file without ``extends`` sets every key.
+- **Code that needs settings without a file** takes them from :func:`packaged_config` and changes
+  what it needs with :func:`changed` (validated) or ``model_copy(update=...)``; it never builds a
+  model from literals.
+- **Models derive from** ``_Strict``: unknown keys and non-finite numbers (NaN, ±inf) are refused
+  in every section. A check across fields is a validator raising ``ValueError``, or
+  :class:`InvalidAt` to name a key below the one validated.
+
+Loading (:func:`load_config`) fails with :class:`ConfigError` naming the key path
+(``jobs[scan.hot].schedule``, ``regime.weights.calm``) of the first problem and the file (or
+environment variable) it came from; it writes nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Mapping
+
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from cryptorun_core.cron import check_cron
 
 UTC = timezone.utc
-from pathlib import Path
-from typing import Any, Literal, Mapping
-
-import yaml
-from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "scheduler.yaml"
 CONFIG_PATH_ENV = "CRYPTORUN_CONFIG"
@@ -58,8 +82,18 @@ def is_aggregator(source_id: str) -> bool:
     return ident in AGGREGATOR_IDS or any(frag in ident for frag in AGGREGATOR_FRAGMENTS)
 
 
+class InvalidAt(ValueError):
+    """Raised by a validator to name a key below the one pydantic reports:
+    ``InvalidAt("venue", ...)`` in a validator of ``market.replay`` reports ``market.replay.venue``."""
+
+    def __init__(self, subkey: str, message: str):
+        self.subkey = subkey
+        super().__init__(message)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a NaN or infinite threshold would silently disable the gate it sets
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_sums_to_one(weights: dict[str, float], what: str) -> None:
@@ -82,13 +116,13 @@ def _check_weight_table(table: dict[str, dict[str, float]], keys: tuple[str, ...
 
 
 class GlobalConfig(_Strict):
-    artifacts_dir: str = "artifacts"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    timezone: Literal["UTC"] = "UTC"
-    partitions_start: datetime = datetime(2026, 11, 1, tzinfo=UTC)
+    artifacts_dir: str
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    timezone: Literal["UTC"]
+    partitions_start: datetime
     # market snapshots (pipeline-internal parquet, ~8 MB per hot cycle) older than this many hours
     # before the newest one are pruned; 0 keeps them all. SPEC §9 artifacts are never pruned.
-    snapshot_retention_hours: int = Field(48, ge=0)
+    snapshot_retention_hours: int = Field(ge=0)
 
     @field_validator("artifacts_dir")
     @classmethod
@@ -106,45 +140,47 @@ class GlobalConfig(_Strict):
 
 
 class SimulatedMarketConfig(_Strict):
-    seed: int = 7
-    n_symbols: int = Field(150, ge=10, le=10000)
+    seed: int
+    n_symbols: int = Field(ge=10, le=10000)
 
 
 class ReplayMarketConfig(_Strict):
-    path: str = "../shared/data/real/daily"
-    resolution: Literal["1h", "1d"] = "1d"
-    venue: str = "kraken"
+    path: str
+    resolution: Literal["1h", "1d"]
+    venue: str  # the venue the recorded bars are served as
+
+    @field_validator("venue")
+    @classmethod
+    def _venue(cls, v: str) -> str:
+        return MarketConfig._known_venues((v,))[0]
 
 
 class CcxtMarketConfig(_Strict):
-    timeout_ms: int = Field(10_000, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(8.0, ge=0)
-    ohlcv_cache_dir: str = ".cache/ohlcv"
-    api_key_env: dict[str, str] = Field(default_factory=dict)
+    timeout_ms: int = Field(gt=0)
+    max_retries: int = Field(ge=0, le=10)
+    backoff_base_s: float = Field(ge=0)
+    backoff_max_s: float = Field(ge=0)
+    ohlcv_cache_dir: str
+    api_key_env: dict[str, str]
 
 
 class CacheConfig(_Strict):
-    ttl_s: float = Field(600.0, ge=0)
-    max_entries: int = Field(50_000, gt=0)
+    ttl_s: float = Field(ge=0)
+    max_entries: int = Field(gt=0)
 
 
 class MarketConfig(_Strict):
-    source: Literal["simulated", "ccxt", "replay"] = "simulated"
-    venues: tuple[str, ...] = KNOWN_VENUES
-    microstructure_sources: tuple[str, ...] = KNOWN_VENUES
-    usd_quotes: tuple[str, ...] = ("USD",)
-    excluded_bases: tuple[str, ...] = (
-        "USDT", "USDC", "DAI", "BUSD", "TUSD", "USDP", "PYUSD", "FDUSD", "UST", "GUSD",
-        "EUR", "GBP", "JPY", "CAD", "AUD", "CHF",
-    )
-    history_bars: int = Field(720, ge=24, le=5000)
-    book_depth_levels: int = Field(100, gt=0)
-    simulated: SimulatedMarketConfig = SimulatedMarketConfig()
-    replay: ReplayMarketConfig = ReplayMarketConfig()
-    ccxt: CcxtMarketConfig = CcxtMarketConfig()
-    cache: CacheConfig = CacheConfig()
+    source: Literal["simulated", "ccxt", "replay"]
+    venues: tuple[str, ...]
+    microstructure_sources: tuple[str, ...]
+    usd_quotes: tuple[str, ...]
+    excluded_bases: tuple[str, ...]
+    history_bars: int = Field(ge=24, le=5000)
+    book_depth_levels: int = Field(gt=0)
+    simulated: SimulatedMarketConfig
+    replay: ReplayMarketConfig
+    ccxt: CcxtMarketConfig
+    cache: CacheConfig
 
     @field_validator("venues")
     @classmethod
@@ -182,6 +218,14 @@ class MarketConfig(_Strict):
             raise ValueError(f"must include USD and only USD/USDT/USDC (got {list(v)})")
         return v
 
+    @field_validator("replay")
+    @classmethod
+    def _replayed_venue_is_configured(cls, v: ReplayMarketConfig, info: ValidationInfo) -> ReplayMarketConfig:
+        venues = info.data.get("venues")
+        if info.data.get("source") == "replay" and venues is not None and v.venue not in venues:
+            raise InvalidAt("venue", f"'{v.venue}' is not one of market.venues {list(venues)} (market.source is replay)")
+        return v
+
 
 class TierConfig(_Strict):
     name: str
@@ -192,20 +236,12 @@ class TierConfig(_Strict):
     score: float = Field(ge=0, le=100)
 
 
-def _default_tiers() -> tuple[TierConfig, ...]:
-    return (
-        TierConfig(name="tier1", min_adv_usd=5_000_000, depth_min_usd=150_000, spread_max_bps=25, vadr_min=1.85, score=100),
-        TierConfig(name="tier2", min_adv_usd=1_000_000, depth_min_usd=75_000, spread_max_bps=50, vadr_min=1.80, score=70),
-        TierConfig(name="tier3", min_adv_usd=100_000, depth_min_usd=25_000, spread_max_bps=80, vadr_min=1.75, score=40),
-    )
-
-
 class UniverseConfig(_Strict):
-    min_adv_usd: float = Field(100_000, ge=0)
-    adv_periods: int = Field(7, ge=1)
-    min_periods: int = Field(7, ge=1)
-    regime_universe_size: int = Field(100, ge=1)
-    tiers: tuple[TierConfig, ...] = Field(default_factory=_default_tiers)
+    min_adv_usd: float = Field(ge=0)
+    adv_periods: int = Field(ge=1)
+    min_periods: int = Field(ge=1)
+    regime_universe_size: int = Field(ge=1)
+    tiers: tuple[TierConfig, ...]
 
     @field_validator("tiers")
     @classmethod
@@ -218,27 +254,14 @@ class UniverseConfig(_Strict):
         return v
 
 
-def _weights_table(values: dict[str, tuple[float, ...]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    return {regime: dict(zip(keys, row)) for regime, row in values.items()}
-
-
 TIMEFRAME_KEYS = ("1h", "4h", "12h", "24h", "7d")
 TIMEFRAME_HOURS = {"1h": 1, "4h": 4, "12h": 12, "24h": 24, "7d": 168}
 
 
 class MomentumConfig(_Strict):
-    k: float = Field(1.0, gt=0)
-    vol_window_bars: int = Field(168, ge=2)
-    weights: dict[str, dict[str, float]] = Field(
-        default_factory=lambda: _weights_table(
-            {
-                "calm": (0.15, 0.30, 0.35, 0.15, 0.05),
-                "normal": (0.20, 0.35, 0.30, 0.15, 0.00),
-                "volatile": (0.25, 0.40, 0.25, 0.10, 0.00),
-            },
-            TIMEFRAME_KEYS,
-        )
-    )
+    k: float = Field(gt=0)
+    vol_window_bars: int = Field(ge=2)
+    weights: dict[str, dict[str, float]]
 
     @field_validator("weights")
     @classmethod
@@ -247,18 +270,18 @@ class MomentumConfig(_Strict):
 
 
 class FactorsConfig(_Strict):
-    momentum: MomentumConfig = MomentumConfig()
-    orthogonalize: bool = True
-    min_cross_section: int = Field(10, ge=3)
-    rsi_period: int = Field(14, ge=2)
-    adx_period: int = Field(14, ge=2)
-    range_periods: int = Field(20, ge=2)
+    momentum: MomentumConfig
+    orthogonalize: bool
+    min_cross_section: int = Field(ge=3)
+    rsi_period: int = Field(ge=2)
+    adx_period: int = Field(ge=2)
+    range_periods: int = Field(ge=2)
 
 
 class VadrConfig(_Strict):
-    min_prior_periods: int = Field(20, ge=1)
-    percentile: float = Field(80, gt=0, lt=100)
-    min_symbols_for_percentile: int = Field(20, ge=1)
+    min_prior_periods: int = Field(ge=1)
+    percentile: float = Field(gt=0, lt=100)
+    min_symbols_for_percentile: int = Field(ge=1)
 
 
 class BandConfig(_Strict):
@@ -270,9 +293,9 @@ class BandConfig(_Strict):
 
 class RegimeThresholds(_Strict):
     # realized vol: calm below, volatile above; the two others: calm above, volatile below
-    realized_vol_7d: BandConfig = BandConfig(calm=0.40, volatile=0.80)
-    pct_above_20ma: BandConfig = BandConfig(calm=70.0, volatile=45.0)
-    breadth_thrust: BandConfig = BandConfig(calm=0.60, volatile=0.40)
+    realized_vol_7d: BandConfig
+    pct_above_20ma: BandConfig
+    breadth_thrust: BandConfig
 
     @model_validator(mode="after")
     def _ordered(self) -> "RegimeThresholds":
@@ -286,22 +309,13 @@ class RegimeThresholds(_Strict):
 
 
 class RegimeConfig(_Strict):
-    benchmark: str = "BTC/USD"
-    ma_periods: int = Field(20, ge=2)
-    thrust_periods: int = Field(30, ge=2)
-    thrust_ema_span: int = Field(10, ge=1)  # alpha = 2 / (span + 1) = 2/11
-    refresh_hours: int = Field(4, ge=1)
-    thresholds: RegimeThresholds = RegimeThresholds()
-    weights: dict[str, dict[str, float]] = Field(
-        default_factory=lambda: _weights_table(
-            {
-                "calm": (0.40, 0.30, 0.20, 0.10),
-                "normal": (0.35, 0.25, 0.25, 0.15),
-                "volatile": (0.30, 0.20, 0.30, 0.20),
-            },
-            FACTORS,
-        )
-    )
+    benchmark: str
+    ma_periods: int = Field(ge=2)
+    thrust_periods: int = Field(ge=2)
+    thrust_ema_span: int = Field(ge=1)  # alpha = 2 / (span + 1)
+    refresh_hours: int = Field(ge=1)
+    thresholds: RegimeThresholds
+    weights: dict[str, dict[str, float]]
 
     @field_validator("weights")
     @classmethod
@@ -310,36 +324,36 @@ class RegimeConfig(_Strict):
 
 
 class FatigueConfig(_Strict):
-    r24h_above: float = 0.12
-    rsi4h_above: float = 70.0
+    r24h_above: float
+    rsi4h_above: float
 
 
 class GatesConfig(_Strict):
-    history_min_bars: int = Field(192, ge=1)
-    fresh_max_bar_lag: int = Field(2, ge=0)
-    fresh_max_book_age_s: float = Field(60.0, ge=0)
-    depth_band_pct: float = Field(2.0, gt=0, lt=100)
-    absurd_spread_bps: float = Field(2500.0, gt=0)  # a book wider than this is invalid (absurd_spread)
-    fatigue: FatigueConfig = FatigueConfig()
+    history_min_bars: int = Field(ge=1)
+    fresh_max_bar_lag: int = Field(ge=0)
+    fresh_max_book_age_s: float = Field(ge=0)
+    depth_band_pct: float = Field(gt=0, lt=100)
+    absurd_spread_bps: float = Field(gt=0)  # a book wider than this is invalid (absurd_spread)
+    fatigue: FatigueConfig
 
 
 class PremoveConfig(_Strict):
-    compression_min: float = Field(70.0, ge=0, le=100)
-    volume_build_min: float = Field(1.5, ge=0)
-    imbalance_min: float = Field(0.15, ge=-1, le=1)
-    compression_periods: int = Field(20, ge=2)
-    volume_build_periods: int = Field(7, ge=1)
-    weight_compression: float = Field(0.45, ge=0)
-    weight_volume: float = Field(0.30, ge=0)
-    weight_imbalance: float = Field(0.25, ge=0)
-    volume_build_span: float = Field(2.0, gt=0)
-    imbalance_cap: float = Field(0.3, gt=0)
-    watch_min: float = 50.0
-    prepare_min: float = 70.0
-    prime_min: float = 85.0
-    execute_min_gates: int = Field(2, ge=0, le=3)
-    low_risk_spread_bps: float = Field(25.0, ge=0)
-    low_risk_depth_multiple: float = Field(2.0, ge=0)
+    compression_min: float = Field(ge=0, le=100)
+    volume_build_min: float = Field(ge=0)
+    imbalance_min: float = Field(ge=-1, le=1)
+    compression_periods: int = Field(ge=2)
+    volume_build_periods: int = Field(ge=1)
+    weight_compression: float = Field(ge=0)
+    weight_volume: float = Field(ge=0)
+    weight_imbalance: float = Field(ge=0)
+    volume_build_span: float = Field(gt=0)
+    imbalance_cap: float = Field(gt=0)
+    watch_min: float
+    prepare_min: float
+    prime_min: float
+    execute_min_gates: int = Field(ge=0, le=3)
+    low_risk_spread_bps: float = Field(ge=0)
+    low_risk_depth_multiple: float = Field(ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> "PremoveConfig":
@@ -355,16 +369,16 @@ class PremoveConfig(_Strict):
 class JobSettings(_Strict):
     """Per-job knobs (the seed's ``config`` block)."""
 
-    universe: Literal["hot", "warm", "all"] = "hot"
-    venues: tuple[str, ...] = KNOWN_VENUES
-    max_sample: int = Field(30, ge=1, le=10000)
-    premove: bool = False
-    score_min: float = Field(75.0, ge=0, le=100)
-    vadr_use_percentile: bool = True
-    spread_multiplier: float = Field(1.0, gt=0)
-    depth_multiplier: float = Field(1.0, gt=0)
-    cache_ttl_s: float = Field(0.0, ge=0)
-    request_rate_per_s: float = Field(0.0, ge=0)  # 0 = the venue's own ccxt rate limit
+    universe: Literal["hot", "warm", "all"]
+    venues: tuple[str, ...]
+    max_sample: int = Field(ge=1, le=10000)
+    premove: bool
+    score_min: float = Field(ge=0, le=100)
+    vadr_use_percentile: bool
+    spread_multiplier: float = Field(gt=0)
+    depth_multiplier: float = Field(gt=0)
+    cache_ttl_s: float = Field(ge=0)
+    request_rate_per_s: float = Field(ge=0)  # 0 = the venue's own ccxt rate limit
 
     @field_validator("venues")
     @classmethod
@@ -376,9 +390,9 @@ class JobConfig(_Strict):
     name: str
     schedule: str
     type: Literal["scan", "regime"]
-    enabled: bool = True
-    description: str = ""
-    config: JobSettings = JobSettings()
+    enabled: bool
+    description: str
+    config: JobSettings
 
     @field_validator("name")
     @classmethod
@@ -390,7 +404,11 @@ class JobConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, v: str) -> str:
-        if len(v.split()) != 5 or not croniter.is_valid(v):
+        try:
+            check_cron(v)
+        except ValueError as exc:
+            raise ValueError(f"'{v}' is not a valid 5-field cron expression: {exc}") from None
+        if not croniter.is_valid(v):  # what Dagster's scheduler will read it with
             raise ValueError(f"'{v}' is not a valid 5-field cron expression")
         return v
 
@@ -401,17 +419,17 @@ class JobConfig(_Strict):
 
 
 class AppConfig(_Strict):
-    global_: GlobalConfig = Field(GlobalConfig(), alias="global")
-    market: MarketConfig = MarketConfig()
-    universe: UniverseConfig = UniverseConfig()
-    factors: FactorsConfig = FactorsConfig()
-    vadr: VadrConfig = VadrConfig()
-    regime: RegimeConfig = RegimeConfig()
-    gates: GatesConfig = GatesConfig()
-    premove: PremoveConfig = PremoveConfig()
+    global_: GlobalConfig = Field(alias="global")
+    market: MarketConfig
+    universe: UniverseConfig
+    factors: FactorsConfig
+    vadr: VadrConfig
+    regime: RegimeConfig
+    gates: GatesConfig
+    premove: PremoveConfig
     jobs: tuple[JobConfig, ...]
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     @field_validator("jobs")
     @classmethod
@@ -427,6 +445,9 @@ class AppConfig(_Strict):
                 extra = [v for v in job.config.venues if v not in market.venues]
                 if extra:
                     raise ValueError(f"job '{job.name}' uses venues not in market.venues: {extra}")
+                if market.source == "replay" and market.replay.venue not in job.config.venues:
+                    raise InvalidAt(f"[{job.name}].config.venues", f"must include '{market.replay.venue}', the venue "
+                                    "market.replay serves (market.source is replay)")
         return jobs
 
     def job(self, name: str) -> JobConfig:
@@ -443,49 +464,11 @@ class AppConfig(_Strict):
         return None
 
 
-def _format_loc(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
-    """Turn a pydantic location into a readable key path, naming jobs by their name."""
-    parts: list[str] = []
-    node: Any = raw
-    for item in loc:
-        if isinstance(item, int):
-            label = str(item)
-            if isinstance(node, list) and 0 <= item < len(node):
-                child = node[item]
-                if isinstance(child, dict) and isinstance(child.get("name"), str):
-                    label = child["name"]
-                node = child
-            else:
-                node = None
-            if parts:
-                parts[-1] = f"{parts[-1]}[{label}]"
-            else:
-                parts.append(f"[{label}]")
-            continue
-        item = str(item)
-        if item in ("function-after", "function-before", "function-wrap") or item.startswith(("list[", "tuple[", "dict[")):
-            continue
-        parts.append(item)
-        node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts) or "<root>"
-
-
 def parse_config(raw: Any, *, source: str = "<config>") -> AppConfig:
-    """Validate a mapping (already parsed YAML) into an :class:`AppConfig`."""
-    if not isinstance(raw, dict):
-        raise ConfigError("<root>", f"{source} must contain a mapping at the top level")
-    try:
-        return AppConfig.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = _format_loc(tuple(err["loc"]), raw)
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        msg = msg.removeprefix("Value error, ")
-        raise ConfigError(key, f"{msg} (in {source})") from None
+    """Validate a complete mapping (already parsed YAML, no ``extends``) into an :class:`AppConfig`."""
+    from cryptorun_core.config_files import validate  # the loader imports this module
+
+    return validate(raw, lambda _key: source)
 
 
 def resolve_config_path(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -497,61 +480,35 @@ def resolve_config_path(path: str | os.PathLike[str] | None = None, environ: Map
 def load_config(
     path: str | os.PathLike[str] | None = None, *, check_artifacts_dir: bool = True, environ: Mapping[str, str] | None = None
 ) -> AppConfig:
-    """Load and validate the scheduler config.
+    """Load and validate the scheduler config and the files it extends; writes nothing.
 
     ``path`` defaults to ``$CRYPTORUN_CONFIG`` or the packaged ``config/scheduler.yaml``.
-    ``$CRYPTORUN_ARTIFACTS_DIR`` and ``$CRYPTORUN_MARKET_SOURCE`` override the file (read from
-    ``environ``, default the process environment).
+    ``$CRYPTORUN_ARTIFACTS_DIR`` and ``$CRYPTORUN_MARKET_SOURCE`` override the files (read from
+    ``environ``, default the process environment: a run reads the overrides its launcher resolved).
+    With the replay source its folder must exist; ``check_artifacts_dir`` also proves that
+    ``artifacts_dir`` can be created and written (it is created when something is written into it).
     """
+    from cryptorun_core.config_files import load
+
     env = os.environ if environ is None else environ
-    cfg_path = resolve_config_path(path, env)
-    try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("<file>", f"config file not found: {cfg_path}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError("<yaml>", f"{cfg_path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if isinstance(raw, dict):
-        raw = dict(raw)
-        env_dir = env.get(ARTIFACTS_DIR_ENV)
-        env_source = env.get(MARKET_SOURCE_ENV)
-        if env_dir:
-            raw["global"] = {**(raw.get("global") or {}), "artifacts_dir": env_dir}
-        if env_source:
-            raw["market"] = {**(raw.get("market") or {}), "source": env_source}
-    config = parse_config(raw, source=str(cfg_path))
-    config = _resolve_paths(config, cfg_path.parent)
-    if check_artifacts_dir:
-        ensure_writable_dir(config.global_.artifacts_dir, "global.artifacts_dir")
-    return config
+    return load(resolve_config_path(path, env), env, check_artifacts_dir)
 
 
-def _resolve_paths(config: AppConfig, base: Path) -> AppConfig:
-    """Relative paths in the file are relative to the project root (the config folder's parent)."""
-    root = base.parent if base.name == "config" else base
+@functools.cache
+def packaged_config() -> AppConfig:
+    """The packaged ``config/scheduler.yaml`` (every default, paths resolved), without environment
+    overrides or checks on disk: for code and tests that need settings without a config file."""
+    from cryptorun_core.config_files import load
 
-    def resolve(p: str) -> str:
-        path = Path(p).expanduser()
-        return str(path if path.is_absolute() else (root / path).resolve())
-
-    glob = config.global_.model_copy(update={"artifacts_dir": resolve(config.global_.artifacts_dir)})
-    replay = config.market.replay.model_copy(update={"path": resolve(config.market.replay.path)})
-    ccxt_cfg = config.market.ccxt.model_copy(update={"ohlcv_cache_dir": resolve(config.market.ccxt.ohlcv_cache_dir)})
-    market = config.market.model_copy(update={"replay": replay, "ccxt": ccxt_cfg})
-    return config.model_copy(update={"global_": glob, "market": market})
+    return load(DEFAULT_CONFIG_PATH, {}, check_artifacts_dir=False)
 
 
-def ensure_writable_dir(path: str, key: str) -> Path:
-    """Create ``path`` if needed and prove it is writable, or raise ConfigError naming ``key``."""
-    target = Path(path)
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(key, f"cannot create directory {target}: {exc.strerror}") from None
-    if not target.is_dir() or not os.access(target, os.W_OK | os.X_OK):
-        raise ConfigError(key, f"directory {target} is not writable")
-    return target
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def changed(model: _Model, **changes: Any) -> _Model:
+    """A validated copy of ``model`` with ``changes`` applied, a mapping merging into its section:
+    ``changed(packaged_config().market, ccxt={"max_retries": 5})``."""
+    from cryptorun_core.config_files import merge_mapping
+
+    return type(model).model_validate(merge_mapping(model.model_dump(by_alias=True), changes))

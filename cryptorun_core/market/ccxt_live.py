@@ -50,7 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cryptorun_core.artifacts import safe_join
-from cryptorun_core.config import KNOWN_VENUES, AppConfig, JobConfig, MarketConfig
+from cryptorun_core.config import KNOWN_VENUES, AppConfig, JobConfig, MarketConfig, packaged_config
 from cryptorun_core.market.base import (
     BAR_COLUMNS,
     TIMEFRAME_DELTA,
@@ -386,7 +386,7 @@ class CcxtMarket(MarketSource):
         now: Callable[[], datetime] | None = None,
         environ: Mapping[str, str] | None = None,
     ):
-        market_cfg = config.market if isinstance(config, AppConfig) else (config or MarketConfig())
+        market_cfg = config.market if isinstance(config, AppConfig) else (config or packaged_config().market)
         unknown = [v for v in venues if v not in VENUE_IDS]
         if unknown:
             raise ValueError(f"unknown venue(s) for ccxt: {unknown} (known: {', '.join(VENUE_IDS)})")

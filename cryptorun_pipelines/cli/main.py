@@ -132,8 +132,9 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     try:
         code = _dispatch(args, parser)
-    except ConfigError as exc:
-        sys.stderr.write(f"{PROG}: config error: {exc}\n")
+    except ConfigError as exc:  # one line even when a file name or a YAML excerpt holds a newline
+        text = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        sys.stderr.write(f"{PROG}: config error: {text}\n")
         code = EXIT_USAGE
     except CliError as exc:
         sys.stderr.write(f"{PROG}: error: {exc.message}\n")

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptorun_core.config import PremoveConfig
+from cryptorun_core.config import packaged_config
 from cryptorun_core.premove import (
     PREMOVE_COLUMNS, book_imbalance, compression, execution_risk, premove_frame, premove_gates, premove_score, premove_state,
 )
 
-CFG = PremoveConfig()
+CFG = packaged_config().premove
 
 
 def test_compression_percentile_rank():

@@ -3,7 +3,9 @@ definitions refuse to load (importing ``cryptorun_pipelines.definitions`` with
 ``CRYPTORUN_CONFIG`` pointing at the file raises ``ConfigError`` naming the key; ``dagster
 definitions validate`` reports the code location as invalid).
 
-tests/core/test_config.py covers parse-level cases; these go through the CLI and the definitions.
+tests/core/test_config.py, test_config_files.py and test_cron.py cover the loader's cases one by one;
+these go through the CLI and the definitions. A refused config writes nothing: no artifacts folder,
+no instance folder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cryptorun_core import config_files
 from cryptorun_core.config import CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, ConfigError
 from cryptorun_pipelines.cli.main import main
 
@@ -41,6 +44,33 @@ def _set(path: str, value):
             node = node[part]
         node[parts[-1]] = value
     return mutate
+
+
+class Text:
+    """A mutation of the dumped YAML text (what a dict cannot hold: a duplicate key)."""
+
+    def __init__(self, change):
+        self.change = change
+
+
+class File:
+    """Writes the config file itself: ``make(path, raw)`` (unreadable files, overlays)."""
+
+    def __init__(self, make):
+        self.make = make
+
+
+def _replaying_a_missing_folder(raw: dict) -> None:
+    raw["market"]["source"] = "replay"
+    raw["market"]["replay"]["path"] = "no_such_history"
+
+
+def _overlay_of(overlay: str):
+    """The config is an overlay of base.yaml (the broken_config dict) beside it."""
+    def make(path: Path, raw: dict) -> None:
+        (path.parent / "base.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        path.write_text("extends: base.yaml\n" + overlay)
+    return File(make)
 
 
 # (id, mutation of the raw dict or raw YAML text, key named in the error)
@@ -71,6 +101,27 @@ CASES = [
     ("tiers_not_descending", lambda r: r["universe"].__setitem__("tiers", list(reversed(r["universe"]["tiers"]))), "universe.tiers"),
     ("missing_jobs", lambda r: r.pop("jobs"), "jobs"),
     ("artifacts_dir_unwritable", None, "global.artifacts_dir"),  # below a regular file (tests run as root)
+    # refused since issue 14 (they loaded before, silently changing what runs)
+    ("nan_threshold", _set("gates.fatigue.r24h_above", float("nan")), "gates.fatigue.r24h_above"),
+    ("inf_book_age", _set("gates.fresh_max_book_age_s", float("inf")), "gates.fresh_max_book_age_s"),
+    ("nan_weight", _set("regime.weights.calm", {"momentum": float("nan"), "technical": 0.3, "volume": 0.2, "quality": 0.1}),
+     "regime.weights.calm.momentum"),
+    ("cron_step_61", _set("jobs[scan.hot].schedule", "*/61 * * * *"), "jobs[scan.hot].schedule"),
+    ("cron_reversed_range", _set("jobs[scan.warm].schedule", "0 22-2 * * *"), "jobs[scan.warm].schedule"),
+    ("cron_never_fires", _set("jobs[regime.refresh].schedule", "0 0 31 2 *"), "jobs[regime.refresh].schedule"),
+    ("duplicate_yaml_key", Text(lambda t: t.replace("  history_min_bars: 192\n", "  history_min_bars: 192\n  history_min_bars: 10\n")),
+     "gates.history_min_bars"),
+    ("replay_unknown_venue", _set("market.replay.venue", "binance"), "market.replay.venue"),
+    ("replay_folder_missing", _replaying_a_missing_folder, "market.replay.path"),
+    ("binary_file", File(lambda p, raw: p.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))), "<file>"),
+    ("utf16_file", File(lambda p, raw: p.write_text(yaml.safe_dump(raw), encoding="utf-16")), "<file>"),
+    ("directory", File(lambda p, raw: p.mkdir()), "<file>"),
+    ("fifo", File(lambda p, raw: os.mkfifo(p)), "<file>"),
+    ("overlay_bad_value", _overlay_of("vadr: {percentile: 170}\n"), "vadr.percentile"),
+    ("overlay_unknown_key", _overlay_of("gates: {fatigue: {r24_above: 0.2}}\n"), "gates.fatigue.r24_above"),
+    ("overlay_removes_unknown_job", _overlay_of("jobs: [{name: scan.cold, remove: true}]\n"), "jobs[scan.cold].remove"),
+    ("extends_missing_file", File(lambda p, raw: p.write_text("extends: nope.yaml\n")), "extends"),
+    ("extends_cycle", File(lambda p, raw: p.write_text(f"extends: {p.name}\n")), "extends"),
 ]
 # checks made by cryptorun_pipelines.partitions.build_cadences (the CLI runs them since this suite found
 # that `cryptorun schedule list` exited 0 on them)
@@ -91,10 +142,18 @@ def broken_config(tmp_path: Path, case) -> Path:
     if isinstance(mutation, str):
         path.write_text(mutation)
         return path
+    if isinstance(mutation, File):
+        mutation.make(path, raw)
+        return path
     if name == "artifacts_dir_unwritable":
         blocker = tmp_path / "a_regular_file"
         blocker.write_text("not a directory\n")
         raw["global"]["artifacts_dir"] = str(blocker / "artifacts")
+    elif isinstance(mutation, Text):
+        text = yaml.safe_dump(raw, sort_keys=False)
+        path.write_text(mutation.change(text))
+        assert path.read_text() != text, name
+        return path
     elif mutation is not None:
         mutation(raw)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -114,7 +173,24 @@ def test_cli_exits_2_naming_the_key(tmp_path, capsys, case):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cryptorun: "), err
     assert f"'{case[2]}'" in lines[0], lines[0]
-    assert not (tmp_path / "artifacts").exists() or case in LATE_CASES  # (load_config creates it before build_cadences)
+    if case[2] == "<file>":
+        assert str(path) in lines[0], lines[0]
+    assert set(os.listdir(tmp_path)) <= {"config", "a_regular_file"}  # nothing written: no artifacts, no instance
+
+
+def test_cli_permission_denied_names_the_file(tmp_path, capsys, monkeypatch):
+    path = broken_config(tmp_path, ("valid", None, None))
+    real_open = config_files.os.open
+
+    def denied(p, *args, **kwargs):  # tests run as root, for whom chmod 000 denies nothing
+        if Path(p) == path:
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_open(p, *args, **kwargs)
+
+    monkeypatch.setattr(config_files.os, "open", denied)
+    assert main(["--config", str(path), "schedule", "list"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"'<file>': cannot read config file {path}: permission denied" in lines[0], lines
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -137,14 +213,16 @@ def test_dagster_definitions_validate_reports_the_broken_location(tmp_path):
     assert "market.microstructure_sources" in proc.stdout + proc.stderr
 
 
-def test_cli_subprocess_exit_code_and_single_line(tmp_path):
-    """The installed console script (one subprocess): exit 2, one line on stderr naming the key."""
-    path = broken_config(tmp_path, next(c for c in CASES if c[0] == "bad_cron_words"))
+@pytest.mark.parametrize("case,named", [("bad_cron_words", "jobs[scan.hot].schedule"), ("utf16_file", "scheduler.yaml")])
+def test_cli_subprocess_exit_code_and_single_line(tmp_path, case, named):
+    """The installed console script (one subprocess each): exit 2, one line on stderr naming the
+    key or the file, no traceback (a UTF-16 file exited 1 with UnicodeDecodeError before)."""
+    path = broken_config(tmp_path, next(c for c in CASES if c[0] == case))
     proc = subprocess.run([str(VENV_BIN / "cryptorun"), "--config", str(path), "schedule", "list"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env={k: v for k, v in os.environ.items() if k != CONFIG_PATH_ENV})
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "jobs[scan.hot].schedule" in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and named in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_yaml_is_loaded_safely(tmp_path, capsys):

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from cryptorun_core.artifacts import safe_join
-from cryptorun_core.config import MarketConfig
+from cryptorun_core.config import packaged_config
 from cryptorun_core.market.ccxt_live import CcxtMarket
 from cryptorun_pipelines.cli.main import build_parser
 from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
@@ -138,7 +138,7 @@ def test_a_pipeline_folder_linked_outside_artifacts_dir_is_refused(tmp_path):
 
 @pytest.mark.parametrize("symbol", ["../../evil/USD", "..", "/etc/passwd", "a\x00b/USD", "ÜBER;rm -rf/USD", ".hidden/USD"])
 def test_venue_supplied_symbols_cannot_escape_the_bar_cache(tmp_path, symbol):
-    market = CcxtMarket(("kraken",), MarketConfig(), ohlcv_cache_dir=tmp_path / "bars")
+    market = CcxtMarket(("kraken",), packaged_config().market, ohlcv_cache_dir=tmp_path / "bars")
     try:
         market.exchange("kraken").timeout_on_exit = 0
         path = market._store_path("kraken", symbol, "1h")

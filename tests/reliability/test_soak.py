@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cryptorun_core.config import CacheConfig, MarketConfig, load_config
+from cryptorun_core.config import changed, load_config, packaged_config
 from cryptorun_core.engine import run_scan
 from cryptorun_core.market import simulated
 from cryptorun_core.market.simulated import SimulatedMarket
@@ -113,7 +113,7 @@ def test_soak_engine_500_cycles():
 def test_soak_live_path_with_ttl_cache_100_cycles(ccxt_fakes, tmp_path):
     """CcxtMarket on the wire-format fake: TTL cache bounded by max_entries, bar store bounded,
     no socket/fd growth, request counts per cycle stay small (incremental bars)."""
-    cfg = MarketConfig(cache=CacheConfig(ttl_s=1800, max_entries=64))
+    cfg = changed(packaged_config().market, cache={"ttl_s": 1800, "max_entries": 64})
     world = ccxt_fakes.make_world(cfg, cache_ttl_s=1800, ohlcv_cache_dir=tmp_path / "bars")
     symbols = ["BTC/USD", "ETH/USD", "SOL/USD"]
     market = world.market

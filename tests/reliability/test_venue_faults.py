@@ -21,7 +21,7 @@ import ccxt
 import pytest
 
 from cryptorun_core.artifacts import as_of_folder, atomic_write, json_bytes
-from cryptorun_core.config import MarketConfig, load_config
+from cryptorun_core.config import load_config, packaged_config
 from cryptorun_core.engine import run_scan
 from cryptorun_core.market.base import MarketDataError
 from cryptorun_core.market.simulated import SimulatedMarket
@@ -70,7 +70,7 @@ def header_for(tmp_path, explain: dict, as_of):
 
 @pytest.fixture(scope="module")
 def healthy(ccxt_fakes):
-    world = ccxt_fakes.make_world(MarketConfig())
+    world = ccxt_fakes.make_world(packaged_config().market)
     try:
         snap, res = ccxt_cycle(world.market, ccxt_fakes.AS_OF)
     finally:
@@ -87,7 +87,7 @@ def test_healthy_baseline_reads_every_venue(healthy):
 @pytest.mark.parametrize("error", ERRORS)
 def test_one_venue_down_every_call(ccxt_fakes, healthy, tmp_path, error):
     exc, reason = CCXT_ERRORS[error]
-    world = ccxt_fakes.make_world(MarketConfig())
+    world = ccxt_fakes.make_world(packaged_config().market)
     world.apis["okx"].fail("", lambda: exc(f"okx: injected {error}"))  # every request, markets included
     try:
         snap, res = ccxt_cycle(world.market, ccxt_fakes.AS_OF)
@@ -98,7 +98,7 @@ def test_one_venue_down_every_call(ccxt_fakes, healthy, tmp_path, error):
     assert okx["status"] == "down" and okx["requests"] == 4 and okx["errors"] == 4 and okx["retries"] == 3
     assert reason in okx["last_error"]
     assert [d for v, d in world.market.backoff_log if v == "okx"] == [0.5, 1.0, 2.0] * 2  # two snapshots
-    assert all(d <= MarketConfig().ccxt.backoff_max_s for _, d in world.market.backoff_log)
+    assert all(d <= packaged_config().market.ccxt.backoff_max_s for _, d in world.market.backoff_log)
     assert {v: h["status"] for v, h in res.explain["venue_health"].items() if v != "okx"} == {"kraken": "ok", "coinbase": "ok"}
     # the cycle completed from the other venues; sources dropped by one, okx is never anyone's venue
     base = {s["symbol"]: s for s in healthy[1].explain["symbols"]}
@@ -115,7 +115,7 @@ def test_one_venue_down_every_call(ccxt_fakes, healthy, tmp_path, error):
 @pytest.mark.parametrize("error", ERRORS)
 def test_one_venue_intermittent(ccxt_fakes, healthy, error):
     exc, reason = CCXT_ERRORS[error]
-    world = ccxt_fakes.make_world(MarketConfig())
+    world = ccxt_fakes.make_world(packaged_config().market)
     api = world.apis["okx"]
     world.market.exchange("okx").fetch = flaky_fetch(api, lambda: exc(f"okx: injected {error}"), every=2)
     try:
@@ -135,7 +135,7 @@ def test_one_venue_intermittent(ccxt_fakes, healthy, error):
 
 
 def test_all_venues_down_raises_one_clear_error(ccxt_fakes):
-    world = ccxt_fakes.make_world(MarketConfig())
+    world = ccxt_fakes.make_world(packaged_config().market)
     for api in world.apis.values():
         api.fail("", lambda: ccxt.ExchangeNotAvailable("503 Service Unavailable"))
     try:
@@ -150,7 +150,7 @@ def test_all_venues_down_raises_one_clear_error(ccxt_fakes):
 
 def test_markets_load_but_every_data_request_fails_is_also_all_down(ccxt_fakes):
     """Markets loaded earlier (cached per venue), then every venue dies: still a failure, not an empty scan."""
-    world = ccxt_fakes.make_world(MarketConfig())
+    world = ccxt_fakes.make_world(packaged_config().market)
     try:
         for v in VENUES:
             world.market.list_markets(v, ccxt_fakes.AS_OF)

@@ -74,9 +74,9 @@ closes_st = st.lists(st.floats(-0.05, 0.05), min_size=200, max_size=200).map(
 @settings(max_examples=30, deadline=None)
 @given(closes_st, st.sampled_from(["calm", "normal", "volatile"]))
 def test_core_stays_in_0_100(closes, regime):
-    from cryptorun_core.config import MomentumConfig
+    from cryptorun_core.config import packaged_config
 
-    w = MomentumConfig().weights[regime]
+    w = packaged_config().factors.momentum.weights[regime]
     core = momentum_factor(closes[None, :], None, w)["momentum_core"][0]
     assert 0.0 <= core <= 100.0
 
@@ -86,9 +86,9 @@ def test_core_stays_in_0_100(closes, regime):
 def test_raising_recent_returns_never_lowers_core(closes, bumps, regime):
     """Add δ ≥ 0 to each of the last 4 hourly log returns with σ₁ₕ held fixed (σ is recomputed from
     the returns themselves, so without holding it a bigger return can also raise σ — see report)."""
-    from cryptorun_core.config import MomentumConfig
+    from cryptorun_core.config import packaged_config
 
-    w = MomentumConfig().weights[regime]
+    w = packaged_config().factors.momentum.weights[regime]
     base = momentum_factor(closes[None, :], None, w)
     lr = np.diff(np.log(closes))
     lr[-4:] += np.asarray(bumps)

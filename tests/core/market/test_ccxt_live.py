@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptorun_core.config import CcxtMarketConfig, MarketConfig, load_config
+from cryptorun_core.config import MarketConfig, changed, load_config, packaged_config
 from cryptorun_core.market.base import FetchResult
 from cryptorun_core.market.ccxt_live import CcxtMarket, VenueUnavailable, classify_error
 from cryptorun_core.market.snapshot import collect_snapshot
@@ -277,7 +277,7 @@ def make_world(config: MarketConfig | None = None, venues=VENUES, **kwargs: Any)
     exchanges = {v: build_exchange(v, apis[v]) for v in venues}
     clock = FakeClock()
     holder = [venue_now]
-    market = CcxtMarket(venues, config or MarketConfig(), exchanges, clock=clock, sleep=clock.sleep,
+    market = CcxtMarket(venues, config or packaged_config().market, exchanges, clock=clock, sleep=clock.sleep,
                         now=lambda: holder[0], **kwargs)
     return World(market, apis, clock, holder)
 
@@ -354,7 +354,7 @@ def test_markets_are_canonical_per_venue_and_keep_the_native_spelling(world):
 
 
 def test_usd_like_quotes_prefer_usd_then_config_order():
-    w = make_world(MarketConfig(usd_quotes=("USD", "USDT")))
+    w = make_world(changed(packaged_config().market, usd_quotes=("USD", "USDT")))
     try:
         kraken = {m.symbol: m for m in w.market.list_markets("kraken", AS_OF)}
         assert kraken["BTC/USD"].native_symbol == "XBT/USD" and kraken["BTC/USD"].quote == "USD"
@@ -606,7 +606,7 @@ def test_venue_level_errors_retry_with_backoff_then_skip_the_venue(world, exc, r
 
 
 def test_backoff_is_capped_and_retry_count_configurable():
-    cfg = MarketConfig(ccxt=CcxtMarketConfig(max_retries=5, backoff_base_s=1.0, backoff_max_s=3.0))
+    cfg = changed(packaged_config().market, ccxt={"max_retries": 5, "backoff_base_s": 1.0, "backoff_max_s": 3.0})
     w = make_world(cfg, venues=("okx",))
     try:
         w.apis["okx"].fail("/market/books", lambda: ccxt.RequestTimeout("okx timeout"))
@@ -796,10 +796,10 @@ def test_credentials_canary_never_appears_in_results_health_or_repr(monkeypatch,
     monkeypatch.setenv("CR_TEST_OKX_KEY", CANARY_KEY)
     monkeypatch.setenv("CR_TEST_OKX_SECRET", CANARY_SECRET)
     monkeypatch.setenv("CR_TEST_OKX_PASS", CANARY_SECRET)
-    cfg = MarketConfig(ccxt=CcxtMarketConfig(api_key_env={
+    cfg = changed(packaged_config().market, ccxt={"api_key_env": {
         "kraken": "CR_TEST_KRAKEN_KEY", "kraken.secret": "CR_TEST_KRAKEN_SECRET",
         "okx": "CR_TEST_OKX_KEY", "okx.secret": "CR_TEST_OKX_SECRET", "okx.password": "CR_TEST_OKX_PASS",
-    }))
+    }})
     clock = FakeClock()
     market = CcxtMarket(("kraken", "okx"), cfg, clock=clock, sleep=clock.sleep)
     apis = {v: FakeVenueAPI(v, AS_OF + timedelta(seconds=30)) for v in ("kraken", "okx")}
@@ -832,7 +832,7 @@ def test_credentials_canary_never_appears_in_results_health_or_repr(monkeypatch,
 def test_coinbase_never_gets_credentials_because_ccxt_would_go_private(monkeypatch):
     monkeypatch.setenv("CR_TEST_CB_KEY", CANARY_KEY)
     monkeypatch.setenv("CR_TEST_CB_SECRET", CANARY_SECRET)
-    cfg = MarketConfig(ccxt=CcxtMarketConfig(api_key_env={"coinbase": "CR_TEST_CB_KEY", "coinbase.secret": "CR_TEST_CB_SECRET"}))
+    cfg = changed(packaged_config().market, ccxt={"api_key_env": {"coinbase": "CR_TEST_CB_KEY", "coinbase.secret": "CR_TEST_CB_SECRET"}})
     market = CcxtMarket(("coinbase",), cfg)
     try:
         market.exchange("coinbase").timeout_on_exit = 0

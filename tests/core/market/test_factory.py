@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptorun_core.config import AppConfig, JobConfig, JobSettings
+from cryptorun_core.config import AppConfig, JobConfig, changed, packaged_config
 from cryptorun_core.market.factory import build_market_source
 from cryptorun_core.market.replay import ReplayMarket
 from cryptorun_core.market.simulated import SimulatedMarket
@@ -19,7 +19,7 @@ def _with_market(config: AppConfig, **market) -> AppConfig:
 
 
 def _job(venues: tuple[str, ...]) -> JobConfig:
-    return JobConfig(name="scan.hot", schedule="*/15 * * * *", type="scan", config=JobSettings(venues=venues))
+    return changed(packaged_config().job("scan.hot"), config={"venues": venues})
 
 
 def test_simulated_is_the_default_and_uses_the_configured_seed_and_size(app_config):

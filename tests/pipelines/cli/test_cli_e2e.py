@@ -228,8 +228,10 @@ def test_broken_config_exit_2_names_key(cli_env: CliEnv, tmp_path: Path) -> None
 def test_job_failure_exit_1(cli_env: CliEnv, tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3]
     raw = yaml.safe_load((root / "config" / "scheduler.yaml").read_text())
+    # an empty replay folder passes load (a missing one is a config error) and fails the run
     raw["market"]["source"] = "replay"
-    raw["market"]["replay"]["path"] = str(tmp_path / "no_such_history")
+    raw["market"]["replay"]["path"] = str(tmp_path / "empty_history")
+    (tmp_path / "empty_history").mkdir()
     cfg = tmp_path / "config" / "scheduler.yaml"
     cfg.parent.mkdir()
     cfg.write_text(yaml.safe_dump(raw))
@@ -238,7 +240,7 @@ def test_job_failure_exit_1(cli_env: CliEnv, tmp_path: Path) -> None:
                           "--partition", REGIME_PARTITION], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr
     line = one_line(res.stderr)
-    assert "failed at step regime_window" in line and "no_such_history" in line
+    assert "failed at step regime_window" in line and "empty_history" in line
     assert "✗ failed" in res.stdout
     assert not (cli_env.artifacts / REGIME_FOLDER).exists()
 
