@@ -61,10 +61,14 @@ def requested_profile() -> tuple[str, bool]:
     return (name, True) if name else (DEFAULT_PROFILE, False)
 
 
+def default_dagster_home() -> Path:
+    return project_root() / ".dagster_home"
+
+
 def dagster_home() -> Path:
     """``$DAGSTER_HOME`` or ``<project root>/.dagster_home`` as an existing folder (created if missing)."""
     raw = os.environ.get(DAGSTER_HOME_ENV)
-    home = (Path(raw).expanduser() if raw else project_root() / ".dagster_home").absolute()
+    home = (Path(raw).expanduser() if raw else default_dagster_home()).absolute()
     if home.exists() and not home.is_dir():
         raise InstanceError(f"DAGSTER_HOME {home} is a file, not a folder")
     try:
@@ -83,9 +87,11 @@ def prepare_instance() -> "InstanceSetup":
     """Make ``DAGSTER_HOME`` a ready instance (profile installed, storages initialised) — cheap once done."""
     from cryptorun_pipelines.cli.instance_setup import ensure_instance
 
+    name, explicit = requested_profile()
+    if explicit:
+        profile_file(name)  # an unknown profile is refused before anything is created
     home = dagster_home()
     os.environ[DAGSTER_HOME_ENV] = str(home)
-    name, explicit = requested_profile()
     return ensure_instance(home, name, explicit=explicit)
 
 

@@ -53,6 +53,18 @@ def one_line(text: str) -> str:
 # -- initialised once, under a lock ---------------------------------------------------------------
 
 
+def test_dagster_home_default_is_created_with_the_local_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv(instance.PROFILE_ENV, "")
+    monkeypatch.setattr(instance, "default_dagster_home", lambda: tmp_path / ".dagster_home")
+    home = instance.use_dagster_home()
+    assert home == (tmp_path / ".dagster_home").resolve()
+    assert (home / "dagster.yaml").read_bytes() == instance.profile_file("local").read_bytes()
+    assert os.environ["DAGSTER_HOME"] == str(home)  # exported for the children
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    assert instance.dagster_home() == (tmp_path / "elsewhere").resolve()
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(1800)
 def test_eight_concurrent_first_uses_leave_a_working_instance_ten_times_over(tmp_path: Path) -> None:
@@ -218,3 +230,39 @@ def test_unwritable_initialised_dagster_home(tmp_path: Path) -> None:
             p.chmod(mode)
     assert res.returncode == 2, res.stdout + res.stderr
     assert f"DAGSTER_HOME {env.home} is not writable" in one_line(res.stderr)
+
+
+# -- profiles: installed into a fresh home, never over an existing dagster.yaml -----------------------
+
+
+def test_an_existing_dagster_yaml_is_used_as_it_is_and_said_so(home: Path) -> None:
+    home.mkdir(parents=True)
+    own = "# my own instance\ntelemetry:\n  enabled: false\n"
+    (home / "dagster.yaml").write_text(own)
+    setup = instance.prepare_instance()
+    assert (home / "dagster.yaml").read_text() == own  # never overwritten
+    assert setup.notice == (f"DAGSTER_HOME {home}/dagster.yaml differs from profile 'local' "
+                            f"({instance.profile_file('local')}): using it as it is")
+
+
+def test_an_explicit_profile_that_differs_from_the_existing_dagster_yaml_is_refused(
+    home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    code = main(["schedule", "status", "--profile", "local"])
+    line = one_line(capsys.readouterr().err)
+    assert code == 2
+    assert line.startswith(f"cryptorun: error: DAGSTER_HOME {home} already has a dagster.yaml that differs from "
+                           "profile 'local'")
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+    # the same profile as installed is fine
+    (home / "dagster.yaml").write_bytes(instance.profile_file("local").read_bytes())
+    assert main(["schedule", "status", "--json", "--profile", "local"]) == 0
+
+
+def test_an_unknown_profile_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["schedule", "status", "--profile", "staging"])
+    line = one_line(capsys.readouterr().err)
+    assert code == 2 and "unknown profile 'staging'" in line and "local" in line
+    assert not home.exists()  # nothing created

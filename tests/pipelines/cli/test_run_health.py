@@ -15,47 +15,11 @@ import dagster as dg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli_helpers import CliEnv, make_env  # noqa: E402
+from _cli_helpers import CliEnv, make_env, start_worker  # noqa: E402
 
 from cryptorun_pipelines.cli import run_health  # noqa: E402
 from cryptorun_pipelines.cli.dagster_state import run_worker_tags  # noqa: E402
 from cryptorun_pipelines.run_tags import WORKER_TAG  # noqa: E402
-
-#: a run executed in its own process exactly as `cryptorun schedule run` executes one
-#: (execute_in_process on the persistent instance), whose only step waits until it is killed
-WORKER_SCRIPT = """
-import sys, time, pathlib
-import dagster as dg
-from cryptorun_pipelines.cli.dagster_state import run_worker_tags
-from cryptorun_pipelines.cli.instance import get_instance
-
-started = pathlib.Path(sys.argv[1])
-
-@dg.op
-def wait_to_be_killed():
-    started.write_text("started")
-    time.sleep(600)
-
-@dg.job(name=sys.argv[3])
-def job():
-    wait_to_be_killed()
-
-tags = run_worker_tags() if sys.argv[2] == "tagged" else {"cryptorun/trigger": "cli"}
-job.execute_in_process(instance=get_instance(), tags={**tags, "dagster/partition": "2026-11-20-08:00"})
-"""
-
-
-def start_worker(env: CliEnv, tmp_path: Path, *, tagged: bool, job: str = "regime_refresh") -> subprocess.Popen:
-    started = tmp_path / f"started-{job}-{tagged}"
-    proc = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(started), "tagged" if tagged else "plain", job],
-                            env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while not started.exists():
-        assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the worker's step never started"
-        time.sleep(0.1)
-    return proc
-
 
 def runs(env: CliEnv) -> list[dg.DagsterRun]:
     with dg.DagsterInstance.from_config(str(env.home)) as instance:
