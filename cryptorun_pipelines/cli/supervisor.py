@@ -1,8 +1,9 @@
 """Child processes in one process group of their own, stopped as a whole.
 
 The first process spawned leads a new group; the others join it, and whatever they spawn (run
-workers of the code server) inherits it. :meth:`Supervisor.stop` sends SIGTERM to the group and
-SIGKILL after a timeout, then waits until no member is left, so nothing outlives the command.
+workers of the code server) inherits it. :meth:`Supervisor.stop` sends SIGTERM to the clients
+first (a gRPC server waits for its clients' calls before it exits), then to the group, SIGKILL
+after a timeout, and waits until no member is left, so nothing outlives the command.
 """
 
 from __future__ import annotations
@@ -101,16 +102,23 @@ class Supervisor:
                 return ": " + line.strip()[:200]
         return ""
 
-    def stop(self) -> list[int]:
-        """SIGTERM to the group, SIGKILL after the timeout; returns pids that needed SIGKILL."""
+    def stop(self, first: tuple[str, ...] = ()) -> list[int]:
+        """SIGTERM to the processes named in ``first`` (clients of the others) and, once they are gone,
+        to the whole group; SIGKILL to whatever is left after the timeout. Returns the pids killed."""
         if self.pgid is None:
             return []
-        killed: list[int] = []
+        deadline = time.monotonic() + self.stop_timeout
+        clients = [self.procs[name] for name in first if name in self.procs]
+        for proc in clients:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        while any(proc.poll() is None for proc in clients) and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             os.killpg(self.pgid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + self.stop_timeout
+        killed: list[int] = []
         while time.monotonic() < deadline:
             for proc in self.procs.values():
                 proc.poll()  # reap our direct children

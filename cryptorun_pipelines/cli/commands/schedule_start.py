@@ -252,7 +252,7 @@ class Start:
         raise CliError(f"{why} within {timeout:.0f}s", EXIT_JOB_FAILED)
 
     def stop(self) -> list[int]:
-        killed = self.sup.stop()
+        killed = self.sup.stop(first=("webserver", "daemon"))  # the code server's clients go first
         if self.workspace is not None:
             self.workspace.unlink(missing_ok=True)
         return killed

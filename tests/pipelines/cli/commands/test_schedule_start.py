@@ -289,6 +289,22 @@ def test_status_while_started_says_the_daemon_runs(started: Started) -> None:
     assert all(j["ticking"] == (j["schedule_state"] == "running") for j in payload["jobs"])
 
 
+def _get_mutation(url: str, mutation: str, host: str) -> dict:
+    """A mutation as a cross-site page would send it: a plain GET, with a foreign Host header."""
+    from urllib.parse import quote
+
+    req = urllib.request.Request(f"{url}/graphql?query={quote(mutation)}", headers={"Host": host})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.e2e
+def test_the_web_ui_runs_get_mutations_for_any_host(started: Started) -> None:
+    """Dagster's behaviour, documented in docs/reliability.md: if this fails, Dagster changed it."""
+    res = _get_mutation(started.url, "mutation { setNuxSeen }", host="attacker.example")
+    assert res == {"data": {"setNuxSeen": True}}
+
+
 @pytest.mark.e2e
 def test_no_code_server_restarts_over_seventy_seconds(started: Started) -> None:
     """Today the daemon replaces its own code server about once a minute ("No heartbeat received")."""
@@ -311,8 +327,8 @@ def test_read_only_start_for_viewers(cli_env: CliEnv) -> None:
         assert "read-only" in s.text and "running" not in s.text.split("Dagster UI ready")[1]
         query = ('mutation { startSchedule(scheduleSelector: {repositoryLocationName: "cryptorun", '
                  'repositoryName: "__repository__", scheduleName: "scan_hot_schedule"}) { __typename } }')
-        res = s.graphql(query)
-        assert res.get("errors") or res["data"]["startSchedule"]["__typename"] == "UnauthorizedError", res
+        for res in (s.graphql(query), _get_mutation(s.url, query, host="attacker.example")):
+            assert res.get("errors") or res["data"]["startSchedule"]["__typename"] == "UnauthorizedError", res
         with dg.DagsterInstance.from_config(str(cli_env.home)) as instance:
             assert instance.all_instigator_state() == []  # no schedule was toggled
     finally:
