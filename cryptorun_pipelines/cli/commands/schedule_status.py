@@ -39,8 +39,10 @@ def job_files(job: JobConfig) -> tuple[str, ...]:
     return tuple(ARTIFACT_LAYOUT[a].filename for a in assets)
 
 
-def latest_folder(artifacts_dir: str, files: tuple[str, ...]) -> str | None:
+def latest_folder(artifacts_dir: str, job: JobConfig) -> str | None:
+    files: tuple[str, ...] | None = None  # the IO manager's layout is imported only if there is a folder
     for folder in artifact_folders(artifacts_dir):
+        files = files or job_files(job)
         if any((folder / f).is_file() for f in files):
             return str(folder)
     return None
@@ -81,7 +83,7 @@ def collect_status(ctx: Context, instance: Any) -> list[dict[str, Any]]:
                 "next_tick": next_tick(job.schedule, now).isoformat() if job.enabled else None,
                 "last_run": run.to_dict() if run else None,
                 "marked_failed": [m for m in marked if m["job"] == job.dagster_name],
-                "latest_artifacts": latest_folder(ctx.config.global_.artifacts_dir, job_files(job)),
+                "latest_artifacts": latest_folder(ctx.config.global_.artifacts_dir, job),
             }
         )
     return out
