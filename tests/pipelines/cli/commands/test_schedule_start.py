@@ -28,6 +28,7 @@ from cryptorun_pipelines.cli.errors import CliError  # noqa: E402
 from cryptorun_pipelines.cli.supervisor import group_pids, proc_cmdline  # noqa: E402
 
 SCHEDULES = {"scan_hot_schedule", "scan_warm_schedule", "regime_refresh_schedule"}
+REPO = Path(__file__).resolve().parents[4]
 
 
 # -- waiting for the code location (a web server that answers before it has loaded it) -------------
@@ -203,7 +204,10 @@ mutation Launch($params: ExecutionParams!) {
 def started(tmp_path_factory: pytest.TempPathFactory):
     """`cryptorun schedule start --no-schedules` on a fresh DAGSTER_HOME, for the whole module."""
     env = make_env(tmp_path_factory.mktemp("start"))
-    s = Started(env, ["--no-schedules"])
+    config = env.home.parent / "my_scheduler.yaml"  # a --config of its own, which the code server must read
+    config.write_text((REPO / "config" / "scheduler.yaml").read_text())
+    s = Started(env, ["--no-schedules", "--config", str(config)])
+    s.config = config
     try:
         yield s
     finally:
@@ -226,6 +230,10 @@ def test_one_code_server_shared_by_the_daemon_and_the_web_ui(started: Started) -
     code_cmd = members[code_servers[0]]
     assert entry == {"host": "127.0.0.1", "port": int(code_cmd[code_cmd.index("-p") + 1]), "location_name": "cryptorun"}
     assert f"code server pid {code_servers[0]}" in started.text
+    # the code server (and the runs it launches) reads the config the CLI was given
+    for pid in code_servers + grpc_servers:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"CRYPTORUN_CONFIG={started.config}".encode() in environ
     # the fresh home got the local profile and an initialised instance before anything started
     assert "profile local: installed now, instance initialised" in started.text
     from cryptorun_pipelines.cli.instance import profile_file
