@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent  # repository root
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 
-# The same instance settings the `cryptorun` CLI writes into a fresh DAGSTER_HOME
-# (cryptorun_pipelines/cli/instance.py): every DAGSTER_HOME of the benchmark gets it, so the
-# floor and the cycles pay for the same instance (SQLite storage, no telemetry).
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The same instance settings the `cryptorun` CLI installs into a fresh DAGSTER_HOME (the local
+# profile, deploy/local/dagster.yaml): every DAGSTER_HOME of the benchmark gets it, so the floor
+# and the cycles pay for the same instance (SQLite storage, no telemetry).
+DAGSTER_YAML = (ROOT / "deploy" / "local" / "dagster.yaml").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from cryptorun_core.artifacts import ROLE_ASSETS
-from cryptorun_core.config import JobConfig
+from cryptorun_core.config import JobConfig, MarketConfig
 from cryptorun_pipelines.partitions import Cadences
+from cryptorun_pipelines.run_tags import job_run_tags
 
 
 #: What each kind of job does, in words a new user of the UI understands (first sentence of its description).
@@ -24,18 +25,7 @@ def job_role(job: JobConfig) -> str:
     return "regime" if job.type == "regime" else job.config.universe
 
 
-def job_tags(job: JobConfig) -> dict[str, str]:
-    s = job.config
-    return {
-        "cryptorun/job": job.name,
-        "cryptorun/universe": s.universe,
-        "cryptorun/venues": ",".join(s.venues),
-        "cryptorun/max_sample": str(s.max_sample),
-        "cryptorun/premove": str(s.premove).lower(),
-    }
-
-
-def build_jobs(cadences: Cadences) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(cadences: Cadences, market: MarketConfig) -> list[dg.UnresolvedAssetJobDefinition]:
     jobs = []
     for job in (cadences.regime_job, cadences.hot_job, cadences.warm_job):
         if job is None:
@@ -52,7 +42,7 @@ def build_jobs(cadences: Cadences) -> list[dg.UnresolvedAssetJobDefinition]:
                 name=job.dagster_name,
                 selection=dg.AssetSelection.assets(*ROLE_ASSETS[job_role(job)]),
                 description=description,
-                tags=job_tags(job),
+                tags=job_run_tags(job, market),  # the job's settings are its metadata
                 executor_def=dg.in_process_executor,
                 metadata={"config_job": job.name, "schedule": job.schedule, "enabled": job.enabled, **s.model_dump(mode="json")},
             )

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from cryptorun_core.config import AppConfig
+from cryptorun_core.config import AppConfig, JobConfig
+from cryptorun_pipelines.run_tags import TRIGGER_TAG
 
 
 def schedule_name(dagster_job_name: str) -> str:
     return f"{dagster_job_name}_schedule"
+
+
+def default_status(job: JobConfig) -> dg.DefaultScheduleStatus:
+    """A schedule is on by default exactly when its config job is enabled."""
+    return dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED
 
 
 def build_schedules(config: AppConfig, jobs: list[dg.UnresolvedAssetJobDefinition]) -> list[dg.ScheduleDefinition]:
@@ -26,8 +32,8 @@ def build_schedules(config: AppConfig, jobs: list[dg.UnresolvedAssetJobDefinitio
                 description=f"Runs {job.dagster_name} ({job.name}) at '{job.schedule}' UTC; each tick fills the partition "
                 "that ends at the tick (its as-of time T = the tick)"
                 + ("." if job.enabled else "; STOPPED by default because the job is disabled in config/scheduler.yaml."),
-                default_status=dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED,
-                tags={"cryptorun/job": job.name, "cryptorun/trigger": "schedule"},
+                default_status=default_status(job),
+                tags={TRIGGER_TAG: "schedule"},  # cryptorun/job comes with the job's own tags
             )
         )
     return schedules

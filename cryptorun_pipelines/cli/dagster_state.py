@@ -1,4 +1,4 @@
-"""Read-only questions to the Dagster instance: schedule states and run history."""
+"""Questions to the Dagster instance: schedule states, run history, dead runs; and the tags of a CLI run."""
 
 from __future__ import annotations
 
@@ -7,11 +7,22 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cryptorun_pipelines.cli.instance import CODE_LOCATION
+from cryptorun_pipelines.run_tags import DRY_RUN_TAG, WORKER_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
     from dagster import DagsterInstance
 
 PARTITION_TAG = "dagster/partition"
+#: who marks a dead run failed when ``status`` finds it (the RUN_FAILURE message says so)
+STATUS_COMMAND = "`cryptorun schedule status`"
+
+
+def run_worker_tags() -> dict[str, str]:
+    """Tags of a run executed in this process (``execute_in_process``): ``cryptorun/worker = pid@host``,
+    from which ``status`` and the run monitor tell a dead run from a live one."""
+    from cryptorun_pipelines.cli.run_health import this_worker
+
+    return {WORKER_TAG: this_worker()}
 
 
 @dataclass
@@ -31,8 +42,13 @@ def schedule_names(config_jobs: Any) -> dict[str, str]:
     return {job.name: schedule_name(job.dagster_name) for job in config_jobs}
 
 
-def default_statuses() -> dict[str, str]:
-    """``default_status`` of each schedule in code ("running"/"stopped")."""
+def default_statuses(config_jobs: Any = None) -> dict[str, str]:
+    """``default_status`` of each schedule in code ("running"/"stopped"): from the config jobs when
+    given (cheap), else from the loaded definitions."""
+    if config_jobs is not None:
+        from cryptorun_pipelines.schedules import default_status, schedule_name
+
+        return {schedule_name(j.dagster_name): default_status(j).value.lower() for j in config_jobs}
     try:
         from cryptorun_pipelines.cli.workspace import load_definitions
 
@@ -42,7 +58,9 @@ def default_statuses() -> dict[str, str]:
     return {s.name: str(getattr(s.default_status, "value", s.default_status)).lower() for s in defs.schedules or []}
 
 
-def schedule_states(instance: "DagsterInstance", names: dict[str, str]) -> dict[str, ScheduleState]:
+def schedule_states(
+    instance: "DagsterInstance", names: dict[str, str], config_jobs: Any = None
+) -> dict[str, ScheduleState]:
     """State of each schedule (keyed by dotted job name) as the instance stores it."""
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import InstigatorStatus
@@ -69,7 +87,7 @@ def schedule_states(instance: "DagsterInstance", names: dict[str, str]) -> dict[
             out[job_name] = ScheduleState(sched_name, status, "instance")
             continue
         if defaults is None:
-            defaults = default_statuses()
+            defaults = default_statuses(config_jobs)
         default = defaults.get(sched_name)
         if default == "running":
             out[job_name] = ScheduleState(sched_name, "running", "code")
@@ -109,6 +127,7 @@ class RunInfo:
     ended_at: datetime | None
     created_at: datetime | None
     dry_run: bool
+    failure: str | None = None  # the RUN_FAILURE message of a failed run
 
     @property
     def duration_s(self) -> float | None:
@@ -137,6 +156,7 @@ def last_run(instance: "DagsterInstance", dagster_job_name: str) -> RunInfo | No
     rec = records[0]
     run = rec.dagster_run
     tags = run.tags or {}
+    failure = failure_message(instance, run.run_id) if run.status.value == "FAILURE" else None
     return RunInfo(
         run_id=run.run_id,
         status=run.status.value,
@@ -144,5 +164,25 @@ def last_run(instance: "DagsterInstance", dagster_job_name: str) -> RunInfo | No
         started_at=_ts(rec.start_time),
         ended_at=_ts(rec.end_time),
         created_at=rec.create_timestamp if isinstance(rec.create_timestamp, datetime) else _ts(rec.create_timestamp),
-        dry_run=str(tags.get("cryptorun/dry_run", "")).lower() in ("true", "1"),
+        dry_run=str(tags.get(DRY_RUN_TAG, "")).lower() in ("true", "1"),
+        failure=failure,
     )
+
+
+def failure_message(instance: "DagsterInstance", run_id: str) -> str | None:
+    from dagster import DagsterEventType
+
+    conn = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1, ascending=False)
+    for record in conn.records:
+        return (record.event_log_entry.message or "").strip() or None
+    return None
+
+
+def fail_dead_runs(instance: "DagsterInstance") -> list[dict[str, Any]]:
+    """Mark STARTED runs whose worker process is gone as failed, so the UI agrees; what was marked."""
+    from cryptorun_pipelines.cli.run_health import fail_dead_runs as fail
+
+    return [
+        {"run_id": run.run_id, "job": run.job_name, "partition": (run.tags or {}).get(PARTITION_TAG), "reason": h.reason}
+        for run, h in fail(instance, STATUS_COMMAND)
+    ]

@@ -2,12 +2,13 @@
 
     cryptorun [--config PATH] schedule list    [--json]
     cryptorun [--config PATH] schedule run JOB [--dry-run] [--partition KEY | --as-of TIME] [--top N] [--json]
-    cryptorun [--config PATH] schedule start   [--host HOST] [--port PORT]
+    cryptorun [--config PATH] schedule start   [--host HOST] [--port PORT] [--read-only] [--profile NAME]
     cryptorun [--config PATH] schedule status  [--json]
 
 Exit codes: 0 success, 1 job failure, 2 usage or configuration error (one line on stderr).
 There is no second scheduler here: ``run`` executes the Dagster job in-process against the
-persistent instance, ``start`` runs ``dagster-daemon`` and ``dagster-webserver``.
+persistent instance, ``start`` runs a code server, ``dagster-daemon`` and ``dagster-webserver``.
+Every command first makes ``$DAGSTER_HOME`` a ready instance (``instance.prepare_instance``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scheduler config (default: $CRYPTORUN_CONFIG or the packaged config/scheduler.yaml)")
     common.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS,
                         help="never colour the output (also: NO_COLOR=1)")
+    common.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
+                        help="deployment profile (deploy/NAME/dagster.yaml) a fresh DAGSTER_HOME gets "
+                        "(default: local; also $CRYPTORUN_PROFILE); refused if DAGSTER_HOME has another")
 
     parser = _Parser(prog=PROG, description="CryptoRun scanner: run and schedule the Dagster jobs.", parents=[common])
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
@@ -76,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="web UI address (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=_port, default=3000, help="web UI port (default 3000)")
     p.add_argument("--no-schedules", action="store_true", help="do not turn the enabled schedules on")
-    p.add_argument("--stop-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds to wait after SIGTERM before SIGKILL (default 10)")
+    p.add_argument("--read-only", action="store_true",
+                   help="web UI for viewers: nothing can be launched or changed; no daemon, no schedule toggled")
+    p.add_argument("--stop-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to wait after SIGTERM before SIGKILL (default 30)")
 
     p = cmds.add_parser("status", help="schedule state, last run and latest artifacts per job", parents=[common])
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from cryptorun_pipelines.cli import gcpolicy
     from cryptorun_pipelines.cli.context import Context
+    from cryptorun_pipelines.cli.instance import PROFILE_ENV, prepare_instance
 
     if args.group != "schedule" or not getattr(args, "command", None):
         parser.error("missing command (try 'cryptorun schedule list')")
@@ -95,6 +102,9 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         json_output=bool(getattr(args, "json", False)),
         no_color=bool(getattr(args, "no_color", False)),
     )
+    if getattr(args, "profile", None):
+        os.environ[PROFILE_ENV] = args.profile
+    setup = prepare_instance()  # before anything touches the instance (exit 2 if DAGSTER_HOME is unusable)
     if args.command != "run":  # `run` resumes collection once its definitions and instance exist
         gcpolicy.loaded()
     if args.command == "list":
@@ -112,7 +122,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "start":
         from cryptorun_pipelines.cli.commands.schedule_start import run_start
 
-        return run_start(ctx, host=args.host, port=args.port, schedules=not args.no_schedules, stop_timeout=args.stop_timeout)
+        return run_start(ctx, host=args.host, port=args.port, schedules=not args.no_schedules,
+                         stop_timeout=args.stop_timeout, read_only=args.read_only, setup=setup)
     parser.error(f"unknown command '{args.command}'")
 
 

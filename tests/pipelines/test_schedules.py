@@ -51,7 +51,7 @@ def test_schedules_follow_the_yaml(tmp_path):
     assert p.defs.resolve_job_def("scan_warm") is not None  # a disabled job is kept
     assert evaluate(p.defs, "scan_hot_schedule", datetime(2026, 11, 20, 12, 0, tzinfo=UTC)) == ["2026-11-20-11:30"]
     hot = p.defs.resolve_job_def("scan_hot")
-    assert hot.tags["cryptorun/max_sample"] == "7" and hot.tags["cryptorun/venues"] == "kraken,okx"
+    assert hot.metadata["max_sample"].value == 7 and list(hot.metadata["venues"].value) == ["kraken", "okx"]
     assert hot.partitions_def.cron_schedule == "*/30 * * * *"
     # the 30-minute hot cadence maps to the regime with offset 1 - 240/30 = -7
     from cryptorun_pipelines.partitions import build_cadences

@@ -32,6 +32,9 @@ CANARY_SECRET = "CANARY-SECRET-b83d55e0a1"
 
 
 def test_start_binds_the_web_server_to_loopback_by_default(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from cryptorun_pipelines.cli import supervisor
     from cryptorun_pipelines.cli.commands import schedule_start
 
     args = build_parser().parse_args(["schedule", "start"])
@@ -44,14 +47,17 @@ def test_start_binds_the_web_server_to_loopback_by_default(tmp_path, monkeypatch
             self.pid = 424242 + len(calls)
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setattr(schedule_start.subprocess, "Popen", FakePopen)
-    sup = schedule_start.Supervisor(None, args.host, args.port, args.stop_timeout)
-    sup.spawn()
-    daemon, web = calls[0][0], calls[1][0]
+    monkeypatch.setattr(supervisor.subprocess, "Popen", FakePopen)
+    start = schedule_start.Start(SimpleNamespace(config_path=None), tmp_path, args.host, args.port,
+                                 args.stop_timeout, read_only=False)
+    start.spawn_code_server()
+    start.spawn_servers()
+    code, daemon, web = (c[0] for c in calls)
+    assert code[code.index("-h") + 1] == "127.0.0.1"  # the code server is always loopback only
     assert Path(daemon[0]).name == "dagster-daemon" and "-h" not in daemon  # the daemon listens on nothing
     assert Path(web[0]).name == "dagster-webserver"
     assert web[web.index("-h") + 1] == "127.0.0.1"
-    assert sup.base_url == "http://127.0.0.1:3000"
+    assert start.base_url == "http://127.0.0.1:3000"
     # only an explicit --host widens it
     assert build_parser().parse_args(["schedule", "start", "--host", "0.0.0.0"]).host == "0.0.0.0"
 

@@ -21,11 +21,13 @@ from typing import Any
 from cryptorun_core.config import JobConfig
 from cryptorun_pipelines.cli import gcpolicy
 from cryptorun_pipelines.cli.context import Context
+from cryptorun_pipelines.cli.dagster_state import run_worker_tags
 from cryptorun_pipelines.cli.errors import EXIT_OK, JobFailed
 from cryptorun_pipelines.cli.instance import get_instance
 from cryptorun_pipelines.cli.progress import RunMonitor, error_message
 from cryptorun_pipelines.cli.render import WIDTH, Column, Style, badges, fit, fmt_duration, fmt_score, fmt_time, table
 from cryptorun_pipelines.cli.timing import resolve_partition
+from cryptorun_pipelines.run_tags import DRY_RUN_TAG, TRIGGER_TAG
 
 #: Dagster's console logger would print every event on stderr; the CLI shows its own progress.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -92,7 +94,8 @@ def execute(ctx: Context, defs: Any, job: JobConfig, key: str, *, dry_run: bool,
     gcpolicy.loaded()  # imports, definitions and instance are in place: collect the run's garbage only
     job_def = defs.resolve_job_def(job.dagster_name)
     run_id = make_new_run_id()
-    tags = {"cryptorun/trigger": trigger, "cryptorun/dry_run": str(dry_run).lower()}
+    # the worker tag lets `status` (and run monitoring on a shared instance) tell a killed run from a running one
+    tags = {TRIGGER_TAG: trigger, **({DRY_RUN_TAG: "true"} if dry_run else {}), **run_worker_tags()}
     progress_out = ctx.err if ctx.json else ctx.out
     label = f"{job.name} {key}"
     t0 = time.monotonic()

@@ -1,4 +1,10 @@
-"""``cryptorun schedule status``: per job, schedule state, last run, next tick, latest artifacts."""
+"""``cryptorun schedule status``: per job, schedule state, last run, next tick, latest artifacts.
+
+The state words are true: a schedule that is on only ticks while the daemon runs ("enabled · on,
+daemon stopped" otherwise). Before it reads the runs, ``status`` marks failed every STARTED run
+whose worker process is gone (``run_health``), so a killed run does not stay STARTED here or in
+the UI.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,15 @@ import os
 from typing import Any
 
 from cryptorun_core.config import JobConfig
-from cryptorun_pipelines.cli.commands.schedule_list import emit_jobs, status_text
+from cryptorun_pipelines.cli.commands.schedule_list import daemon_info, emit_jobs
 from cryptorun_pipelines.cli.context import Context
-from cryptorun_pipelines.cli.dagster_state import last_run, schedule_names, schedule_states
+from cryptorun_pipelines.cli.dagster_state import (
+    ScheduleState,
+    fail_dead_runs,
+    last_run,
+    schedule_names,
+    schedule_states,
+)
 from cryptorun_pipelines.cli.header import artifact_folders
 from cryptorun_pipelines.cli.render import WIDTH, Style, fit, fmt_ago, fmt_duration, fmt_time
 from cryptorun_pipelines.cli.timing import next_tick, utcnow
@@ -22,21 +34,38 @@ def job_files(job: JobConfig) -> tuple[str, ...]:
     return tuple(BY_ASSET[a].filename for a in ROLE_ASSETS[job_role(job)] if BY_ASSET[a].spec_file)
 
 
-def latest_folder(artifacts_dir: str, files: tuple[str, ...]) -> str | None:
+def latest_folder(artifacts_dir: str, job: JobConfig) -> str | None:
+    files: tuple[str, ...] | None = None  # the IO manager's layout is imported only if there is a folder
     for folder in artifact_folders(artifacts_dir):
+        files = files or job_files(job)
         if any((folder / f).is_file() for f in files):
             return str(folder)
     return None
 
 
+def schedule_words(enabled: bool, state: ScheduleState | None, daemon_running: bool) -> tuple[str, bool]:
+    """The state words of a job's schedule and whether it ticks (on, and the daemon is running)."""
+    word = "enabled" if enabled else "disabled"
+    if state is None:
+        return word, False
+    if state.status != "running":
+        return f"{word} · stopped", False
+    if daemon_running:
+        return f"{word} · running", True
+    return f"{word} · on, daemon stopped", False
+
+
 def collect_status(ctx: Context, instance: Any) -> list[dict[str, Any]]:
+    marked = fail_dead_runs(instance)
     names = schedule_names(ctx.config.jobs)
-    states = schedule_states(instance, names)
+    states = schedule_states(instance, names, ctx.config.jobs)
+    daemon_up = daemon_info(instance)["running"]
     now = utcnow()
     out = []
     for job in ctx.config.jobs:
         run = last_run(instance, job.dagster_name)
         state = states.get(job.name)
+        words, ticking = schedule_words(job.enabled, state, daemon_up)
         out.append(
             {
                 "name": job.name,
@@ -44,13 +73,24 @@ def collect_status(ctx: Context, instance: Any) -> list[dict[str, Any]]:
                 "enabled": job.enabled,
                 "schedule": job.schedule,
                 "schedule_state": state.status if state else None,
-                "status": status_text(job.enabled, state),
+                "ticking": ticking,
+                "status": words,
                 "next_tick": next_tick(job.schedule, now).isoformat() if job.enabled else None,
                 "last_run": run.to_dict() if run else None,
-                "latest_artifacts": latest_folder(ctx.config.global_.artifacts_dir, job_files(job)),
+                "marked_failed": [m for m in marked if m["job"] == job.dagster_name],
+                "latest_artifacts": latest_folder(ctx.config.global_.artifacts_dir, job),
             }
         )
     return out
+
+
+def _wrapped(lead: str, text: str, max_lines: int = 3) -> list[str]:
+    """``text`` after ``lead``, wrapped under itself within the width (a long message is not cut short)."""
+    import textwrap
+
+    body = textwrap.wrap(text, WIDTH - len(lead)) or [""]
+    lines = [lead + body[0]] + [" " * len(lead) + b for b in body[1:]]
+    return [fit(line, WIDTH) for line in lines[:max_lines]]
 
 
 def _rel(path: str | None) -> str:
@@ -86,8 +126,15 @@ def render_status(rows: list[dict[str, Any]], style: Style, now=None) -> list[st
             text = fit(text, WIDTH)
             lines.append(text.replace(status, style.status(status.lower()) if style.colour else status, 1)
                          if style.colour else text)
+            if run.get("failure"):
+                lines.extend(_wrapped("  failed     ", run["failure"].splitlines()[0]))
         else:
             lines.append("  last run   none yet")
+        for m in r.get("marked_failed") or []:
+            if run and m["run_id"] == run["run_id"]:
+                continue  # the last run's own "failed" line says it
+            text = f"run {m['run_id'][:8]} ({m['partition'] or '-'}) was STARTED but its {m['reason']}: marked failed"
+            lines.extend(style(line, "red") for line in _wrapped("  ✗ dead run ", text))
         lines.append(fit(f"  artifacts  {_rel(r['latest_artifacts'])}", WIDTH))
     return lines
 

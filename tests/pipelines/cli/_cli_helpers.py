@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +67,39 @@ def make_env(base: Path) -> CliEnv:
         }
     )
     return CliEnv(home=home, artifacts=artifacts, env=env)
+
+
+#: a run executed in its own process exactly as `cryptorun schedule run` executes one
+#: (execute_in_process on the persistent instance), whose only step waits until it is killed
+WORKER_SCRIPT = """
+import sys, time, pathlib
+import dagster as dg
+from cryptorun_pipelines.cli.dagster_state import run_worker_tags
+from cryptorun_pipelines.cli.instance import get_instance
+
+started = pathlib.Path(sys.argv[1])
+
+@dg.op
+def wait_to_be_killed():
+    started.write_text("started")
+    time.sleep(600)
+
+@dg.job(name=sys.argv[3])
+def job():
+    wait_to_be_killed()
+
+tags = run_worker_tags() if sys.argv[2] == "tagged" else {"cryptorun/trigger": "cli"}
+job.execute_in_process(instance=get_instance(), tags={**tags, "dagster/partition": "2026-11-20-08:00"})
+"""
+
+
+def start_worker(env: CliEnv, tmp_path: Path, *, tagged: bool, job: str = "regime_refresh") -> subprocess.Popen:
+    started = tmp_path / f"started-{job}-{tagged}"
+    proc = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(started), "tagged" if tagged else "plain", job],
+                            env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not started.exists():
+        assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the worker's step never started"
+        time.sleep(0.1)
+    return proc

@@ -289,7 +289,7 @@ def _http(url: str, body: dict | None = None) -> tuple[int, bytes]:
 def test_start_serves_ui_runs_schedules_and_stops_on_sigterm(cli_env: CliEnv) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [cryptorun_executable(), "schedule", "start", "--port", str(port), "--stop-timeout", "15"],
+        [cryptorun_executable(), "schedule", "start", "--port", str(port), "--stop-timeout", "90"],
         env=cli_env.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -333,7 +333,9 @@ def test_start_serves_ui_runs_schedules_and_stops_on_sigterm(cli_env: CliEnv) ->
         assert states == {"scan.hot": "running", "scan.warm": "running", "regime.refresh": "running"}
 
         members = _pgrp_members(pgid)
-        assert len(members) >= 2  # daemon + web server (+ their code servers)
+        # the code server (a proxy and its child), the daemon, the web server (+ a scheduled run's worker)
+        assert len(members) >= 4
+        assert "profile local: installed now, instance initialised" in text  # a fresh home
 
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -344,6 +346,7 @@ def test_start_serves_ui_runs_schedules_and_stops_on_sigterm(cli_env: CliEnv) ->
         assert _pgrp_members(pgid) == []
         assert [p for p in members if _alive(p)] == []
         assert "stopping (SIGTERM)" in "".join(lines)
+        assert "SIGKILL" not in "".join(lines)  # everything stopped on SIGTERM, none had to be killed
     finally:
         if proc.poll() is None:
             proc.kill()

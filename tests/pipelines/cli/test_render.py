@@ -325,16 +325,3 @@ def test_set_schedules_turns_enabled_on_and_disabled_off(monkeypatch: pytest.Mon
     assert result == {"scan_hot_schedule": "RUNNING", "scan_warm_schedule": "STOPPED", "regime_refresh_schedule": "RUNNING"}
     with pytest.raises(Exception, match="not found"):
         schedule_start.set_schedules("http://x", {"nope_schedule": True})
-
-
-def test_dagster_home_default_is_created_with_a_dagster_yaml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from cryptorun_pipelines.cli import instance
-
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.setattr(instance, "project_root", lambda: tmp_path)
-    home = instance.use_dagster_home()
-    assert home == (tmp_path / ".dagster_home").resolve()
-    assert (home / "dagster.yaml").is_file() and "telemetry" in (home / "dagster.yaml").read_text()
-    assert instance.os.environ["DAGSTER_HOME"] == str(home)  # exported for the children
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
-    assert instance.dagster_home() == (tmp_path / "elsewhere").resolve()

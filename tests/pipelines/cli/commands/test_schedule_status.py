@@ -1,0 +1,74 @@
+"""``cryptorun schedule status``: state words that are true (a schedule that is on ticks only with the daemon)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from cryptorun_pipelines.cli import instance as cli_instance
+from cryptorun_pipelines.cli.commands.schedule_status import render_status
+from cryptorun_pipelines.cli.main import main
+from cryptorun_pipelines.cli.render import Style
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(path))
+    monkeypatch.setenv(cli_instance.PROFILE_ENV, "")
+    monkeypatch.setenv("CRYPTORUN_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("CRYPTORUN_MARKET_SOURCE", "simulated")
+    monkeypatch.delenv("CRYPTORUN_CONFIG", raising=False)
+    return path
+
+
+def status(capsys: pytest.CaptureFixture) -> dict:
+    assert main(["schedule", "status", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def heartbeat(home: Path) -> None:
+    from dagster._daemon.types import DaemonHeartbeat
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "SCHEDULER", "test-daemon", []))
+
+
+def test_a_schedule_that_is_on_does_not_tick_while_the_daemon_is_stopped(home: Path, capsys) -> None:
+    payload = status(capsys)
+    assert payload["daemon"]["running"] is False
+    for job in payload["jobs"]:  # on by default (enabled jobs), but nothing ticks them
+        assert job["schedule_state"] == "running"
+        assert job["status"] == "enabled · on, daemon stopped" and job["ticking"] is False
+    lines = render_status(payload["jobs"], Style(colour=False))
+    assert lines[0].startswith("scan.hot        enabled · on, daemon stopped")
+    assert not any("· running" in line for line in lines)
+
+
+def test_with_the_daemon_running_the_schedules_tick(home: Path, capsys) -> None:
+    status(capsys)  # initialises the instance
+    heartbeat(home)
+    payload = status(capsys)
+    assert payload["daemon"]["running"] is True
+    assert {j["status"] for j in payload["jobs"]} == {"enabled · running"}
+    assert all(j["ticking"] for j in payload["jobs"])
+
+
+def test_a_failed_last_run_says_why(home: Path, capsys) -> None:
+    status(capsys)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition(name="regime_refresh").to_job(), tags={})
+        instance.report_run_failed(run, "Run worker process 4242 on somewhere is gone (killed or crashed); marked "
+                                        "failed by `cryptorun schedule status`.")
+    payload = status(capsys)
+    regime = next(j for j in payload["jobs"] if j["name"] == "regime.refresh")
+    assert regime["last_run"]["status"] == "FAILURE"
+    assert regime["last_run"]["failure"].startswith("Run worker process 4242 on somewhere is gone")
+    lines = render_status([regime], Style(colour=False))
+    assert all(len(line) <= 80 for line in lines)
+    text = " ".join(" ".join(lines).split())
+    assert "failed Run worker process 4242 on somewhere is gone (killed or crashed); marked failed by" in text
