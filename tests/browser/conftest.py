@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.servers import unavailable
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CRYPTORUN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -65,7 +67,7 @@ def _tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not installed (pip install dagster-webserver)")
+        unavailable(f"{name} is not installed (pip install dagster-webserver)")
     return found
 
 
@@ -218,8 +220,11 @@ def _prematerialise_upstream(server: DagsterServer) -> None:
 def dagster_server(tmp_path_factory) -> DagsterServer:
     """dagster-webserver and dagster-daemon on a temporary DAGSTER_HOME, serving workspace.yaml."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser tests")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is missing: pip install -e '.[test]'")
+        unavailable(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser tests")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        unavailable("the playwright package is missing: pip install -e '.[test]'")
     webserver_bin, daemon_bin = _tool("dagster-webserver"), _tool("dagster-daemon")
 
     root = tmp_path_factory.mktemp("dagster-ui")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import unavailable
+
 #: A closed scan.hot partition (window 11:45–12:00, T = 12:00); its upstream regime window is 08:00–12:00.
 HOT_PARTITION = "2026-11-20-11:45"
 HOT_FOLDER = "2026-11-20T12-00-00Z"
@@ -26,7 +28,7 @@ def cryptorun_executable() -> str:
         return str(candidate)
     found = shutil.which("cryptorun")
     if not found:
-        pytest.skip("the `cryptorun` entry point is not installed (pip install -e .)")
+        unavailable("the `cryptorun` entry point is not installed (pip install -e .)")
     return found
 
 
