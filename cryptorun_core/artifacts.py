@@ -30,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from cryptorun_core import asset_keys as keys
+
 SIGNALS_COLUMNS = ("timestamp", "symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "venue", "sources")
 WARM_SIGNALS_COLUMNS = SIGNALS_COLUMNS + ("cached", "ttl_remaining_s")
 PREMOVE_COLUMNS = (
@@ -62,15 +64,15 @@ class Artifact:
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("universe_ranking", "regime", "universe.parquet", "parquet", "cache"),
-    Artifact("regime_indicators", "regime", "regime_indicators.parquet", "parquet", "cache"),
-    Artifact("regime_weights", "regime", "regime.json", "json", "artifacts"),
-    Artifact("hot_market_snapshot", "hot", "snapshots/scan_hot", "snapshot", "cache"),
-    Artifact("hot_signals", "hot", "signals.csv", "csv", "artifacts", "signals"),
-    Artifact("hot_premove", "hot", "premove.csv", "csv", "artifacts", "premove"),
-    Artifact("hot_explain", "hot", "explain.json", "json", "artifacts"),
-    Artifact("warm_market_snapshot", "warm", "snapshots/scan_warm", "snapshot", "cache"),
-    Artifact("warm_signals", "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
+    Artifact(keys.UNIVERSE_RANKING, "regime", "universe.parquet", "parquet", "cache"),
+    Artifact(keys.REGIME_INDICATORS, "regime", "regime_indicators.parquet", "parquet", "cache"),
+    Artifact(keys.REGIME_WEIGHTS, "regime", "regime.json", "json", "artifacts"),
+    Artifact(keys.HOT_SNAPSHOT, "hot", "snapshots/scan_hot", "snapshot", "cache"),
+    Artifact(keys.HOT_SIGNALS, "hot", "signals.csv", "csv", "artifacts", "signals"),
+    Artifact(keys.HOT_PREMOVE, "hot", "premove.csv", "csv", "artifacts", "premove"),
+    Artifact(keys.HOT_EXPLAIN, "hot", "explain.json", "json", "artifacts"),
+    Artifact(keys.WARM_SNAPSHOT, "warm", "snapshots/scan_warm", "snapshot", "cache"),
+    Artifact(keys.WARM_SIGNALS, "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
 )
 BY_ASSET: dict[str, Artifact] = {a.asset: a for a in ARTIFACTS}
 #: the assets each kind of job materialises, in the order they are computed

@@ -6,6 +6,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
+from cryptorun_core.asset_keys import REGIME_WEIGHTS, SNAPSHOT, UNIVERSE_RANKING
 from cryptorun_core.config import AppConfig, JobConfig
 from cryptorun_core.market.snapshot import MarketSnapshot, collect_snapshot
 from cryptorun_core.rows import runs
@@ -156,16 +157,16 @@ def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef, sour
     }[segment]
 
     mapping = cadences.scan_mapping(segment)
-    ins = {"universe_ranking": dg.AssetIn(partition_mapping=mapping)}
+    ins = {"universe_ranking": dg.AssetIn(key=UNIVERSE_RANKING, partition_mapping=mapping)}
     # A live (ccxt) hot cycle requests books only where the score can still reach the threshold,
     # which needs the cycle's regime (weights): the same closed window the scan reads. Offline
     # sources fetch every book and do not read the regime here, so the input exists only for ccxt.
     prune_books = segment == "hot" and source == "ccxt"
     if prune_books:
-        ins["regime_weights"] = dg.AssetIn(partition_mapping=mapping)
+        ins["regime_weights"] = dg.AssetIn(key=REGIME_WEIGHTS, partition_mapping=mapping)
 
     @dg.asset(
-        name=f"{segment}_market_snapshot",
+        name=SNAPSHOT[segment],
         group_name="market",
         partitions_def=pdef,
         dagster_type=MarketSnapshotType,
