@@ -30,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from cryptorun_core.timefmt import as_of_folder, iso_z
+
 SIGNALS_COLUMNS = ("timestamp", "symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "venue", "sources")
 WARM_SIGNALS_COLUMNS = SIGNALS_COLUMNS + ("cached", "ttl_remaining_s")
 PREMOVE_COLUMNS = (
@@ -109,20 +111,6 @@ ROUNDING: dict[str, int] = {
     "bar_lag_bars": 2,
 }
 WHOLE = {c for c, d in ROUNDING.items() if d == 0}
-
-
-def iso_z(ts: Any) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` of any timestamp (naive means UTC)."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_of_folder(as_of: Any) -> str:
-    """Folder name of a cycle: ``YYYY-MM-DDTHH-MM-SSZ`` (file-name safe, sorts in time order)."""
-    t = pd.Timestamp(as_of)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H-%M-%SZ")
 
 
 def round_named(name: str, value: Any) -> Any:

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from cryptorun_core.artifacts import SIGNALS_COLUMNS, WARM_SIGNALS_COLUMNS, iso_z
+from cryptorun_core.artifacts import SIGNALS_COLUMNS, WARM_SIGNALS_COLUMNS
 from cryptorun_core.config import FACTORS, TIMEFRAME_KEYS, AppConfig, JobConfig
 from cryptorun_core.explain import data_quality, explain_document
 from cryptorun_core.factors.residualize import residualize
@@ -45,6 +45,7 @@ from cryptorun_core.scan_inputs import bars_hash, books_hash, fetch_cache, scan_
 from cryptorun_core.schemas import (
     BookMetricsSchema, EvaluatedSchema, PremoveSchema, SignalsSchema, WarmSignalsSchema, validate_frame,
 )
+from cryptorun_core.timefmt import iso_z
 from cryptorun_core.vadr import vadr_from_matrices, vadr_threshold
 
 EXTRA_SIGNAL_COLUMNS = ("tier", "technical", "volume", "quality", "vadr_min", "depth_badge")

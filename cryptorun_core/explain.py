@@ -14,11 +14,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from cryptorun_core.artifacts import iso_z, round_named
+from cryptorun_core.artifacts import round_named
 from cryptorun_core.config import FACTORS, TIMEFRAME_KEYS, AppConfig
 from cryptorun_core.gates import GATES, tier_thresholds
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.tablehash import table_hash
+from cryptorun_core.timefmt import iso_z
 
 #: decimals of each gate's value and threshold in explain.json (None: an integer)
 GATE_ROUNDING = {"history": None, "freshness": 2, "score": 1, "vadr": 2, "spread": 1, "depth": 0, "fatigue": 4}

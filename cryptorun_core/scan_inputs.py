@@ -15,7 +15,6 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from cryptorun_core.artifacts import iso_z
 from cryptorun_core.config import FACTORS, AppConfig, JobConfig
 from cryptorun_core.explain import json_number
 from cryptorun_core.market.snapshot import BookRuns, MarketSnapshot, SNAPSHOT_BAR_COLUMNS, SNAPSHOT_BOOK_COLUMNS
@@ -23,6 +22,7 @@ from cryptorun_core.microstructure import book_metrics_arrays, refuse_aggregator
 from cryptorun_core.quality import empty_issues, issues_from_flags
 from cryptorun_core.rows import expand, first_row
 from cryptorun_core.tablehash import digest, row_hashes
+from cryptorun_core.timefmt import iso_z, utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def scan_inputs(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping
             f"run_scan needs hourly bars; snapshot timeframe is {snapshot.timeframe!r} (daily-only snapshots "
             "support universe ranking and regime, not scans: momentum, RSI/ADX and freshness are hourly)"
         )
-    t = _utc(snapshot.as_of)
+    t = utc_timestamp(snapshot.as_of)
     label, _, weight_blend, regime_used = regime_parts(regime, config, t)
     tf_weights = dict(config.factors.momentum.weights[label])
     venues = tuple(settings.venues)
@@ -72,12 +72,6 @@ def scan_inputs(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping
                       bar_issues[0] if bar_issues else empty_issues())
 
 
-def _utc(ts: Any) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
-
 def regime_parts(regime: Mapping[str, Any], config: AppConfig, t: pd.Timestamp) -> tuple[str, float, dict[str, float], dict]:
     if not isinstance(regime, Mapping):
         raise ValueError("regime must be a mapping (RegimeResult.to_dict() plus partition_key)")
@@ -90,7 +84,7 @@ def regime_parts(regime: Mapping[str, Any], config: AppConfig, t: pd.Timestamp) 
         raise ValueError(f"regime weight_blend lacks {missing}")
     weight_blend = {f: float(blend[f]) for f in FACTORS}
     r_as_of = regime.get("as_of") or regime.get("timestamp")
-    if r_as_of is not None and _utc(r_as_of) > t:
+    if r_as_of is not None and utc_timestamp(r_as_of) > t:
         raise ValueError(f"regime as_of {iso_z(r_as_of)} is after the scan's T {iso_z(t)} (point-in-time violation)")
     used = {
         "label": str(label),

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Generic, Literal, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
-UTC = timezone.utc
+from cryptorun_core.timefmt import UTC, to_utc  # noqa: F401 (to_utc: the adapters' import path)
+
 Timeframe = Literal["1h", "1d"]
 TIMEFRAME_DELTA: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -183,13 +184,6 @@ class MarketSource(abc.ABC):
 
 class MarketDataError(RuntimeError):
     """Raised when no venue could supply anything at all for a cycle."""
-
-
-def to_utc(ts: datetime | pd.Timestamp | str) -> datetime:
-    """Normalise any timestamp to an aware UTC ``datetime``."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize(UTC) if t.tzinfo is None else t.tz_convert(UTC)
-    return t.to_pydatetime()
 
 
 def empty_bars() -> pd.DataFrame:

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import iso_z
+from cryptorun_core.timefmt import iso_z
 from cryptorun_core.config import JobConfig
 from cryptorun_core.engine import run_scan
 from cryptorun_core.schemas import PremoveSchema, SignalsSchema, WarmSignalsSchema
