@@ -699,27 +699,42 @@ def _negative_okx_price(payload):
     return payload
 
 
-def test_garbage_payloads_are_reported_per_symbol(world):
-    world.apis["kraken"].mutate("OHLC?pair=SOLUSD", _bad_kraken_bar)
-    world.apis["okx"].mutate("candles?instId=ETH-USD", _negative_okx_price)
+def test_garbage_books_and_tickers_are_reported_per_symbol(world):
     world.apis["coinbase"].mutate("product_id=BTC-USD", lambda p: {**p, "pricebook": {**p["pricebook"], "bids": [{"price": "NaN", "size": "1"}]}})
     world.apis["okx"].mutate("/market/tickers", lambda p: {**p, "data": [{**d, "last": "-1", "bidPx": "-1", "askPx": "-1"} if d["instId"] == "SOL-USD" else d for d in p["data"]]})
-    bars = by_key(world.market.fetch_ohlcv(all_reqs(), AS_OF))
-    sol = bars[("kraken", "SOL/USD")]
-    assert sol.error == "bad_response" and "high below low" in sol.detail and sol.requests == 1
-    eth = bars[("okx", "ETH/USD")]
-    assert eth.error == "bad_response" and "non-positive price" in eth.detail and eth.requests == 1
-    assert sum(r.ok for r in bars.values()) == 7
-    assert world.market.backoff_log == []  # the venue would send the same garbage again
     books = by_key(world.market.fetch_order_books(all_reqs(), AS_OF))
     assert books[("coinbase", "BTC/USD")].error == "bad_response"
     assert sum(r.ok for r in books.values()) == 8
+    assert world.market.backoff_log == []  # the venue would send the same garbage again
     tickers = by_key(world.market.fetch_tickers(reqs("okx"), AS_OF))
     assert tickers[("okx", "SOL/USD")].error == "bad_response" and tickers[("okx", "BTC/USD")].ok
-    # garbage is never stored: once the venue is sane again, the full window is fetched
-    world.apis["kraken"].mutators.clear()
-    again = world.market.fetch_ohlcv([("kraken", "SOL/USD")], AS_OF)[0]
-    assert again.ok and len(again.data) == 719 and again.requests == 1
+
+
+def _bar_flags(snapshot) -> dict[tuple[str, str, str], int]:
+    _, flags = snapshot.clean_bars()
+    return {k: int(n) for k, n in flags.groupby(["venue", "symbol", "reason"]).size().items()}
+
+
+def test_one_bad_bar_is_dropped_with_its_reason_not_the_whole_answer(world):
+    """A venue payload with one bad candle: the answer keeps every other bar, and
+    quality.sanitize_bars drops exactly that bar with its reason code (explain.json data_quality)."""
+    world.apis["kraken"].mutate("OHLC?pair=SOLUSD", _bad_kraken_bar)
+    world.apis["okx"].mutate("candles?instId=ETH-USD", _negative_okx_price)
+    bars = by_key(world.market.fetch_ohlcv(all_reqs(), AS_OF))
+    assert all(r.ok for r in bars.values())
+    sol, eth = bars[("kraken", "SOL/USD")], bars[("okx", "ETH/USD")]
+    assert sol.requests == 1 and len(sol.data) == 719  # kraken's 720 minus the open bar: the bad one included
+    assert int((sol.data["high"] < sol.data["low"]).sum()) == 1
+    n_negative = int((eth.data["close"] <= 0).sum())  # one per okx page of 300
+    assert n_negative == 3 and len(eth.data) == len(bars[("okx", "BTC/USD")].data)
+    assert world.market.backoff_log == []
+    snap = collect_snapshot(world.market, ["BTC/USD", "ETH/USD", "SOL/USD"], AS_OF, venues=("kraken", "okx"), limit=720,
+                            with_books=False)
+    flags = {k: n for k, n in _bar_flags(snap).items() if k[2] != "zero_volume"}
+    assert flags == {("kraken", "SOL/USD", "high_below_low"): 1, ("okx", "ETH/USD", "non_positive_price"): n_negative}
+    clean, _ = snap.clean_bars()
+    n_clean = clean.groupby(["venue", "symbol"]).size()
+    assert n_clean[("kraken", "SOL/USD")] == n_clean[("kraken", "BTC/USD")] - 1
 
 
 def test_ccxt_parse_exceptions_become_bad_response(world):

@@ -1,62 +1,26 @@
-"""Live market data from the venues' public REST APIs through ``ccxt.async_support``.
-
-How a cycle is served
----------------------
-- One ccxt exchange per venue (ids ``kraken``, ``okx``, ``coinbase``), public endpoints only,
-  ``enableRateLimit`` on. ccxt calls ``exchange.throttle(cost)`` before every HTTP request; that
-  hook is pointed at our own :class:`RateLimiter` so pacing uses an injectable clock/sleep and
-  every HTTP request is counted exactly (``FetchResult.requests``, :class:`VenueHealth`).
-- Markets are loaded once per venue and mapped to canonical ``BASE/USD`` (ccxt's unified base,
-  a quote from ``market.usd_quotes``, spot only); the venue's own spelling is kept beside it.
-- Venues run concurrently (``asyncio.gather``); inside a venue requests are sequential, which
-  is what its rate limit allows anyway and keeps the per-result request accounting exact.
-- OHLCV is incremental: closed bars are kept per (venue, symbol, timeframe) in memory and,
-  optionally, as parquet under ``ohlcv_cache_dir``; a later cycle asks only for bars newer than
-  the newest stored one (``since=``). Only closed bars (open + one bar ≤ as_of) are stored or
-  served.
-- A TTL cache (the job's ``cache_ttl_s``) answers repeated OHLCV/book/ticker requests without
-  any request: ``from_cache=True``, ``ttl_remaining_s`` set, ``requests=0``.
-- Failures never raise out of the batch methods: ccxt's network family and ``BadResponse`` are
-  retried with exponential backoff, then reported as reason codes (``timeout``, ``venue_down``,
-  ``rate_limited``, ``bad_response``); ``BadSymbol`` is ``bad_symbol``; malformed payloads are
-  ``bad_response`` for that symbol only.
-
-The synchronous :class:`MarketSource` methods run the async work on an event loop owned by the
-instance, in a background thread, so ccxt's HTTP sessions are reused across calls and cycles.
-"""
+"""The ccxt source itself: one ccxt exchange per venue, requests per venue in sequence (venues at
+once), retries with backoff, a TTL cache and the incremental bar store (see the package docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import math
 import os
-import re
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 
-import ccxt
 import ccxt.async_support as ccxt_async
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from cryptorun_core.artifacts import safe_join
 from cryptorun_core.config import KNOWN_VENUES, AppConfig, JobConfig, MarketConfig, packaged_config
 from cryptorun_core.market.base import (
-    BAR_COLUMNS,
     TIMEFRAME_DELTA,
-    UTC,
     FetchResult,
-    MarketDataError,
     MarketInfo,
     MarketSource,
     OrderBook,
@@ -64,12 +28,20 @@ from cryptorun_core.market.base import (
     Timeframe,
     VenueHealth,
     empty_bars,
-    to_utc,
 )
 from cryptorun_core.market.cache import TTLCache
+from cryptorun_core.market.ccxt_live.bar_store import MAX_STORED_BARS, BarStore, BarStores
+from cryptorun_core.market.ccxt_live.credentials import CREDENTIAL_FIELDS, NO_CREDENTIALS_VENUES, Redactor, credentials_from_env
+from cryptorun_core.market.ccxt_live.errors import VENUE_LEVEL_ERRORS, FetchFailure, VenueUnavailable, classify_error
+from cryptorun_core.market.ccxt_live.loop import LoopThread
+from cryptorun_core.market.ccxt_live.payloads import (
+    bar_window, book_side, map_markets, ms, ms_to_datetime, ohlcv_frame, seconds_to_next_close, sorted_bars, ticker_from_ccxt,
+    validate_book,
+)
 from cryptorun_core.market.ratelimit import Clock, RateLimiter, Sleep
+from cryptorun_core.timefmt import to_utc, utcnow
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cryptorun_core.market.ccxt_live")
 
 T = TypeVar("T")
 
@@ -78,246 +50,13 @@ VENUE_IDS: dict[str, str] = {"kraken": "kraken", "okx": "okx", "coinbase": "coin
 #: Most bars one OHLCV request returns (kraken: its last 720; okx candles and coinbase: 300).
 MAX_BARS_PER_REQUEST: dict[str, int] = {"kraken": 720, "okx": 300, "coinbase": 300}
 DEFAULT_BARS_PER_REQUEST = 300
-#: Bars kept per (venue, symbol, timeframe) in the incremental store (older ones are dropped).
-MAX_STORED_BARS = 5000
-#: Failures that say the venue, not the symbol, is in trouble: the rest of the batch is skipped.
-VENUE_LEVEL_ERRORS = frozenset({"timeout", "venue_down", "rate_limited"})
 _DETAIL_MAX_CHARS = 240
-#: Venues whose ccxt client switches to private endpoints as soon as it holds credentials
-#: (coinbase's load_markets then also calls the private fee summary): keys are not handed over.
-NO_CREDENTIALS_VENUES = frozenset({"coinbase"})
-
-
-class VenueUnavailable(MarketDataError):
-    """A venue could not list its markets (after retries); ``reason`` is the reason code."""
-
-    def __init__(self, venue: str, reason: str, detail: str):
-        self.venue = venue
-        self.reason = reason
-        self.detail = detail
-        super().__init__(detail)
-
-
-class _FetchFailure(Exception):
-    """An already classified failure: a reason code and a (redacted) sentence."""
-
-    def __init__(self, reason: str, detail: str):
-        self.reason = reason
-        self.detail = detail
-        super().__init__(detail)
-
-
-# --------------------------------------------------------------------------------------------
-# error classification
-
-
-def classify_error(exc: BaseException) -> tuple[str, bool, bool] | None:
-    """``(reason, retryable, venue_fault)`` for an exception raised while talking to a venue.
-
-    ccxt 4.5's hierarchy: RequestTimeout, ExchangeNotAvailable (→ OnMaintenance),
-    DDoSProtection and RateLimitExceeded are *siblings* under NetworkError (RateLimitExceeded is
-    no longer a DDoSProtection), BadResponse (→ NullResponse) sits under OperationFailed, and
-    BadSymbol under BadRequest/ExchangeError. Order matters: specific classes first.
-    Returns None for exceptions that are not about the venue (programming errors), which the
-    caller re-raises.
-    """
-    if isinstance(exc, ccxt.BadSymbol):
-        return "bad_symbol", False, False  # our request named something the venue lacks
-    if isinstance(exc, ccxt.RequestTimeout):
-        return "timeout", True, True
-    if isinstance(exc, ccxt.RateLimitExceeded):
-        return "rate_limited", True, True
-    if isinstance(exc, ccxt.DDoSProtection):  # separate branch: not a RateLimitExceeded in 4.5
-        return "rate_limited", True, True
-    if isinstance(exc, ccxt.ExchangeNotAvailable):
-        return "venue_down", True, True
-    if isinstance(exc, ccxt.NetworkError):
-        return "venue_down", True, True
-    if isinstance(exc, ccxt.BadResponse):
-        return "bad_response", True, True
-    if isinstance(exc, ccxt.BaseError):
-        return "bad_response", False, True  # the venue answered with an error of its own
-    if isinstance(exc, (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError)):
-        return "bad_response", False, True  # ccxt choked while parsing a malformed payload
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# small pure helpers
-
-
-def floor_time(ts: pd.Timestamp, timeframe: Timeframe) -> pd.Timestamp:
-    """``ts`` rounded down to a bar boundary of ``timeframe``."""
-    return ts.floor("1h" if timeframe == "1h" else "1D")
-
-
-@functools.lru_cache(maxsize=64)
-def last_closed_open(as_of: datetime, timeframe: Timeframe) -> pd.Timestamp:
-    """Open time of the newest bar closed at or before ``as_of`` (memoised: a cycle asks once per
-    (venue, symbol) with the same T)."""
-    return floor_time(pd.Timestamp(to_utc(as_of)) - TIMEFRAME_DELTA[timeframe], timeframe)
-
-
-@functools.lru_cache(maxsize=64)
-def bar_window(as_of: datetime, timeframe: Timeframe, limit: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``(first_open, last_open)``: open times of the oldest and newest of the ``limit`` newest bars
-    closed at or before ``as_of`` (memoised like :func:`last_closed_open`)."""
-    last_open = last_closed_open(as_of, timeframe)
-    return last_open - (int(limit) - 1) * TIMEFRAME_DELTA[timeframe], last_open
-
-
-@functools.lru_cache(maxsize=64)
-def seconds_to_next_close(as_of: datetime, timeframe: Timeframe) -> float:
-    """Seconds from ``as_of`` until the next bar after the newest closed one closes (≥ 0; memoised)."""
-    next_close = last_closed_open(as_of, timeframe) + 2 * TIMEFRAME_DELTA[timeframe]
-    return max((next_close - pd.Timestamp(as_of)).total_seconds(), 0.0)
-
-
-def _ms(ts: pd.Timestamp) -> int:
-    return int(ts.value // 1_000_000)
-
-
-def ohlcv_frame(rows: Sequence[Sequence[Any]] | None) -> pd.DataFrame:
-    """ccxt OHLCV rows ``[ms, o, h, l, c, v]`` → a bars frame (no validation, None → NaN)."""
-    if not rows:
-        return empty_bars()
-    arr = [list(r)[:6] + [None] * (6 - len(list(r)[:6])) for r in rows]
-    frame = pd.DataFrame(arr, columns=list(BAR_COLUMNS))
-    stamps = pd.to_numeric(frame["timestamp"], errors="coerce")
-    frame["timestamp"] = pd.to_datetime(stamps, unit="ms", utc=True)
-    for col in BAR_COLUMNS[1:]:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    return frame
-
-
-def bar_problems(frame: pd.DataFrame) -> pd.Series:
-    """Per row, a description of what is wrong with the bar ('' when it is sound)."""
-    prices = frame[["open", "high", "low", "close"]]
-    problems = pd.Series("", index=frame.index, dtype=object)
-    problems[frame["timestamp"].isna()] = "missing timestamp"
-    bad_price = ~np.isfinite(prices.to_numpy(float)).all(axis=1) | (prices <= 0).any(axis=1).to_numpy()
-    problems[(problems == "") & bad_price] = "non-finite or non-positive price"
-    bad_volume = ~np.isfinite(frame["volume"].to_numpy(float)) | (frame["volume"] < 0).to_numpy()
-    problems[(problems == "") & bad_volume] = "non-finite or negative volume"
-    problems[(problems == "") & (frame["high"] < frame["low"])] = "high below low"
-    return problems
-
-
-def validate_bars(frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Sorted, de-duplicated bars, or :class:`_FetchFailure` (``bad_response``) on garbage."""
-    problems = bar_problems(frame)
-    bad = problems[problems != ""]
-    if len(bad):
-        first = bad.index[0]
-        stamp = frame.loc[first, "timestamp"]
-        when = stamp.isoformat() if not pd.isna(stamp) else "?"
-        raise _FetchFailure(
-            "bad_response", f"{what}: {len(bad)} malformed bar(s) in the payload, first at {when}: {bad.iloc[0]}"
-        )
-    out = frame.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
-    return out.reset_index(drop=True)
-
-
-def book_side(levels: Any, descending: bool) -> np.ndarray:
-    """ccxt levels ``[[price, amount, ...], ...]`` → sorted (n, 2) float array."""
-    rows = [list(lvl)[:2] for lvl in (levels or [])]
-    arr = np.asarray([[np.nan if v is None else v for v in row] for row in rows], dtype=float).reshape(-1, 2)
-    order = np.argsort(-arr[:, 0] if descending else arr[:, 0], kind="stable")
-    return arr[order]
-
-
-def validate_book(bids: np.ndarray, asks: np.ndarray, what: str) -> None:
-    """Raise ``bad_response`` when any level has a non-finite/non-positive price or a bad amount."""
-    for side, arr in (("bid", bids), ("ask", asks)):
-        if len(arr) == 0:
-            continue
-        bad = ~np.isfinite(arr).all(axis=1) | (arr[:, 0] <= 0) | (arr[:, 1] < 0)
-        if bad.any():
-            raise _FetchFailure("bad_response", f"{what}: {int(bad.sum())} malformed {side} level(s) in the payload")
-
-
-def _positive(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) and x > 0 else None
-
-
-def _optional_volume(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) and x >= 0 else None
-
-
-def ticker_from_ccxt(raw: Mapping[str, Any], what: str) -> Ticker:
-    """A validated :class:`Ticker`. Venues whose bulk tickers carry no quote (coinbase's public
-    product list has a price but empty bid/ask) get bid = ask = last, so spreads must come from
-    order books (as SPEC §3 requires anyway)."""
-    last = _positive(raw.get("last"))
-    bid = _positive(raw.get("bid"))
-    ask = _positive(raw.get("ask"))
-    if last is None and bid is not None and ask is not None:
-        last = (bid + ask) / 2
-    if last is None:
-        raise _FetchFailure("bad_response", f"{what}: ticker has no valid price")
-    for name, value in (("bid", raw.get("bid")), ("ask", raw.get("ask"))):
-        if value not in (None, "") and _positive(value) is None:
-            raise _FetchFailure("bad_response", f"{what}: ticker {name} {value!r} is not a positive number")
-    return Ticker(
-        bid=bid if bid is not None else last,
-        ask=ask if ask is not None else last,
-        last=last,
-        base_volume_24h=_optional_volume(raw.get("baseVolume")),
-        quote_volume_24h=_optional_volume(raw.get("quoteVolume")),
-    )
-
-
-def _ms_to_datetime(ms: Any) -> datetime | None:
-    try:
-        value = int(ms)
-    except (TypeError, ValueError):
-        return None
-    return pd.Timestamp(value, unit="ms", tz=UTC).to_pydatetime()
-
-
-def credentials_from_env(venue: str, api_key_env: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """ccxt credential fields of ``venue`` read from the env vars named in ``api_key_env``.
-
-    Keys of ``api_key_env``: ``<venue>`` or ``<venue>.apiKey`` (the key), ``<venue>.secret``,
-    ``<venue>.password``; values are environment variable *names*. Nothing here is ever logged.
-    """
-    environ = os.environ if environ is None else environ
-    fields = {venue: "apiKey", f"{venue}.apiKey": "apiKey", f"{venue}.secret": "secret", f"{venue}.password": "password"}
-    out: dict[str, str] = {}
-    for key, field_name in fields.items():
-        env_name = api_key_env.get(key)
-        value = environ.get(env_name) if env_name else None
-        if value:
-            out[field_name] = value
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# per-venue state
 
 
 @dataclass
 class _VenueMarket:
     info: MarketInfo
     ccxt_symbol: str  # what ccxt is called with (its unified symbol, e.g. "BTC/USDT")
-
-
-@dataclass
-class _BarStore:
-    bars: pd.DataFrame  # sorted by timestamp, one bar per timestamp, no NaT
-    covered_from: pd.Timestamp  # bars are complete (as the venue serves them) from here on
-    stamps: np.ndarray = dataclasses.field(init=False)  # bars' open times, int64 ns UTC (windows are cut on them)
-
-    def __post_init__(self) -> None:
-        self.stamps = self.bars["timestamp"].array.as_unit("ns").asi8
 
 
 @dataclass
@@ -331,34 +70,6 @@ class _Venue:
     # one batch at a time per venue, so the request meter deltas belong to a single result even
     # when several threads submit batches to the loop at once
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-
-
-class _LoopThread:
-    """An asyncio loop running forever in a daemon thread; ``run`` submits and waits."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="cryptorun-ccxt-loop", daemon=True)
-        self._thread.start()
-        self.closed = False
-
-    def run(self, coro: Awaitable[T]) -> T:
-        if self.closed:
-            raise RuntimeError("CcxtMarket is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        if not self.loop.is_running():
-            self.loop.close()
-
-
-# --------------------------------------------------------------------------------------------
-# the source
 
 
 class CcxtMarket(MarketSource):
@@ -396,15 +107,14 @@ class CcxtMarket(MarketSource):
         self._usd_quotes = tuple(market_cfg.usd_quotes)
         self._clock: Clock = clock or time.monotonic
         self._sleep: Sleep = sleep or asyncio.sleep
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now or utcnow
         self.cache_ttl_s = float(cache_ttl_s)
         self.request_rate_per_s = float(request_rate_per_s)
         self._ttl_cache: TTLCache[tuple, tuple[datetime, Any]] = TTLCache(market_cfg.cache.max_entries)
-        self._bar_dir = Path(ohlcv_cache_dir) if ohlcv_cache_dir else None
-        self._bars: dict[tuple[str, str, str], _BarStore] = {}
+        self._bars = BarStores(ohlcv_cache_dir)
         self.backoff_log: list[tuple[str, float]] = []  # (venue, seconds) of every retry backoff
-        self._secrets: list[str] = []
-        self._loop: _LoopThread | None = None
+        self._redactor = Redactor()
+        self._loop: LoopThread | None = None
         self._closed = False
         self._venues: dict[str, _Venue] = {}
         for venue in self._venue_names:
@@ -431,7 +141,7 @@ class CcxtMarket(MarketSource):
     def _build_exchange(self, venue: str, environ: Mapping[str, str] | None) -> Any:
         """A public-endpoint ccxt client; credentials only if the config names env vars for them."""
         creds = credentials_from_env(venue, self._ccxt_cfg.api_key_env, environ)
-        self._secrets.extend(v for v in creds.values() if v)
+        self._redactor.add(*creds.values())
         if creds and venue in NO_CREDENTIALS_VENUES:
             # public endpoints only: these keys would make ccxt call private ones
             log.warning("%s: configured API credentials are not used (public endpoints only)", venue)
@@ -441,10 +151,7 @@ class CcxtMarket(MarketSource):
 
     def _prepare_venue(self, venue: str, exchange: Any) -> _Venue:
         """Wire the exchange to our limiter/meter and trim what load_markets asks for."""
-        for attr in ("apiKey", "secret", "password"):
-            value = getattr(exchange, attr, None)
-            if isinstance(value, str) and value:
-                self._secrets.append(value)
+        self._redactor.add(*(getattr(exchange, attr, None) for attr in CREDENTIAL_FIELDS))
         limiter = RateLimiter.for_venue(
             float(getattr(exchange, "rateLimit", 1000) or 1000),
             self.request_rate_per_s,
@@ -486,7 +193,7 @@ class CcxtMarket(MarketSource):
 
         try:
             markets = self._run(load())
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             raise VenueUnavailable(venue, exc.reason, exc.detail) from None
         as_of = to_utc(as_of)
         listed = [m.info for m in markets.values() if m.info.listed_at is None or m.info.listed_at <= as_of]
@@ -556,7 +263,7 @@ class CcxtMarket(MarketSource):
     def __repr__(self) -> str:  # deliberately nothing from the exchanges (they may hold keys)
         return (
             f"CcxtMarket(venues={list(self._venue_names)}, cache_ttl_s={self.cache_ttl_s:g}, "
-            f"request_rate_per_s={self.request_rate_per_s:g}, ohlcv_cache_dir={str(self._bar_dir) if self._bar_dir else None!r})"
+            f"request_rate_per_s={self.request_rate_per_s:g}, ohlcv_cache_dir={str(self._bars.directory) if self._bars.directory else None!r})"
         )
 
     def __enter__(self) -> "CcxtMarket":
@@ -571,7 +278,7 @@ class CcxtMarket(MarketSource):
         if self._closed:
             raise RuntimeError("CcxtMarket is closed")
         if self._loop is None:
-            self._loop = _LoopThread()
+            self._loop = LoopThread()
         return self._loop.run(coro)
 
     def _venue(self, venue: str) -> _Venue:
@@ -581,10 +288,8 @@ class CcxtMarket(MarketSource):
             raise ValueError(f"venue '{venue}' is not configured for this source ({', '.join(self._venue_names)})") from None
 
     def _redact(self, text: str) -> str:
-        """Remove any credential value from a message, then keep it short."""
-        for secret in self._secrets:
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
+        """Remove every echo of a credential from a message (:class:`Redactor`), then keep it short."""
+        text = self._redactor(text)
         return text if len(text) <= _DETAIL_MAX_CHARS else text[: _DETAIL_MAX_CHARS - 1] + "…"
 
     async def _batch(self, requests: Sequence[tuple[str, str]], per_venue) -> list[FetchResult]:
@@ -616,7 +321,7 @@ class CcxtMarket(MarketSource):
     ) -> T:
         """Run one ccxt call (and ``parse`` its answer) with retries and exponential backoff.
 
-        Raises :class:`_FetchFailure` with a reason code once the failure is final. A payload
+        Raises :class:`FetchFailure` with a reason code once the failure is final. A payload
         that ``parse`` rejects is a venue fault but is not retried (the venue would send the
         same garbage again).
         """
@@ -627,7 +332,7 @@ class CcxtMarket(MarketSource):
             try:
                 raw = await make_call()
                 result = parse(raw) if parse is not None else raw
-            except _FetchFailure as exc:
+            except FetchFailure as exc:
                 self._record_latency(state, started)
                 self._record_error(state, exc.reason, what, exc.detail)
                 raise
@@ -642,7 +347,7 @@ class CcxtMarket(MarketSource):
                     self._record_error(state, reason, what, message)
                 if not retryable or attempt >= max_retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise _FetchFailure(reason, self._redact(f"{state.name} {what} failed{tries} ({reason}): {message}")) from None
+                    raise FetchFailure(reason, self._redact(f"{state.name} {what} failed{tries} ({reason}): {message}")) from None
                 delay = min(float(self._ccxt_cfg.backoff_base_s) * (2.0**attempt), float(self._ccxt_cfg.backoff_max_s))
                 attempt += 1
                 state.health.retries += 1
@@ -667,48 +372,16 @@ class CcxtMarket(MarketSource):
         """The venue's canonical markets, loading them (once) on first use."""
         if state.markets is None:
             await self._call(state, "load_markets", lambda: state.exchange.load_markets())
-            state.markets = self._map_markets(state.name, state.exchange.markets or {})
+            state.markets = {sym: _VenueMarket(info, ccxt_symbol) for sym, (info, ccxt_symbol)
+                             in map_markets(state.name, state.exchange.markets or {}, self._usd_quotes).items()}
         return state.markets
-
-    def _map_markets(self, venue: str, ccxt_markets: Mapping[str, Mapping[str, Any]]) -> dict[str, _VenueMarket]:
-        """Spot markets quoted in a USD-like quote → canonical ``BASE/USD``.
-
-        When a venue lists one base against several USD-like quotes, the quote earlier in
-        ``usd_quotes`` wins (USD before USDT/USDC), then the active one.
-        """
-        best: dict[str, tuple[tuple[int, int], _VenueMarket]] = {}
-        for m in ccxt_markets.values():
-            quote, base = m.get("quote"), m.get("base")
-            if not m.get("spot") or quote not in self._usd_quotes or not base:
-                continue
-            active = m.get("active") is not False
-            info = MarketInfo(
-                venue=venue,
-                symbol=f"{base}/USD",
-                native_symbol=self._native_symbol(m),
-                base=str(base),
-                quote=str(quote),
-                active=active,
-                listed_at=_ms_to_datetime(m.get("created")),
-            )
-            rank = (self._usd_quotes.index(quote), 0 if active else 1)
-            current = best.get(info.symbol)
-            if current is None or rank < current[0]:
-                best[info.symbol] = (rank, _VenueMarket(info=info, ccxt_symbol=str(m["symbol"])))
-        return {sym: vm for sym, (_, vm) in sorted(best.items())}
-
-    @staticmethod
-    def _native_symbol(market: Mapping[str, Any]) -> str:
-        """How the venue spells the pair: kraken's ``wsname`` (``XBT/USD``) or the market id."""
-        info = market.get("info") or {}
-        return str(info.get("wsname") or market.get("id") or market.get("symbol"))
 
     async def _markets_or_failures(self, state: _Venue, symbols: Sequence[str], kind: str):
         """(markets, None) or (None, one failure result per symbol) when markets cannot load."""
         before = state.http_requests
         try:
             return await self._ensure_markets(state), None
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             cost = state.http_requests - before
             return None, [
                 FetchResult(state.name, s, None, error=exc.reason, detail=f"{kind}: markets unavailable: {exc.detail}",
@@ -776,7 +449,7 @@ class CcxtMarket(MarketSource):
         before, started = state.http_requests, time.perf_counter()
         try:
             frame = await self._incremental_bars(state, vm, as_of, timeframe, limit)
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             return FetchResult(state.name, symbol, None, error=exc.reason, detail=exc.detail,
                                latency_ms=(time.perf_counter() - started) * 1000.0, requests=state.http_requests - before)
         cost = state.http_requests - before
@@ -804,7 +477,7 @@ class CcxtMarket(MarketSource):
         # open times as int64 ns: this runs once per (venue, symbol) every cycle
         step_ns = pd.Timedelta(TIMEFRAME_DELTA[timeframe]).value
         first_open, last_open = bar_window(as_of, timeframe, int(limit))
-        store = self._load_store(state.name, vm.info.symbol, timeframe)
+        store = self._bars.load(state.name, vm.info.symbol, timeframe)
         if store is not None and len(store.stamps) and store.covered_from <= first_open:
             next_open = int(store.stamps[-1]) + step_ns
             since = max(next_open, first_open.value)
@@ -815,8 +488,8 @@ class CcxtMarket(MarketSource):
             fresh = await self._fetch_bar_pages(state, vm, pd.Timestamp(since, tz="UTC"), last_open, timeframe)
             merged = pd.concat([store.bars if store is not None else empty_bars(), fresh], ignore_index=True)
             merged = merged.drop_duplicates("timestamp", keep="last").sort_values("timestamp").iloc[-MAX_STORED_BARS:]
-            store = _BarStore(bars=merged.reset_index(drop=True), covered_from=covered_from)
-            self._save_store(state.name, vm.info.symbol, timeframe, store)
+            store = BarStore(bars=merged.reset_index(drop=True), covered_from=covered_from)
+            self._bars.save(state.name, vm.info.symbol, timeframe, store)
         if store is None:
             return empty_bars()
         # the store is sorted by time without duplicates or NaT: the window is one slice of it
@@ -824,7 +497,8 @@ class CcxtMarket(MarketSource):
         hi = int(np.searchsorted(store.stamps, last_open.value, side="right"))
         return store.bars.iloc[max(lo, hi - int(limit)):hi].reset_index(drop=True)  # a copy: the store stays the store's
 
-    async def _fetch_bar_pages(self, state: _Venue, vm: _VenueMarket, since: pd.Timestamp, last_open: pd.Timestamp, timeframe: Timeframe) -> pd.DataFrame:
+    async def _fetch_bar_pages(self, state: _Venue, vm: _VenueMarket, since: pd.Timestamp, last_open: pd.Timestamp,
+                               timeframe: Timeframe) -> pd.DataFrame:
         """Closed bars from ``since`` to ``last_open``, page by page (``since=`` walks forward)."""
         step = TIMEFRAME_DELTA[timeframe]
         page_size = MAX_BARS_PER_REQUEST.get(state.name, DEFAULT_BARS_PER_REQUEST)
@@ -837,8 +511,8 @@ class CcxtMarket(MarketSource):
             frame = await self._call(
                 state,
                 what,
-                lambda c=cursor: state.exchange.fetch_ohlcv(vm.ccxt_symbol, timeframe, since=_ms(c), limit=page_size),
-                lambda rows, c=cursor: self._closed_page(rows, c, last_open, f"{state.name} {what}"),
+                lambda c=cursor: state.exchange.fetch_ohlcv(vm.ccxt_symbol, timeframe, since=ms(c), limit=page_size),
+                lambda rows, c=cursor: self._closed_page(rows, c, last_open),
             )
             if frame.empty:
                 break
@@ -850,66 +524,17 @@ class CcxtMarket(MarketSource):
         return pd.concat(pages, ignore_index=True) if pages else empty_bars()
 
     @staticmethod
-    def _closed_page(rows: Any, cursor: pd.Timestamp, last_open: pd.Timestamp, what: str) -> pd.DataFrame:
-        """One OHLCV answer reduced to validated closed bars from ``cursor`` on.
+    def _closed_page(rows: Any, cursor: pd.Timestamp, last_open: pd.Timestamp) -> pd.DataFrame:
+        """One OHLCV answer reduced to the closed bars from ``cursor`` on (:func:`sorted_bars`).
 
-        The venue's still-open bar (and anything before the cursor) is dropped before
-        validation, so a half-built live candle can never poison the stored history.
+        The venue's still-open bar (and anything before the cursor) is dropped, so a half-built
+        live candle never enters the stored history. A bar with a bad value is kept as served:
+        :func:`cryptorun_core.quality.sanitize_bars` drops just that bar with its reason code
+        every cycle that reads it, instead of the whole answer being lost.
         """
         frame = ohlcv_frame(rows)
         frame = frame[frame["timestamp"].isna() | ((frame["timestamp"] >= cursor) & (frame["timestamp"] <= last_open))]
-        return validate_bars(frame, what)
-
-    # ---- on-disk bar store ------------------------------------------------------------------
-
-    def _store_path(self, venue: str, symbol: str, timeframe: str) -> Path | None:
-        if self._bar_dir is None:
-            return None
-        # symbols come from the venue's market list: never let one name a path outside the cache dir
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", symbol.replace("/", "-")).lstrip(".") or "_"
-        return safe_join(self._bar_dir, venue, f"{safe}_{timeframe}.parquet")
-
-    def _load_store(self, venue: str, symbol: str, timeframe: str) -> _BarStore | None:
-        key = (venue, symbol, timeframe)
-        if key in self._bars:
-            return self._bars[key]
-        path = self._store_path(venue, symbol, timeframe)
-        if path is None or not path.exists():
-            return None
-        try:
-            table = pq.read_table(path)
-            covered = (table.schema.metadata or {}).get(b"covered_from")
-            bars = table.to_pandas()
-            bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
-            bars = bars[list(BAR_COLUMNS)].astype({c: float for c in BAR_COLUMNS[1:]})
-            # the store's invariant (what _incremental_bars slices by): time order, one bar per time, no NaT
-            bars = bars.dropna(subset=["timestamp"]).drop_duplicates("timestamp", keep="last").sort_values("timestamp")
-            store = _BarStore(bars=bars.reset_index(drop=True),
-                              covered_from=pd.Timestamp(covered.decode()) if covered else bars["timestamp"].min())
-        except Exception as exc:  # noqa: BLE001 - a damaged cache file is just a cache miss
-            log.warning("ignoring unreadable OHLCV cache file %s: %s", path, type(exc).__name__)
-            return None
-        self._bars[key] = store
-        return store
-
-    def _save_store(self, venue: str, symbol: str, timeframe: str, store: _BarStore) -> None:
-        self._bars[(venue, symbol, timeframe)] = store
-        path = self._store_path(venue, symbol, timeframe)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pandas(store.bars, preserve_index=False)
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"covered_from": store.covered_from.isoformat().encode()})
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            try:
-                pq.write_table(table, tmp)
-                os.replace(tmp, path)  # readers never see half a file
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-        except OSError as exc:  # the disk cache is an optimisation; the cycle goes on without it
-            log.warning("cannot write OHLCV cache file %s: %s", path, exc.strerror)
+        return sorted_bars(frame)
 
     # ---- order books ------------------------------------------------------------------------
 
@@ -931,7 +556,7 @@ class CcxtMarket(MarketSource):
         try:
             book = await self._call(state, what, lambda: state.exchange.fetch_order_book(vm.ccxt_symbol, int(depth)),
                                     lambda raw: self._book(raw, depth, f"{state.name} {what}"))
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             return FetchResult(state.name, symbol, None, error=exc.reason, detail=exc.detail,
                                latency_ms=(time.perf_counter() - started) * 1000.0, requests=state.http_requests - before)
         cost, latency = state.http_requests - before, (time.perf_counter() - started) * 1000.0
@@ -947,9 +572,9 @@ class CcxtMarket(MarketSource):
             bids = book_side(raw.get("bids"), descending=True)
             asks = book_side(raw.get("asks"), descending=False)
         except (TypeError, ValueError) as exc:
-            raise _FetchFailure("bad_response", f"{what}: malformed levels ({type(exc).__name__})") from None
+            raise FetchFailure("bad_response", f"{what}: malformed levels ({type(exc).__name__})") from None
         validate_book(bids, asks, what)
-        stamp = _ms_to_datetime(raw.get("timestamp")) or self._now()
+        stamp = ms_to_datetime(raw.get("timestamp")) or self._now()
         return OrderBook(bids=bids[: int(depth)], asks=asks[: int(depth)], timestamp=to_utc(stamp))
 
     # ---- tickers ----------------------------------------------------------------------------
@@ -983,7 +608,7 @@ class CcxtMarket(MarketSource):
         before, started = state.http_requests, time.perf_counter()
         try:
             raw = await self._call(state, "tickers", lambda: state.exchange.fetch_tickers([vm.ccxt_symbol for _, vm in misses]))
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             cost = state.http_requests - before
             return {i: FetchResult(state.name, vm.info.symbol, None, error=exc.reason, detail=exc.detail,
                                    requests=cost if n == 0 else 0) for n, (i, vm) in enumerate(misses)}
@@ -998,7 +623,7 @@ class CcxtMarket(MarketSource):
         before = state.http_requests
         try:
             raw = await self._call(state, f"ticker {vm.info.symbol}", lambda: state.exchange.fetch_ticker(vm.ccxt_symbol))
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             return FetchResult(state.name, vm.info.symbol, None, error=exc.reason, detail=exc.detail, requests=state.http_requests - before)
         return dataclasses.replace(self._ticker_result(state, vm, raw, as_of), requests=state.http_requests - before)
 
@@ -1008,9 +633,9 @@ class CcxtMarket(MarketSource):
             return FetchResult(state.name, symbol, None, error="no_data", detail=f"{state.name} returned no ticker for {symbol}")
         try:
             ticker = ticker_from_ccxt(raw, f"{state.name} ticker {symbol}")
-        except _FetchFailure as exc:
+        except FetchFailure as exc:
             self._record_error(state, exc.reason, f"ticker {symbol}", exc.detail)
             return FetchResult(state.name, symbol, None, error=exc.reason, detail=exc.detail)
-        stamped = to_utc(_ms_to_datetime(raw.get("timestamp")) or self._now())
+        stamped = to_utc(ms_to_datetime(raw.get("timestamp")) or self._now())
         self._cache_put(("ticker", state.name, symbol), (ticker, stamped), as_of)
         return FetchResult(state.name, symbol, ticker, stamped_at=stamped)
