@@ -844,6 +844,46 @@ def test_credentials_canary_never_appears_in_results_health_or_repr(monkeypatch,
         market.close()
 
 
+def _echoes(secret: str) -> dict[str, str]:
+    """Forms a venue's error text may echo a credential in."""
+    import base64
+    from urllib.parse import quote
+
+    return {"verbatim": secret, "url": quote(secret, safe=""), "upper": secret.upper(), "lower": secret.lower(),
+            "base64": base64.b64encode(secret.encode()).decode(), "base64_nopad": base64.b64encode(secret.encode()).decode().rstrip("="),
+            "prefix": secret[:10]}
+
+
+ODD_SECRET = "s3cr3t/Key+With=Odd&Chars"
+
+
+def test_a_secret_read_with_a_trailing_newline_is_stripped_and_no_echo_of_it_escapes(monkeypatch, caplog):
+    monkeypatch.setenv("CR_TEST_KRAKEN_KEY", CANARY_KEY + "\n")
+    monkeypatch.setenv("CR_TEST_KRAKEN_SECRET", ODD_SECRET + "\r\n")
+    cfg = changed(packaged_config().market, ccxt={"api_key_env": {"kraken": "CR_TEST_KRAKEN_KEY", "kraken.secret": "CR_TEST_KRAKEN_SECRET"}})
+    clock = FakeClock()
+    market = CcxtMarket(("kraken",), cfg, clock=clock, sleep=clock.sleep)
+    api = FakeVenueAPI("kraken", AS_OF + timedelta(seconds=30))
+    market.exchange("kraken").fetch = api.fetch
+    market.exchange("kraken").timeout_on_exit = 0
+    assert market.exchange("kraken").apiKey == CANARY_KEY and market.exchange("kraken").secret == ODD_SECRET  # stripped on read
+    forms = {f"key {k}": v for k, v in _echoes(CANARY_KEY).items()} | {f"secret {k}": v for k, v in _echoes(ODD_SECRET).items()}
+    echo = " | ".join(f"{name}={value}" for name, value in forms.items())
+    api.fail("/0/public/OHLC", lambda: ccxt.ExchangeError(f"EAPI:Invalid key: {echo}"))
+    api.fail("/0/public/Depth", lambda: ccxt.ExchangeNotAvailable(f"EGeneral: {echo}"))
+    caplog.set_level(logging.DEBUG)
+    try:
+        results = market.fetch_ohlcv(reqs("kraken"), AS_OF, limit=24) + market.fetch_order_books(reqs("kraken"), AS_OF)
+        texts = [repr(r) for r in results] + [r.detail or "" for r in results]
+        texts += [json.dumps(h.to_dict()) for h in market.health().values()] + [caplog.text]
+        blob = "\n".join(texts)
+        assert "EAPI:Invalid key: key verbatim=***" in blob  # the venue's error is still reported
+        leaked = {name for name, value in forms.items() if value in blob}
+        assert leaked == set()
+    finally:
+        market.close()
+
+
 def test_coinbase_never_gets_credentials_because_ccxt_would_go_private(monkeypatch):
     monkeypatch.setenv("CR_TEST_CB_KEY", CANARY_KEY)
     monkeypatch.setenv("CR_TEST_CB_SECRET", CANARY_SECRET)
