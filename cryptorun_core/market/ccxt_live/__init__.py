@@ -35,7 +35,8 @@ from __future__ import annotations
 from cryptorun_core.market.ccxt_live.bar_store import MAX_STORED_BARS, BarStore
 from cryptorun_core.market.ccxt_live.credentials import NO_CREDENTIALS_VENUES, Redactor, credentials_from_env
 from cryptorun_core.market.ccxt_live.errors import VENUE_LEVEL_ERRORS, FetchFailure, VenueUnavailable, classify_error
-from cryptorun_core.market.ccxt_live.market import DEFAULT_BARS_PER_REQUEST, MAX_BARS_PER_REQUEST, VENUE_IDS, CcxtMarket
+from cryptorun_core.market.ccxt_live.market import VENUE_IDS, CcxtMarket
+from cryptorun_core.market.ccxt_live.ohlcv import DEFAULT_BARS_PER_REQUEST, MAX_BARS_PER_REQUEST
 from cryptorun_core.market.ccxt_live.payloads import (
     bar_window, book_side, floor_time, last_closed_open, ohlcv_frame, seconds_to_next_close, sorted_bars, ticker_from_ccxt,
     validate_book,
