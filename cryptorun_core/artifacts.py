@@ -96,7 +96,6 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
 
 
-
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",
            "premove_score", "compression")
 ROUNDING: dict[str, int] = {
