@@ -147,7 +147,7 @@ def test_venue_supplied_symbols_cannot_escape_the_bar_cache(tmp_path, symbol):
     market = CcxtMarket(("kraken",), packaged_config().market, ohlcv_cache_dir=tmp_path / "bars")
     try:
         market.exchange("kraken").timeout_on_exit = 0
-        path = market._store_path("kraken", symbol, "1h")
+        path = market._bars.path("kraken", symbol, "1h")
         assert (tmp_path / "bars").resolve() in path.parents and not path.name.startswith(".")
     finally:
         market.close()
