@@ -53,7 +53,7 @@ def test_a_config_without_the_section_is_refused(raw):
 
 def test_the_executor_does_not_change_the_config_hash_of_a_cycle():
     from cryptorun_core.config import changed, packaged_config
-    from cryptorun_core.engine import config_hash
+    from cryptorun_core.explain import config_hash
 
     config = packaged_config()
     for kind in ("multiprocess", "celery"):
