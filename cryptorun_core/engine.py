@@ -50,7 +50,7 @@ from cryptorun_core.market.snapshot import BookRuns, MarketSnapshot, SNAPSHOT_BA
 from cryptorun_core.microstructure import bar_status_arrays, book_metrics_arrays, choose_venue_arrays, refuse_aggregators
 from cryptorun_core.periods import period_table
 from cryptorun_core.premove import premove_frame
-from cryptorun_core.quality import empty_issues, issues_from_flags
+from cryptorun_core.quality import BarRules, empty_issues, issues_from_flags
 from cryptorun_core.rows import expand, first_row
 from cryptorun_core.schemas import (
     BookMetricsSchema, EvaluatedSchema, PremoveSchema, SignalsSchema, WarmSignalsSchema, validate_frame,
@@ -468,6 +468,7 @@ def _run_scan(
     ranked = sorted(set(ranking.loc[ranking["segment"].isin(("hot", "warm")), "symbol"].astype(str)) | set(symbols))
 
     # inputs used: bars of the ranked universe (VADR p80), books of the evaluated symbols
+    snapshot.use_bar_rules(BarRules.of(config))
     bar_issues: list[pd.DataFrame] = []
     sbars = _scan_bars(snapshot, t, H, venues, ranked, bar_issues)
     sbooks = _scan_books(snapshot, t, venues, symbols, config)
