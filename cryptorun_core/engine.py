@@ -50,7 +50,7 @@ from cryptorun_core.market.snapshot import BookRuns, MarketSnapshot, SNAPSHOT_BA
 from cryptorun_core.microstructure import bar_status_arrays, book_metrics_arrays, choose_venue_arrays, refuse_aggregators
 from cryptorun_core.periods import period_table
 from cryptorun_core.premove import premove_frame
-from cryptorun_core.quality import BarRules, empty_issues, issues_from_flags
+from cryptorun_core.quality import BarRules, empty_issues, issues_from_flags, source_file_problems
 from cryptorun_core.rows import expand, first_row
 from cryptorun_core.schemas import (
     BookMetricsSchema, EvaluatedSchema, PremoveSchema, SignalsSchema, WarmSignalsSchema, validate_frame,
@@ -635,6 +635,9 @@ def data_quality(bar_issues: pd.DataFrame, metrics: Mapping[str, Any], snapshot:
       that failed (the fetch reason code: ``venue_down``, ``empty_book``, …: action ``missing``);
     - ``unavailable``: evaluated symbols with no bars on any job venue (``not_listed`` when no job
       venue lists them any more, else ``no_bars``);
+    - ``files``: inputs the source could not read (fetch log ``kind`` = ``file``: a replay file
+      that is empty, corrupt or a symlink out of its folder), per (venue, symbol), with the reason
+      code and a sentence naming the file: that symbol was skipped;
     - ``fetch_errors``: failed requests per venue, kind and reason code;
     - ``counts``: entries per reason code.
     """
@@ -654,6 +657,7 @@ def data_quality(bar_issues: pd.DataFrame, metrics: Mapping[str, Any], snapshot:
             np.asarray(metrics["venue"], dtype=object)[bad], m_symbol[bad], np.asarray(metrics["invalid_reason"], dtype=object)[bad])]
     f = snapshot.fetches
     fetch_errors: dict[str, dict[str, dict[str, int]]] = {}
+    file_rows = source_file_problems(f, venues)
     if f is not None and len(f) and {"venue", "symbol", "kind", "ok", "error"}.issubset(f.columns):
         ok = f["ok"].astype(bool).to_numpy()
         on_venue = f["venue"].astype(str).isin(venues).to_numpy()
@@ -687,10 +691,11 @@ def data_quality(bar_issues: pd.DataFrame, metrics: Mapping[str, Any], snapshot:
         for s, n in zip(choice["symbol"], choice["n_bars"]) if int(n) == 0
     ]
     counts: dict[str, int] = {}
-    for r in bar_rows + book_rows + unavailable:
+    for r in bar_rows + book_rows + unavailable + file_rows:
         counts[r["reason"]] = counts.get(r["reason"], 0) + 1
-    return {"bars": bar_rows, "books": book_rows, "unavailable": unavailable, "fetch_errors": fetch_errors,
+    return {"bars": bar_rows, "books": book_rows, "unavailable": unavailable, "files": file_rows, "fetch_errors": fetch_errors,
             "counts": dict(sorted(counts.items()))}
+
 
 
 def _explain(t, job, regime_used, weight_blend, tf_weights, config, settings, vthr, ev, gate_results, contrib, snapshot,

@@ -400,3 +400,32 @@ def windows_need_sanitation(windows, rules: BarRules | None) -> bool:
             if ((top >= k * prev_c) | (bottom * k <= prev_c)).any():
                 return True
     return bool(price.any() or volume.any())
+
+
+def source_file_problems(fetches: pd.DataFrame | None, venues) -> list[dict]:
+    """The fetch log's unreadable inputs (``kind`` = ``file``) of ``venues``, sorted by venue, symbol."""
+    if fetches is None or not len(fetches) or "kind" not in fetches.columns:
+        return []
+    f = fetches[(fetches["kind"] == "file").to_numpy() & fetches["venue"].astype(str).isin(list(venues)).to_numpy()]
+    rows = [{"venue": str(v), "symbol": str(s), "reason": str(e), "detail": str(d)}
+            for v, s, e, d in zip(f["venue"], f["symbol"], f["error"], f["detail"])]
+    return sorted(rows, key=lambda r: (r["venue"], r["symbol"], r["reason"]))
+
+
+def regime_data_quality(snapshot, venues) -> dict:
+    """The data-quality report of a regime window: what the sanitation rejected or repaired in the
+    bars of the ranked snapshot (every symbol the ranking and the regime universe come from; bars
+    after T are never reported, SPEC §1, and bars kept as they are — zero volume — are not
+    repairs) and the inputs the source could not read. ``counts``: entries per reason code."""
+    flags = snapshot.clean_bars()[1]
+    issues = issues_from_flags(flags[(flags["action"] != "kept").to_numpy() & (flags["reason"] != "bar_after_as_of").to_numpy()
+                                     & flags["venue"].isin(list(venues)).to_numpy()]) if len(flags) else empty_issues()
+    bars = [{k: (int(v) if k == "n_bars" else v) for k, v in r.items()} for r in issues.to_dict("records")]
+    return data_quality_summary(bars, source_file_problems(snapshot.fetches, venues))
+
+
+def data_quality_summary(bars: list[dict], files: list[dict]) -> dict:
+    counts: dict[str, int] = {}
+    for r in bars + files:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+    return {"bars": bars, "files": files, "counts": dict(sorted(counts.items()))}

@@ -56,8 +56,9 @@ def rank_universe(
     """Rank every canonical symbol of ``snapshot`` at ``snapshot.as_of`` (SPEC §2).
 
     Exclusions, first match wins: ``stablecoin_or_fiat`` (base in ``config.market.excluded_bases``),
-    ``inactive`` (listed inactive on every venue), ``insufficient_periods`` (fewer than
-    ``config.universe.min_periods`` complete 24h periods), ``adv_below_min`` (ADV below
+    ``inactive`` (inactive on every venue), ``insufficient_periods`` (fewer than
+    ``config.universe.min_periods`` complete 24h periods), ``adv_not_finite`` (the volumes overflow:
+    only possible with magnitude rules looser than the defaults; the ADV is left empty), ``adv_below_min`` (ADV below
     ``config.universe.min_adv_usd``). Eligible symbols are ranked by ADV descending, ties by
     symbol; the first ``hot_size`` are segment ``'hot'``, the next ``warm_size`` ``'warm'``, the
     rest (and every excluded symbol) ``'none'``. See the module docstring for how venues,
@@ -148,10 +149,12 @@ def rank_pairs(
     excluded_bases = {b.upper() for b in config.market.excluded_bases}
     base = np.array([s.split("/", 1)[0].upper() in excluded_bases for s in symbols.tolist()], dtype=bool)
     reason = np.select(
-        [base, ~sym_active, n_periods < config.universe.min_periods, ~(np.nan_to_num(adv, nan=-np.inf) >= config.universe.min_adv_usd)],
-        ["stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_below_min"],
+        [base, ~sym_active, n_periods < config.universe.min_periods, np.isinf(adv),
+         ~(np.nan_to_num(adv, nan=-np.inf) >= config.universe.min_adv_usd)],
+        ["stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_not_finite", "adv_below_min"],
         default="",
     )
+    adv = np.where(np.isinf(adv), np.nan, adv)  # never written: the reason says why
     eligible = reason == ""
     elig = np.flatnonzero(eligible)
     elig = elig[np.argsort(-adv[elig], kind="stable")]  # ADV descending, ties by symbol (symbols are sorted)
