@@ -384,7 +384,7 @@ def windows_need_sanitation(windows, rules: BarRules | None) -> bool:
     if rules is None:
         return False
     pair_id = np.repeat(np.arange(len(windows.offsets) - 1), np.diff(windows.offsets))
-    price, volume = _spikes(np.arange(len(vals)), pair_id, [vals[:, c] for c in range(4)], vol, rules)
+    (_, price), (_, volume) = _spikes(np.arange(len(vals)), pair_id, [vals[:, c] for c in range(4)], vol, rules)
     # the whole-series rule judges each pair's newest bar against the one before it; inside the
     # series it sees two neighbours: a window's newest bar is judged against the one before it here
     last = windows.stop.ravel() - 1

@@ -231,3 +231,18 @@ def test_bars_after_T_change_nothing(hourly_bars, make_snapshot, app_config, see
     snap = make_snapshot(pd.concat([bars, late], ignore_index=True), T)
     snap.markets = make_snapshot(bars, T).markets
     pd.testing.assert_frame_equal(base, rank_universe(snap, app_config))
+
+
+def test_an_overflowing_adv_is_excluded_and_never_written(app_config):
+    """Only possible with magnitude rules looser than the defaults (a close·volume beyond 1e308):
+    the symbol is excluded as adv_not_finite and its ADV left empty, never inf."""
+    from cryptorun_core.periods import PairPeriods
+    from cryptorun_core.universe import rank_pairs
+
+    venue = np.array(["kraken", "kraken"], dtype=object)
+    symbol = np.array(["AAA/USD", "BBB/USD"], dtype=object)
+    periods = PairPeriods(venue, symbol, np.full((2, 8), 24, np.int64), np.array([[1e6] * 8, [np.inf] + [1e6] * 7]),
+                          np.ones((2, 8)))
+    ranking = rank_pairs(periods, np.array([True, True]), app_config, "1h", validate=True).set_index("symbol")
+    assert ranking.loc["BBB/USD", "exclusion_reason"] == "adv_not_finite" and np.isnan(ranking.loc["BBB/USD", "adv_usd"])
+    assert ranking.loc["AAA/USD", "rank"] == 1
