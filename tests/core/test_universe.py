@@ -233,6 +233,7 @@ def test_bars_after_T_change_nothing(hourly_bars, make_snapshot, app_config, see
     pd.testing.assert_frame_equal(base, rank_universe(snap, app_config))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_an_overflowing_adv_is_excluded_and_never_written(app_config):
     """Only possible with magnitude rules looser than the defaults (a close·volume beyond 1e308):
     the symbol is excluded as adv_not_finite and its ADV left empty, never inf."""
