@@ -30,6 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from cryptorun_core import asset_keys as keys
+from cryptorun_core.timefmt import as_of_folder, iso_z
+
 SIGNALS_COLUMNS = ("timestamp", "symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "venue", "sources")
 WARM_SIGNALS_COLUMNS = SIGNALS_COLUMNS + ("cached", "ttl_remaining_s")
 PREMOVE_COLUMNS = (
@@ -62,15 +65,15 @@ class Artifact:
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("universe_ranking", "regime", "universe.parquet", "parquet", "cache"),
-    Artifact("regime_indicators", "regime", "regime_indicators.parquet", "parquet", "cache"),
-    Artifact("regime_weights", "regime", "regime.json", "json", "artifacts"),
-    Artifact("hot_market_snapshot", "hot", "snapshots/scan_hot", "snapshot", "cache"),
-    Artifact("hot_signals", "hot", "signals.csv", "csv", "artifacts", "signals"),
-    Artifact("hot_premove", "hot", "premove.csv", "csv", "artifacts", "premove"),
-    Artifact("hot_explain", "hot", "explain.json", "json", "artifacts"),
-    Artifact("warm_market_snapshot", "warm", "snapshots/scan_warm", "snapshot", "cache"),
-    Artifact("warm_signals", "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
+    Artifact(keys.UNIVERSE_RANKING, "regime", "universe.parquet", "parquet", "cache"),
+    Artifact(keys.REGIME_INDICATORS, "regime", "regime_indicators.parquet", "parquet", "cache"),
+    Artifact(keys.REGIME_WEIGHTS, "regime", "regime.json", "json", "artifacts"),
+    Artifact(keys.HOT_SNAPSHOT, "hot", "snapshots/scan_hot", "snapshot", "cache"),
+    Artifact(keys.HOT_SIGNALS, "hot", "signals.csv", "csv", "artifacts", "signals"),
+    Artifact(keys.HOT_PREMOVE, "hot", "premove.csv", "csv", "artifacts", "premove"),
+    Artifact(keys.HOT_EXPLAIN, "hot", "explain.json", "json", "artifacts"),
+    Artifact(keys.WARM_SNAPSHOT, "warm", "snapshots/scan_warm", "snapshot", "cache"),
+    Artifact(keys.WARM_SIGNALS, "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
 )
 BY_ASSET: dict[str, Artifact] = {a.asset: a for a in ARTIFACTS}
 #: the assets each kind of job materialises, in the order they are computed
@@ -94,7 +97,6 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
 
 
-
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",
            "premove_score", "compression")
 ROUNDING: dict[str, int] = {
@@ -109,20 +111,6 @@ ROUNDING: dict[str, int] = {
     "bar_lag_bars": 2,
 }
 WHOLE = {c for c, d in ROUNDING.items() if d == 0}
-
-
-def iso_z(ts: Any) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` of any timestamp (naive means UTC)."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_of_folder(as_of: Any) -> str:
-    """Folder name of a cycle: ``YYYY-MM-DDTHH-MM-SSZ`` (file-name safe, sorts in time order)."""
-    t = pd.Timestamp(as_of)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H-%M-%SZ")
 
 
 def round_named(name: str, value: Any) -> Any:
