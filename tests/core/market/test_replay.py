@@ -327,3 +327,18 @@ def test_recorded_books_are_served_as_of_t(tmp_path):
     np.testing.assert_array_equal(mid.data.asks, [[101, 1]])
     late, = market.fetch_order_books([("kraken", "BTC/USD")], datetime(2024, 3, 1, tzinfo=UTC), depth=1)
     np.testing.assert_array_equal(late.data.asks, [[105, 3]])
+
+
+@needs_real
+def test_real_files_that_ended_are_inactive_not_ranked(daily):
+    """ALGO and CHZ end 2022-02-02: on 2022-02-13 they have no bar in period 0 (SPEC §2), so they
+    are inactive — before, they were still ranked."""
+    from cryptorun_core.config import load_config
+    from cryptorun_core.universe import rank_universe
+
+    config = load_config(check_artifacts_dir=False)
+    t = datetime(2022, 2, 13, tzinfo=UTC)
+    ranking = rank_universe(collect_snapshot(daily, None, t, venues=["kraken"], limit=30, with_books=False), config).set_index("symbol")
+    for symbol in ("ALGO/USD", "CHZ/USD"):
+        assert ranking.loc[symbol, "exclusion_reason"] == "inactive" and ranking.loc[symbol, "segment"] == "none"
+    assert ranking.loc["BTC/USD", "rank"] == 1
