@@ -227,6 +227,23 @@ class MarketConfig(_Strict):
         return v
 
 
+class SanitationConfig(_Strict):
+    """Magnitude rules of the bar sanitation (cryptorun_core.quality): a bar outside these bounds is
+    garbage, never a number. Ratios compare a bar with its neighbours in time (one-bar spikes)."""
+
+    min_price_usd: float = Field(gt=0)
+    max_price_usd: float = Field(gt=0)
+    max_bar_usd_volume: float = Field(gt=0)  # close·volume of one bar
+    price_spike_ratio: float = Field(gt=1)
+    volume_spike_ratio: float = Field(gt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SanitationConfig":
+        if not self.min_price_usd < self.max_price_usd:
+            raise InvalidAt("max_price_usd", f"must be above min_price_usd ({self.min_price_usd:g})")
+        return self
+
+
 class TierConfig(_Strict):
     name: str
     min_adv_usd: float = Field(ge=0)
@@ -452,6 +469,7 @@ class ExecutorConfig(_Strict):
 class AppConfig(_Strict):
     global_: GlobalConfig = Field(alias="global")
     market: MarketConfig
+    sanitation: SanitationConfig
     universe: UniverseConfig
     factors: FactorsConfig
     vadr: VadrConfig
