@@ -76,7 +76,9 @@ ANCHOR_HOUR = int((datetime(2026, 1, 1, tzinfo=UTC) - EPOCH) / timedelta(hours=1
 DEFAULT_VENUES = ("kraken", "okx", "coinbase")
 
 CALM, NORMAL, VOLATILE = 0, 1, 2  # hidden regime states (see factor.py)
-VOLUME_MULT = np.array([0.8, 1.0, 1.5])  # crypto trades more when it moves
+VOLUME_MULT = np.array([0.8, 1.0, 1.5])  # stablecoins and fiat trade more in sell-offs
+VOLUME_VOL_ELASTICITY = 0.8  # crypto volume ∝ (coin vol / its typical vol)^this
+VOLUME_MOVE_SLOPE = 0.6  # extra volume per sigma of the hour's move (see _activity)
 BOOK_DEPTH_MULT = np.array([1.2, 1.0, 0.7])  # market makers pull liquidity in sell-offs
 BOOK_SPREAD_MULT = np.array([0.85, 1.0, 1.4])
 # Idiosyncratic hourly sigma at the factor's median vol: IDIO_BASE + IDIO_SLOPE per decade of ADV
@@ -93,11 +95,13 @@ REFERENCE_SIGMA = VOL_MEDIAN / np.sqrt(HOURS_PER_YEAR)
 # so over weeks coins move together more than over a day (20-day breadth swings as a whole).
 TRANSIENT_MULT = 1.8
 TRANSIENT_CHUNK_DAYS = 64
-# Events: a directional move of EVENT_MOVE (uniform range), up with probability EVENT_UP_P. A coin
-# drifts by minus their expected move between events, so events alone never tilt breadth.
-EVENT_MOVE = (0.04, 0.16)
-EVENT_UP_P = 0.5
-EVENT_MEAN_MOVE = 0.5 * (EVENT_MOVE[0] + EVENT_MOVE[1]) * (2 * EVENT_UP_P - 1)
+# Events: a directional move of EVENT_MOVE (uniform range), up with probability EVENT_UP_P (pumps),
+# with volume and range surges; each is given back over EVENT_FADE times its length, so events
+# leave no drift (they must not lift every chart) while the pump itself is there to be scanned.
+EVENT_MOVE = (0.06, 0.20)
+EVENT_UP_P = 0.75
+EVENT_FADE = 3
+EVENT_RATE = (0.04, 0.10)  # events per day, uniform per coin (BTC none, new listings 0.12)
 
 # Books (SPEC §3): ±2% depth ≈ DEPTH_COEF · venue_ADV^DEPTH_EXP (≈ $150k, the tier-1 minimum, at
 # $6M venue ADV, so the lower half of the top 30 often fails depth), spread ≈
@@ -207,7 +211,7 @@ def _crypto_spec(seed: int, base: str, price: float, adv: float, venues: tuple[s
         listed_hour=None,
         delisted_hour=None,
         active=base not in INACTIVE_BASES,
-        event_rate=0.0 if base == "BTC" else 0.04 + 0.06 * _unit(seed, base, "events"),
+        event_rate=0.0 if base == "BTC" else EVENT_RATE[0] + (EVENT_RATE[1] - EVENT_RATE[0]) * _unit(seed, base, "events"),
         venues=venues,
     )
     fields.update(over)
@@ -332,19 +336,23 @@ def _symbol_returns_raw(seed: int, spec: SymbolSpec, k: int) -> _Returns:
     z = student_t(_rng(seed, spec.symbol, "ret", k), SHOCK_DF, BLOCK_HOURS)
     idio = spec.idio * (market.sigma / REFERENCE_SIGMA) ** IDIO_GAMMA
     sigma = np.sqrt((spec.beta * market.sigma) ** 2 + idio**2)
-    ret = spec.beta * market.ret + idio * z - spec.event_rate / 24.0 * EVENT_MEAN_MOVE + _transient_steps(seed, spec, k, idio / spec.idio)
+    ret = spec.beta * market.ret + idio * z + _transient_steps(seed, spec, k, idio / spec.idio)
     volume_mult = np.ones(BLOCK_HOURS)
     block_start = k * BLOCK_HOURS
     # events of the previous block may run into this one
     for ev in _events(seed, spec.symbol, spec.event_rate, k - 1) + _events(seed, spec.symbol, spec.event_rate, k):
         lo = max(ev.start - block_start, 0)
         hi = min(ev.start + ev.hours - block_start, BLOCK_HOURS)
-        if lo >= hi:
-            continue
-        sl = slice(lo, hi)
-        ret[sl] += ev.drift + (ev.sigma_mult - 1.0) * idio[sl] * z[sl]
-        sigma[sl] *= ev.sigma_mult
-        volume_mult[sl] *= ev.volume_mult
+        if lo < hi:
+            sl = slice(lo, hi)
+            ret[sl] += ev.drift + (ev.sigma_mult - 1.0) * idio[sl] * z[sl]
+            sigma[sl] *= ev.sigma_mult
+            volume_mult[sl] *= ev.volume_mult
+        # then the move fades out: it is given back evenly over EVENT_FADE times its length
+        fade_end = ev.start + ev.hours * (1 + EVENT_FADE)
+        lo, hi = max(ev.start + ev.hours - block_start, 0), min(fade_end - block_start, BLOCK_HOURS)
+        if lo < hi:
+            ret[lo:hi] -= ev.drift / EVENT_FADE
     cum = np.cumsum(ret)
     return _Returns(ret, cum, sigma, volume_mult, market.state)
 
@@ -404,6 +412,17 @@ def _intraday_seasonality() -> np.ndarray:
 _SEASONALITY = _intraday_seasonality()
 
 
+def _activity(spec: SymbolSpec, r: _Returns) -> np.ndarray:
+    """Traded volume relative to ADV: crypto trades more when it moves — with the coin's vol level
+    (elasticity VOLUME_VOL_ELASTICITY) and in the hours of its big moves (VOLUME_MOVE_SLOPE per
+    sigma of the hour's move); 1 on average for an ordinary hour."""
+    if spec.kind != "crypto":
+        return VOLUME_MULT[r.state]
+    typical = np.hypot(spec.beta * REFERENCE_SIGMA, spec.idio)
+    move = np.abs(r.ret) / r.sigma
+    return (r.sigma / typical) ** VOLUME_VOL_ELASTICITY * (1.0 - VOLUME_MOVE_SLOPE * 0.8 + VOLUME_MOVE_SLOPE * move)
+
+
 @lru_cache(maxsize=2048)
 def _symbol_block(seed: int, spec: SymbolSpec, k: int) -> _SymbolBlock:
     """OHLC and USD volume of the symbol's reference price for every hour of block k."""
@@ -428,7 +447,7 @@ def _symbol_block(seed: int, spec: SymbolSpec, k: int) -> _SymbolBlock:
     hours = k * BLOCK_HOURS + np.arange(BLOCK_HOURS)
     usd = (
         spec.adv_usd / 24.0
-        * VOLUME_MULT[r.state]
+        * _activity(spec, r)
         * _SEASONALITY[hours % 24]
         * np.exp(0.4 * shape[2] - 0.08)
         * r.volume_mult

@@ -32,8 +32,8 @@ TOLERANCE = 0.25  # relative distance to the real value every statistic must sta
 # and a real share of 0 allows no relative band. A share is within when it is within TOLERANCE
 # relative or SHARE_FLOOR absolute.
 SHARE_FLOOR = 0.05
-SIM_START = datetime(2024, 1, 1, tzinfo=UTC)
-SIM_WINDOWS = 5  # consecutive windows as long as the real span; their statistics are averaged
+SIM_START = datetime(2021, 1, 1, tzinfo=UTC)
+SIM_WINDOWS = 10  # consecutive windows as long as the real span; their statistics are averaged
 HOURLY_MAJORS = ("BTC", "ETH", "LTC", "XRP", "BCH")  # the real hourly files
 REAL_START = datetime(2021, 1, 1, tzinfo=UTC)
 REAL_END = datetime(2022, 2, 4, tzinfo=UTC)  # end of the real hourly files (exclusive)
