@@ -85,8 +85,8 @@ BOOK_SPREAD_MULT = np.array([0.85, 1.0, 1.4])
 # below $2B, times a coin constant in [1 - IDIO_SPREAD, 1 + IDIO_SPREAD]; it moves with the
 # factor's vol to the power IDIO_GAMMA (alts' own moves cluster with the market's).
 BETA_RANGE = (0.9, 1.65)  # uniform, BTC is 1
-IDIO_BASE = 0.0017
-IDIO_SLOPE = 0.0004
+IDIO_BASE = 0.0012
+IDIO_SLOPE = 0.0003
 IDIO_SPREAD = 0.35
 IDIO_GAMMA = 1.5
 REFERENCE_SIGMA = VOL_MEDIAN / np.sqrt(HOURS_PER_YEAR)
@@ -101,7 +101,7 @@ TRANSIENT_CHUNK_DAYS = 64
 EVENT_MOVE = (0.06, 0.20)
 EVENT_UP_P = 0.75
 EVENT_FADE = 3
-EVENT_RATE = (0.04, 0.10)  # events per day, uniform per coin (BTC none, new listings 0.12)
+EVENT_RATE = (0.08, 0.18)  # events per day, uniform per coin (BTC none, new listings 0.12)
 
 # Books (SPEC §3): ±2% depth ≈ DEPTH_COEF · venue_ADV^DEPTH_EXP (≈ $150k, the tier-1 minimum, at
 # $6M venue ADV, so the lower half of the top 30 often fails depth), spread ≈
