@@ -15,13 +15,16 @@ How purity and speed are obtained:
 - All arithmetic happens on whole, fixed-size blocks; a query only slices and concatenates
   cached arrays, so no float can differ with the query's length or alignment.
 
-The market model (calibrated against the SPEC §6 regime bands and §2 tiers, see the tests):
+The market model (calibrated to real 2021–22 history: docs/simulated_market.md, computed by
+:mod:`cryptorun_core.market.simulated.calibration`; tiers and books against SPEC §2–§3):
 
-- a regime process shared by all symbols cycles calm -> normal -> volatile -> normal with
-  random stretch lengths of days; it sets the market factor's volatility and drift (calm
-  drifts up, volatile sells off by as much, normal stretches mean-revert, so prices stay plausible);
-- symbol returns = beta * market factor + idiosyncratic noise, plus occasional *events*
-  (volume and range surges with a directional move) that make VADR/score gates pass sometimes;
+- a market factor shared by all symbols (:mod:`.factor`): log-normal, clustering volatility
+  (slow swings, spikes, daily noise), Student-t hourly shocks, a slowly trending drift; its vol
+  sets a hidden calm / normal / volatile state that scales traded volume and book liquidity;
+- symbol returns = beta * market factor + idiosyncratic noise that moves with the factor's vol,
+  plus a transient daily price part and occasional *events* (pumps: volume and range surges with a
+  directional move, given back afterwards) that make VADR/score gates pass sometimes;
+- volume follows each coin's vol level and its big hours;
 - heavy-tailed ADV (a few $B giants down to a tail under $100k), venue volumes are shares of
   the symbol's total, venue prices differ by a few bps of basis noise;
 - venue listings differ, a few flaky (symbol, venue) feeds lag by hours at times, rare single
