@@ -88,7 +88,7 @@ BOOK_SPREAD_MULT = np.array([0.85, 1.0, 1.4])
 # below $2B, times a coin constant in [1 - IDIO_SPREAD, 1 + IDIO_SPREAD]; it moves with the
 # factor's vol to the power IDIO_GAMMA (alts' own moves cluster with the market's).
 BETA_RANGE = (0.9, 1.65)  # uniform, BTC is 1
-IDIO_BASE = 0.0012
+IDIO_BASE = 0.0010
 IDIO_SLOPE = 0.0003
 IDIO_SPREAD = 0.35
 IDIO_GAMMA = 1.5
