@@ -15,13 +15,16 @@ How purity and speed are obtained:
 - All arithmetic happens on whole, fixed-size blocks; a query only slices and concatenates
   cached arrays, so no float can differ with the query's length or alignment.
 
-The market model (calibrated against the SPEC §6 regime bands and §2 tiers, see the tests):
+The market model (calibrated to real 2021–22 history: docs/simulated_market.md, computed by
+:mod:`cryptorun_core.market.simulated.calibration`; tiers and books against SPEC §2–§3):
 
-- a regime process shared by all symbols cycles calm -> normal -> volatile -> normal with
-  random stretch lengths of days; it sets the market factor's volatility and drift (calm
-  drifts up, volatile sells off by as much, normal stretches mean-revert, so prices stay plausible);
-- symbol returns = beta * market factor + idiosyncratic noise, plus occasional *events*
-  (volume and range surges with a directional move) that make VADR/score gates pass sometimes;
+- a market factor shared by all symbols (:mod:`.factor`): log-normal, clustering volatility
+  (slow swings, spikes, daily noise), Student-t hourly shocks, a slowly trending drift; its vol
+  sets a hidden calm / normal / volatile state that scales traded volume and book liquidity;
+- symbol returns = beta * market factor + idiosyncratic noise that moves with the factor's vol,
+  plus a transient daily price part and occasional *events* (pumps: volume and range surges with a
+  directional move, given back afterwards) that make VADR/score gates pass sometimes;
+- volume follows each coin's vol level and its big hours;
 - heavy-tailed ADV (a few $B giants down to a tail under $100k), venue volumes are shares of
   the symbol's total, venue prices differ by a few bps of basis noise;
 - venue listings differ, a few flaky (symbol, venue) feeds lag by hours at times, rare single
@@ -32,7 +35,6 @@ The market model (calibrated against the SPEC §6 regime bands and §2 tiers, se
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,32 +57,54 @@ from cryptorun_core.market.base import (
     empty_bars,
     to_utc,
 )
+from cryptorun_core.market.simulated.factor import (
+    BLOCK_HOURS,
+    HORIZON_BLOCKS,
+    HOURS_PER_YEAR,
+    SHOCK_DF,
+    VOL_MEDIAN,
+    market_block,
+    market_factor,
+    regime_states,
+)
+from cryptorun_core.market.simulated.keys import _frozen, _normal, _rng, _unit, student_t
 from cryptorun_core.market.windows import BarWindows, pack_series
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 EPOCH_NS = pd.Timestamp(EPOCH).value
 HOUR_NS = 3_600 * 10**9
-BLOCK_HOURS = 1024
 # Fixed symbols quote their reference price at this hour, so 2026 prices look like 2026 prices
 # whatever the random walk did since the epoch.
 ANCHOR_HOUR = int((datetime(2026, 1, 1, tzinfo=UTC) - EPOCH) / timedelta(hours=1))
 DEFAULT_VENUES = ("kraken", "okx", "coinbase")
 
-CALM, NORMAL, VOLATILE = 0, 1, 2
-# Market-factor hourly sigma per regime. BTC (beta 1, little idio) then has an annualised 7d
-# realized vol of ~0.26 / ~0.54 / ~1.1: well inside the SPEC §6 bands (0.40 / 0.80).
-MARKET_SIGMA = np.array([0.0026, 0.0058, 0.0125])
-IDIO_MULT = np.array([0.6, 1.0, 1.4])
-VOLUME_MULT = np.array([0.8, 1.0, 1.5])  # crypto trades more when it moves
+CALM, NORMAL, VOLATILE = 0, 1, 2  # hidden regime states (see factor.py)
+VOLUME_MULT = np.array([0.8, 1.0, 1.5])  # stablecoins and fiat trade more in sell-offs
+VOLUME_VOL_ELASTICITY = 0.8  # crypto volume ∝ (coin vol / its typical vol)^this
+VOLUME_MOVE_SLOPE = 0.6  # extra volume per sigma of the hour's move (see _activity)
 BOOK_DEPTH_MULT = np.array([1.2, 1.0, 0.7])  # market makers pull liquidity in sell-offs
 BOOK_SPREAD_MULT = np.array([0.85, 1.0, 1.4])
-# Regime stretch lengths in days (uniform ranges) for the cycle calm, normal, volatile, normal:
-# a cycle lasts 17-26 days, so every 30-day window sees each regime.
-CYCLE_STATES = (CALM, NORMAL, VOLATILE, NORMAL)
-CYCLE_DAYS = ((8.0, 12.0), (2.0, 3.5), (5.0, 7.0), (2.0, 3.5))
-CALM_DRIFT_PER_DAY = 0.02  # the volatile stretch gives it back (see _regime_schedule)
-MEAN_REVERSION = 0.35  # share of the factor's deviation taken back per cycle
-SELLOFF_RATIO = 1.4  # a volatile stretch loses more than calm gained; the next normal one rebounds
+# Idiosyncratic hourly sigma at the factor's median vol: IDIO_BASE + IDIO_SLOPE per decade of ADV
+# below $2B, times a coin constant in [1 - IDIO_SPREAD, 1 + IDIO_SPREAD]; it moves with the
+# factor's vol to the power IDIO_GAMMA (alts' own moves cluster with the market's).
+BETA_RANGE = (0.9, 1.65)  # uniform, BTC is 1
+IDIO_BASE = 0.0010
+IDIO_SLOPE = 0.0003
+IDIO_SPREAD = 0.35
+IDIO_GAMMA = 1.5
+REFERENCE_SIGMA = VOL_MEDIAN / np.sqrt(HOURS_PER_YEAR)
+# A transient part of each coin's log price: a value per day (linear in between) of sd
+# TRANSIENT_MULT · its daily idio sigma. It moves daily returns apart but does not accumulate,
+# so over weeks coins move together more than over a day (20-day breadth swings as a whole).
+TRANSIENT_MULT = 1.8
+TRANSIENT_CHUNK_DAYS = 64
+# Events: a directional move of EVENT_MOVE (uniform range), up with probability EVENT_UP_P (pumps),
+# with volume and range surges; each is given back over EVENT_FADE times its length, so events
+# leave no drift (they must not lift every chart) while the pump itself is there to be scanned.
+EVENT_MOVE = (0.06, 0.20)
+EVENT_UP_P = 0.75
+EVENT_FADE = 3
+EVENT_RATE = (0.08, 0.18)  # events per day, uniform per coin (BTC none, new listings 0.12)
 
 # Books (SPEC §3): ±2% depth ≈ DEPTH_COEF · venue_ADV^DEPTH_EXP (≈ $150k, the tier-1 minimum, at
 # $6M venue ADV, so the lower half of the top 30 often fails depth), spread ≈
@@ -116,30 +140,6 @@ FIAT_BASES = frozenset({"EUR"})
 INACTIVE_BASES = frozenset({"FTT"})  # delisted everywhere but still in the venues' market lists
 _CONSONANTS = "BCDFGHKLMNPRSTVZ"
 _VOWELS = "AEIOU"
-
-
-# --------------------------------------------------------------------------------------------
-# keyed randomness
-
-
-def _key(*parts: object) -> int:
-    """A 128-bit Philox key from the parts (blake2b: stable across processes, unlike hash())."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).digest()
-    return int.from_bytes(digest, "little")
-
-
-def _rng(*parts: object) -> np.random.Generator:
-    return np.random.Generator(np.random.Philox(key=_key(*parts)))
-
-
-def _unit(*parts: object) -> float:
-    """A uniform [0, 1) number that depends only on the parts (for per-symbol constants)."""
-    return _key(*parts) / 2.0**128
-
-
-def _frozen(*arrays: np.ndarray) -> None:
-    for a in arrays:
-        a.flags.writeable = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,14 +196,11 @@ def _adv_for_rank(seed: int, base: str, rank: int) -> float:
     return float(10.0**log10_adv)
 
 
-def _normal(*parts: object) -> float:
-    return float(_rng(*parts).standard_normal())
-
-
 def _crypto_spec(seed: int, base: str, price: float, adv: float, venues: tuple[str, ...], **over) -> SymbolSpec:
     big = np.log10(adv)
-    beta = 1.0 if base == "BTC" else 0.8 + 0.7 * _unit(seed, base, "beta")
-    idio = 0.0008 if base == "BTC" else 0.0025 + 0.0012 * max(0.0, 9.0 - big) * (0.7 + 0.6 * _unit(seed, base, "idio"))
+    beta = 1.0 if base == "BTC" else BETA_RANGE[0] + (BETA_RANGE[1] - BETA_RANGE[0]) * _unit(seed, base, "beta")
+    coin = 1.0 - IDIO_SPREAD + 2.0 * IDIO_SPREAD * _unit(seed, base, "idio")
+    idio = 0.0008 if base == "BTC" else (IDIO_BASE + IDIO_SLOPE * max(0.0, 9.3 - big)) * coin
     fields = dict(
         symbol=f"{base}/USD",
         base=base,
@@ -217,7 +214,7 @@ def _crypto_spec(seed: int, base: str, price: float, adv: float, venues: tuple[s
         listed_hour=None,
         delisted_hour=None,
         active=base not in INACTIVE_BASES,
-        event_rate=0.0 if base == "BTC" else 0.04 + 0.06 * _unit(seed, base, "events"),
+        event_rate=0.0 if base == "BTC" else EVENT_RATE[0] + (EVENT_RATE[1] - EVENT_RATE[0]) * _unit(seed, base, "events"),
         venues=venues,
     )
     fields.update(over)
@@ -282,87 +279,6 @@ def _slot_phase(seed: int, slot: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# regime process and market factor (shared by all symbols)
-
-
-class _Schedule(NamedTuple):
-    starts: np.ndarray  # start hour of each regime segment
-    states: np.ndarray  # regime state of each segment
-    market: np.ndarray  # market factor hourly log return, hour 0 .. HORIZON_BLOCKS * BLOCK_HOURS
-
-
-HORIZON_BLOCKS = 300  # the factor is laid out to ~2055; later hours are refused
-
-
-@lru_cache(maxsize=8)
-def _regime_schedule(seed: int) -> _Schedule:
-    """Regime segments and the market factor path from the epoch over the whole horizon.
-
-    The factor's noise is drawn per block (keyed by block), its drift per segment: calm drifts
-    up, volatile sells off. Each cycle's second normal stretch takes back a share of the factor's
-    accumulated deviation from its epoch level (mean reversion over a few cycles) so prices
-    stay plausible for years instead of wandering off by orders of magnitude.
-    """
-    n_hours = HORIZON_BLOCKS * BLOCK_HOURS
-    rng = _rng(seed, "regime")
-    lo = np.array([d[0] for d in CYCLE_DAYS])
-    hi = np.array([d[1] for d in CYCLE_DAYS])
-    n_cycles = int(n_hours / (24 * lo.sum())) + 2
-    days = lo + (hi - lo) * rng.random((n_cycles, len(CYCLE_STATES)))
-    hours = np.maximum(np.round(days * 24.0), 24).astype(np.int64)
-    flat = hours.reshape(-1)
-    starts = np.concatenate([[0], np.cumsum(flat)[:-1]])
-    states = np.tile(np.array(CYCLE_STATES, dtype=np.int8), n_cycles)
-    seg = np.searchsorted(starts, np.arange(n_hours), side="right") - 1
-    z = np.concatenate([_rng(seed, "market", k).standard_normal(BLOCK_HOURS) for k in range(HORIZON_BLOCKS)])
-    noise = MARKET_SIGMA[states[seg]] * z
-    seg_noise = np.bincount(seg, weights=noise, minlength=len(flat))
-    drift = np.zeros(len(flat))
-    gain = CALM_DRIFT_PER_DAY * hours[:, 0] / 24.0
-    loss = SELLOFF_RATIO * gain
-    level = 0.0
-    # Sequential over cycles (a few hundred). A calm stretch ends exactly `gain` higher and the
-    # volatile one exactly `loss` lower than they started (their drift absorbs their own noise,
-    # so an unlucky draw cannot wash the regime signal out); the normal stretch after the
-    # sell-off rebounds by the difference and takes back a share of the level reached.
-    for c in range(n_cycles):
-        i = 4 * c
-        drift[i] = (gain[c] - seg_noise[i]) / hours[c, 0]
-        drift[i + 2] = (-loss[c] - seg_noise[i + 2]) / hours[c, 2]
-        level += gain[c] - loss[c] + float(seg_noise[i + 1])
-        rebound = loss[c] - gain[c] - MEAN_REVERSION * level
-        drift[i + 3] = rebound / hours[c, 3]
-        level += rebound + float(seg_noise[i + 3])
-    market = drift[seg] + noise
-    out = _Schedule(starts, states, market)
-    _frozen(*out)
-    return out
-
-
-def regime_states(seed: int, hours: np.ndarray) -> np.ndarray:
-    """The hidden regime state (0 calm, 1 normal, 2 volatile) of each hour index."""
-    sched = _regime_schedule(seed)
-    return sched.states[np.searchsorted(sched.starts, hours, side="right") - 1]
-
-
-class _MarketBlock(NamedTuple):
-    ret: np.ndarray  # market factor hourly log return
-    state: np.ndarray  # regime state per hour
-
-
-@lru_cache(maxsize=512)
-def _market_block(seed: int, k: int) -> _MarketBlock:
-    if not 0 <= k < HORIZON_BLOCKS:
-        raise ValueError(f"simulated market covers {EPOCH:%Y-%m-%d} to about 2055 (block {k} is outside)")
-    sched = _regime_schedule(seed)
-    sl = slice(k * BLOCK_HOURS, (k + 1) * BLOCK_HOURS)
-    ret = sched.market[sl]
-    state = regime_states(seed, np.arange(sl.start, sl.stop))
-    _frozen(state)
-    return _MarketBlock(ret, state)
-
-
-# --------------------------------------------------------------------------------------------
 # symbol paths
 
 
@@ -394,28 +310,52 @@ def _events(seed: int, symbol: str, rate: float, k: int) -> tuple[_Event, ...]:
     hours = 10 + (u[1] * 27).astype(np.int64)
     vol = 2.5 * (7.0 / 2.5) ** u[2]
     sig = 1.5 + 1.5 * u[3]
-    move = (0.06 + 0.19 * u[4]) * np.where(u[5] < 0.75, 1.0, -1.0)
+    move = (EVENT_MOVE[0] + (EVENT_MOVE[1] - EVENT_MOVE[0]) * u[4]) * np.where(u[5] < EVENT_UP_P, 1.0, -1.0)
     return tuple(_Event(int(s), int(h), float(v), float(g), float(m / h)) for s, h, v, g, m in zip(starts, hours, vol, sig, move))
 
 
+@lru_cache(maxsize=4096)
+def _transient_chunk(seed: int, symbol: str, chunk: int) -> np.ndarray:
+    out = _rng(seed, symbol, "transient", chunk).standard_normal(TRANSIENT_CHUNK_DAYS)
+    _frozen(out)
+    return out
+
+
+def _transient_steps(seed: int, spec: SymbolSpec, k: int, scale: np.ndarray) -> np.ndarray:
+    """Hourly changes of the coin's transient price part over block k: n(h) − n(h − 1), where
+    n is linear between per-day values keyed by (seed, symbol, day)."""
+    h = np.arange(k * BLOCK_HOURS - 1, (k + 1) * BLOCK_HOURS)
+    d0, d1 = int(max(h[0], 0) // 24), int(h[-1] // 24) + 1
+    chunks = range(d0 // TRANSIENT_CHUNK_DAYS, d1 // TRANSIENT_CHUNK_DAYS + 1)
+    w = np.concatenate([_transient_chunk(seed, spec.symbol, c) for c in chunks])
+    first = chunks[0] * TRANSIENT_CHUNK_DAYS
+    day, frac = np.maximum(h, 0) // 24 - first, (np.maximum(h, 0) % 24) / 24.0
+    n = w[day] * (1.0 - frac) + w[day + 1] * frac
+    return TRANSIENT_MULT * spec.idio * np.sqrt(24.0) * np.diff(n) * scale
+
+
 def _symbol_returns_raw(seed: int, spec: SymbolSpec, k: int) -> _Returns:
-    market = _market_block(seed, k)
-    z = _rng(seed, spec.symbol, "ret", k).standard_normal(BLOCK_HOURS)
-    idio = spec.idio * IDIO_MULT[market.state]
-    sigma = np.sqrt((spec.beta * MARKET_SIGMA[market.state]) ** 2 + idio**2)
-    ret = spec.beta * market.ret + idio * z
+    market = market_block(seed, k)
+    z = student_t(_rng(seed, spec.symbol, "ret", k), SHOCK_DF, BLOCK_HOURS)
+    idio = spec.idio * (market.sigma / REFERENCE_SIGMA) ** IDIO_GAMMA
+    sigma = np.sqrt((spec.beta * market.sigma) ** 2 + idio**2)
+    ret = spec.beta * market.ret + idio * z + _transient_steps(seed, spec, k, idio / spec.idio)
     volume_mult = np.ones(BLOCK_HOURS)
     block_start = k * BLOCK_HOURS
     # events of the previous block may run into this one
     for ev in _events(seed, spec.symbol, spec.event_rate, k - 1) + _events(seed, spec.symbol, spec.event_rate, k):
         lo = max(ev.start - block_start, 0)
         hi = min(ev.start + ev.hours - block_start, BLOCK_HOURS)
-        if lo >= hi:
-            continue
-        sl = slice(lo, hi)
-        ret[sl] += ev.drift + (ev.sigma_mult - 1.0) * idio[sl] * z[sl]
-        sigma[sl] *= ev.sigma_mult
-        volume_mult[sl] *= ev.volume_mult
+        if lo < hi:
+            sl = slice(lo, hi)
+            ret[sl] += ev.drift + (ev.sigma_mult - 1.0) * idio[sl] * z[sl]
+            sigma[sl] *= ev.sigma_mult
+            volume_mult[sl] *= ev.volume_mult
+        # then the move fades out: it is given back evenly over EVENT_FADE times its length
+        fade_end = ev.start + ev.hours * (1 + EVENT_FADE)
+        lo, hi = max(ev.start + ev.hours - block_start, 0), min(fade_end - block_start, BLOCK_HOURS)
+        if lo < hi:
+            ret[lo:hi] -= ev.drift / EVENT_FADE
     cum = np.cumsum(ret)
     return _Returns(ret, cum, sigma, volume_mult, market.state)
 
@@ -475,6 +415,17 @@ def _intraday_seasonality() -> np.ndarray:
 _SEASONALITY = _intraday_seasonality()
 
 
+def _activity(spec: SymbolSpec, r: _Returns) -> np.ndarray:
+    """Traded volume relative to ADV: crypto trades more when it moves — with the coin's vol level
+    (elasticity VOLUME_VOL_ELASTICITY) and in the hours of its big moves (VOLUME_MOVE_SLOPE per
+    sigma of the hour's move); 1 on average for an ordinary hour."""
+    if spec.kind != "crypto":
+        return VOLUME_MULT[r.state]
+    typical = np.hypot(spec.beta * REFERENCE_SIGMA, spec.idio)
+    move = np.abs(r.ret) / r.sigma
+    return (r.sigma / typical) ** VOLUME_VOL_ELASTICITY * (1.0 - VOLUME_MOVE_SLOPE * 0.8 + VOLUME_MOVE_SLOPE * move)
+
+
 @lru_cache(maxsize=2048)
 def _symbol_block(seed: int, spec: SymbolSpec, k: int) -> _SymbolBlock:
     """OHLC and USD volume of the symbol's reference price for every hour of block k."""
@@ -499,7 +450,7 @@ def _symbol_block(seed: int, spec: SymbolSpec, k: int) -> _SymbolBlock:
     hours = k * BLOCK_HOURS + np.arange(BLOCK_HOURS)
     usd = (
         spec.adv_usd / 24.0
-        * VOLUME_MULT[r.state]
+        * _activity(spec, r)
         * _SEASONALITY[hours % 24]
         * np.exp(0.4 * shape[2] - 0.08)
         * r.volume_mult
