@@ -65,7 +65,8 @@ def regime_chart_metadata(
         )
         return {
             "regime_chart": dg.MetadataValue.md(
-                markdown_image(png, "regime chart", f"{plural(len(history), 'cycle')}, newest right. Bands: SPEC §6 vote thresholds.")
+                markdown_image(png, "regime chart", f"{plural(len(history), 'cycle')}, newest right. Bands: SPEC §6 vote thresholds.",
+                               title=f"Regime over the last {plural(len(history), 'cycle')}: now {history[-1].get('regime')}")
             ),
             "regime_history": dg.MetadataValue.md(
                 badge_table(rows, ["as_of", "regime", "confidence", "realized_vol_7d", "pct_above_20ma", "breadth_thrust", "votes"], n=len(rows))
@@ -92,9 +93,19 @@ def hot_scan_chart_metadata(
         breakdown = gate_breakdown(ev, counts if isinstance(counts, Mapping) else None)
         ranked = ev.sort_values(["score", "symbol"], ascending=[False, True], na_position="last") if "score" in ev.columns else ev
         ranked = ranked.assign(score_rank=range(1, len(ranked) + 1))
+        entries = int((ev["decision"] == "entry").sum()) if "decision" in ev.columns else 0
+        rejected = int(breakdown["first_failure"].sum())
         return {
-            "score_chart": dg.MetadataValue.md(markdown_image(score_chart_png(ev, thr), "scores of every evaluated symbol")),
-            "gate_rejections": dg.MetadataValue.md(markdown_image(gate_chart_png(breakdown), "gate rejection breakdown")),
+            "score_chart": dg.MetadataValue.md(markdown_image(
+                score_chart_png(ev, thr), "scores of every evaluated symbol",
+                f"Green: entry, grey: rejected; dashed line: the score gate {thr:g}.",
+                title=f"Scores of {plural(len(ev), 'evaluated symbol')}: {plural(entries, 'entry')}",
+            )),
+            "gate_rejections": dg.MetadataValue.md(markdown_image(
+                gate_chart_png(breakdown), "gate rejection breakdown",
+                "Per gate in SPEC §7 order: dark, the rejections it failed first (primary_reason); light, every symbol failing it.",
+                title=f"Gate rejections: {plural(rejected, 'symbol')} rejected",
+            )),
             "top_evaluated": dg.MetadataValue.md(top_evaluated_md(ranked)),
         }
 

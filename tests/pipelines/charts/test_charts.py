@@ -148,6 +148,7 @@ def test_regime_chart_metadata_embeds_the_png_and_a_history_table(tmp_path):
     assert out["chart_render_ms"].value >= 0
     # one cycle on disk: the caption counts it in the singular
     assert "1 cycle, newest right" in out["regime_chart"].value and "1 cycles" not in out["regime_chart"].value
+    assert out["regime_chart"].value.startswith("**Regime over the last 1 cycle: now volatile**\n\n![regime chart](")
 
 
 def test_a_chart_that_fails_never_fails_the_materialisation(tmp_path):
@@ -188,6 +189,8 @@ def test_hot_scan_chart_metadata_has_both_charts_and_a_badge_table():
     out = hot_scan_chart_metadata(evaluated_frame(), explain)
     for key in ("score_chart", "gate_rejections"):
         assert png_size(png_from_md(out[key].value)) == (640, 300)
+    assert out["score_chart"].value.startswith("**Scores of 12 evaluated symbols: 3 entries**")
+    assert out["gate_rejections"].value.startswith("**Gate rejections: 9 symbols rejected**")
     table = out["top_evaluated"].value
     assert "| # | symbol | score | decision |" in table and table.splitlines()[2].endswith("| ADV rank |")
     assert "✓ entry" in table and "✗ reject" in table and "● fresh" in table
