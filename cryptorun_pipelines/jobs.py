@@ -46,7 +46,8 @@ def build_jobs(cadences: Cadences, market: MarketConfig) -> list[dg.UnresolvedAs
     for job in (cadences.regime_job, cadences.hot_job, cadences.warm_job):
         if job is None:
             continue
-        description = ROLE_SUMMARY[job_role(job)] + ("" if job.enabled else " Disabled in config.")
+        summary = ROLE_SUMMARY[job_role(job)]
+        description = summary if job.enabled else summary.removesuffix(".") + " (disabled in config)."
         jobs.append(
             dg.define_asset_job(
                 name=job.dagster_name,
