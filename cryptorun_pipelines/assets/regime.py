@@ -128,12 +128,17 @@ def _run_metadata(context, config, pdef, keys: list[str], values: dict, seconds:
     totals go to the run's log."""
     if len(keys) > 1:
         labels = Counter(r["regime"] for r in values[REGIME_WEIGHTS].values())
+        newest = keys[-1]
         context.log.info(
-            f"regime backfill of {len(keys)} partitions ({keys[0]} … {keys[-1]}) from {source} in {seconds:.1f}s: "
+            f"regime backfill of {len(keys)} partitions ({keys[0]} … {newest}) from {source} in {seconds:.1f}s: "
             + ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
-            + "; each partition's materialisation carries its own regime and indicators (the chart is drawn for "
-            "single-partition runs only)"
+            + f"; each partition's materialisation carries its own regime and indicators, and the newest ({newest}) "
+            "the chart of the cycles up to it"
         )
+        # one chart, on the partition it ends at: drawing it for every partition would cost a
+        # render per partition for pictures nobody opens
+        chart = regime_chart_metadata(config.global_.artifacts_dir, pdef, values[REGIME_WEIGHTS], logger=context.log)
+        context.add_asset_metadata(chart, asset_key=REGIME_WEIGHTS, partition_key=newest)
         return {}
     key = keys[0]
     regime = values[REGIME_WEIGHTS][key]

@@ -122,5 +122,7 @@ def test_single_run_backfill_equals_separate_runs(fast_tmp):
         assert own["regime"].value == regime["regime"] and own["regime_confidence"].value == regime["confidence"]
         assert own["realized_vol_7d"].value == regime["indicators"]["realized_vol_7d"]
         assert own["regime_partition"].value == regime["partition_key"]
-        assert "regime_chart" not in own and "duration_s" not in own  # drawn and timed for one partition only
+        assert "duration_s" not in own  # the run's time is the run's, not a partition's
+        # the chart of the cycles up to it, on the newest partition only
+        assert ("regime_chart" in own) == (regime["partition_key"] == max(keys)), regime["partition_key"]
     assert len({m["regime_confidence"].value for m in meta.values()}) > 1
