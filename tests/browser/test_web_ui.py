@@ -1,6 +1,6 @@
 """The CryptoRun experience in the real Dagster web UI, driven by Chromium.
 
-1. the asset graph shows every asset of the lineage (edges cross-checked over GraphQL);
+1. the asset graph shows every asset of the lineage by its whole name (edges cross-checked over GraphQL);
 2. a scan_hot run for one partition launched from the job page succeeds and writes its files;
 3. a week of regime partitions backfilled from the job page completes as ONE run (single-run policy);
 4. a regime materialisation shows its chart (an ``img`` with a non-zero natural width).
@@ -51,16 +51,9 @@ BACKFILL_TIMEOUT_S = 200
 
 
 def shows_name(texts: list[str], name: str) -> bool:
-    """``name`` is among the node labels, in full or middle-truncated (``hot_mark…_snapshot``)."""
-    for text in texts:
-        text = text.strip()
-        if text == name:
-            return True
-        if "…" in text:
-            head, _, tail = text.partition("…")
-            if head and name.startswith(head) and name.endswith(tail) and len(head) + len(tail) < len(name):
-                return True
-    return False
+    """``name`` is among the node labels in full (a middle-truncated ``hot_mark…_snapshot`` is not a
+    name a user can read)."""
+    return any(text.strip() == name for text in texts)
 
 
 def open_materialize_dialog(ui, job: str):
