@@ -89,7 +89,7 @@ def render_list(rows: list[dict[str, Any]], style: Style) -> list[str]:
     columns = [
         Column("JOB NAME", min_width=8),
         Column("SCHEDULE", min_width=8),
-        Column("STATUS", min_width=8),
+        Column("STATUS", min_width=8, max_width=17, wrap=True),  # "enabled · on," / "daemon stopped"
         Column("DESCRIPTION", min_width=11, flex=True, wrap=True),
         Column("NEXT TICK", min_width=9),
     ]
