@@ -91,6 +91,7 @@ def test_top_table_reads_as_the_ten_best_scores_with_visible_badges(ui, hot_run)
     table = dialog.locator("table").first
     table.wait_for(timeout=30_000)
     ui.shot("top-evaluated")
+    ui.doc_shot("top-evaluated", dialog)
     title = dialog.locator("strong").first.inner_text()
     assert title == f"Top 10 of {len(explain['symbols'])} evaluated symbols by score", title
     headings = cells(table.locator("thead tr").first)
@@ -112,6 +113,10 @@ def test_top_table_reads_as_the_ten_best_scores_with_visible_badges(ui, hot_run)
 def test_charts_have_a_title_a_reader_can_read(ui, hot_run):
     page = ui.page
     dialog = open_markdown(ui, "hot_signals", HOT_KEY, "score_chart")
+    chart = dialog.locator("img[alt='scores of every evaluated symbol']")
+    chart.wait_for(timeout=30_000)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=chart.element_handle(), timeout=30_000)
+    ui.doc_shot("score-chart", dialog)
     title = dialog.locator("strong").first.inner_text()
     assert re.fullmatch(r"Scores of 10 evaluated symbols: (\d+ entries|1 entry)", title), title
     page.keyboard.press("Escape")
@@ -136,6 +141,7 @@ def test_columns_are_described_and_checks_read_whole(ui, hot_run):
     columns = page.locator("table", has_text="Column name").first
     columns.wait_for(timeout=60_000)
     ui.shot("hot-signals-columns")
+    ui.doc_shot("columns")
     body = columns.locator("tbody tr")
     described = {}
     for i in range(body.count()):
@@ -151,6 +157,7 @@ def test_columns_are_described_and_checks_read_whole(ui, hot_run):
     check.wait_for(timeout=60_000)
     page.get_by_text("Succeeded", exact=True).first.wait_for(timeout=60_000)
     ui.shot("hot-signals-checks")
+    ui.doc_shot("checks")
 
 
 def test_job_page_says_what_the_job_does_in_one_sentence_with_its_own_settings(ui):
@@ -158,6 +165,7 @@ def test_job_page_says_what_the_job_does_in_one_sentence_with_its_own_settings(u
     ui.goto(f"/locations/{LOCATION}/jobs/regime_refresh")
     page.get_by_text("Metadata", exact=True).first.wait_for(timeout=60_000)
     ui.shot("regime-job")
+    ui.doc_shot("job")
     text = page.get_by_text(re.compile(r"^Ranks the universe by ADV")).first.inner_text()
     assert "[" not in text and text.count(". ") == 0, text
     info = page.locator("body").inner_text()

@@ -136,6 +136,7 @@ def test_asset_graph_shows_the_lineage(ui):
             break
         time.sleep(1)
     ui.shot("lineage-expanded")
+    ui.doc_shot("lineage")
     assert not missing, f"asset nodes not visible in the graph: {missing} (visible labels: {shown_labels()})"
 
     # edges: the same server's GraphQL API
@@ -228,4 +229,5 @@ def test_regime_materialisation_shows_its_chart(ui):
     )
     width, height = img.evaluate("el => [el.naturalWidth, el.naturalHeight]")
     ui.shot("regime-chart")
+    ui.doc_shot("regime-chart")
     assert (width, height) == (640, 300), (width, height)
