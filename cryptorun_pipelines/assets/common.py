@@ -72,7 +72,7 @@ CONSTRAINT_LABEL_MAX = 30
 _PATTERN_LABELS = {r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$": "YYYY-MM-DDTHH:MM:SSZ", r"^[^/\s]+/USD$": "BASE/USD"}
 
 
-def _column_constraint(check) -> str:
+def _column_constraint(check) -> str | None:
     """A column check as a label that fits the UI's constraint tag: ``∈ {calm, normal, volatile}``,
     ``BASE/USD``; a set of values too long to show whole reads ``one of N codes`` (its description
     names them)."""
