@@ -128,7 +128,7 @@ def market_scale(market) -> float:
 
 
 def _cycle(market, fakes, now, config, ranking, as_of, label, regime=None) -> dict:
-    from cryptorun_pipelines.assets.market import read_segment
+    from cryptorun_core.book_pruning import read_segment
 
     for f in fakes.values():
         f.reset()

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cryptorun_core import asset_keys as keys
+from cryptorun_core.timefmt import as_of_folder, iso_z
 
 SIGNALS_COLUMNS = ("timestamp", "symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "venue", "sources")
 WARM_SIGNALS_COLUMNS = SIGNALS_COLUMNS + ("cached", "ttl_remaining_s")
@@ -96,7 +97,6 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
 
 
-
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",
            "premove_score", "compression")
 ROUNDING: dict[str, int] = {
@@ -111,20 +111,6 @@ ROUNDING: dict[str, int] = {
     "bar_lag_bars": 2,
 }
 WHOLE = {c for c, d in ROUNDING.items() if d == 0}
-
-
-def iso_z(ts: Any) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` of any timestamp (naive means UTC)."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_of_folder(as_of: Any) -> str:
-    """Folder name of a cycle: ``YYYY-MM-DDTHH-MM-SSZ`` (file-name safe, sorts in time order)."""
-    t = pd.Timestamp(as_of)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H-%M-%SZ")
 
 
 def round_named(name: str, value: Any) -> Any:

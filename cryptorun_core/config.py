@@ -418,6 +418,37 @@ class JobConfig(_Strict):
         return self.name.replace(".", "_")
 
 
+class MultiprocessExecutorConfig(_Strict):
+    # steps of one run executing at once, each in its own process (0 = one per CPU)
+    max_concurrent: int = Field(ge=0)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CeleryExecutorConfig(_Strict):
+    # the NAMES of the environment variables holding the URLs (they may carry passwords): read by
+    # the run's launcher when the run starts, never stored in the run's config
+    broker_url_env: str
+    backend_url_env: str
+
+    @field_validator("broker_url_env", "backend_url_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not _ENV_NAME.match(v):
+            raise ValueError(f"'{v}' is not an environment variable name (letters, digits and _)")
+        return v
+
+
+class ExecutorConfig(_Strict):
+    """How a run's steps execute (cryptorun_pipelines.executors): all in the run's process, one
+    process per step, or one Celery task per step on workers that share the instance and files."""
+
+    type: Literal["in_process", "multiprocess", "celery"]
+    multiprocess: MultiprocessExecutorConfig
+    celery: CeleryExecutorConfig
+
+
 class AppConfig(_Strict):
     global_: GlobalConfig = Field(alias="global")
     market: MarketConfig
@@ -427,6 +458,7 @@ class AppConfig(_Strict):
     regime: RegimeConfig
     gates: GatesConfig
     premove: PremoveConfig
+    executor: ExecutorConfig
     jobs: tuple[JobConfig, ...]
 
     model_config = ConfigDict(populate_by_name=True)

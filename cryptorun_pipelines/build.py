@@ -65,7 +65,7 @@ def build_definitions(
             ]
         )
         checks = build_checks(cadences)
-    jobs = build_jobs(cadences, config.market)
+    jobs = build_jobs(cadences, config.market, config.executor)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

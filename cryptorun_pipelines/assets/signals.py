@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import iso_z
+from cryptorun_core.timefmt import iso_z
 from cryptorun_core.asset_keys import (
     HOT_EXPLAIN, HOT_PREMOVE, HOT_SIGNALS, HOT_SNAPSHOT, REGIME_WEIGHTS, UNIVERSE_RANKING, WARM_SIGNALS, WARM_SNAPSHOT,
 )

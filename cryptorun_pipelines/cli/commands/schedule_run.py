@@ -380,7 +380,7 @@ def render_summary(
 
 
 def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as_of: str | None, top: int) -> int:
-    from cryptorun_core.artifacts import as_of_folder
+    from cryptorun_core.timefmt import as_of_folder
     from cryptorun_pipelines.partitions import as_of_for_key, build_cadences
     from cryptorun_pipelines.upstream import missing_upstream
 
