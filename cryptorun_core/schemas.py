@@ -58,8 +58,8 @@ UniverseRankingSchema = pa.DataFrameSchema(
         "segment": pa.Column(str, pa.Check.isin(UNIVERSE_SEGMENTS)),
     },
     checks=[
-        pa.Check(_ranking_consistent, element_wise=False, error="eligible/rank/exclusion_reason/segment disagree"),
-        pa.Check(_ranks_contiguous, element_wise=False, error="ranks must be 1..n by ADV desc, eligible rows first"),
+        pa.Check(_ranking_consistent, element_wise=False, name="ranking_consistent", error="eligible/rank/exclusion_reason/segment disagree"),
+        pa.Check(_ranks_contiguous, element_wise=False, name="ranks_contiguous", error="ranks must be 1..n by ADV desc, eligible rows first"),
     ],
     strict=True,
     ordered=True,
@@ -137,7 +137,7 @@ def _score_desc(df: pd.DataFrame) -> bool:
 
 SignalsSchema = pa.DataFrameSchema(
     {**_signals_columns(), **_signals_extra()},
-    checks=[pa.Check(_score_desc, element_wise=False, error="signals must be sorted by score descending")],
+    checks=[pa.Check(_score_desc, element_wise=False, name="score_descending", error="signals must be sorted by score descending")],
     strict=True,
     ordered=True,
     name="Signals",
@@ -150,7 +150,7 @@ WarmSignalsSchema = pa.DataFrameSchema(
         "ttl_remaining_s": pa.Column(float, nullable=True),
         **_signals_extra(),
     },
-    checks=[pa.Check(_score_desc, element_wise=False, error="signals must be sorted by score descending")],
+    checks=[pa.Check(_score_desc, element_wise=False, name="score_descending", error="signals must be sorted by score descending")],
     strict=True,
     ordered=True,
     name="WarmSignals",
@@ -208,7 +208,7 @@ EvaluatedSchema = pa.DataFrameSchema(
         "decision": pa.Column(str, pa.Check.isin(("entry", "reject"))),
         "primary_reason": pa.Column(object, pa.Check.isin(SCAN_REASONS), nullable=True),
     },
-    checks=[pa.Check(_decision_consistent, element_wise=False, error="decision/primary_reason disagree with gate flags")],
+    checks=[pa.Check(_decision_consistent, element_wise=False, name="decision_consistent", error="decision/primary_reason disagree with gate flags")],
     strict=False,
     name="Evaluated",
 )
@@ -229,7 +229,7 @@ BookMetricsSchema = pa.DataFrameSchema(
         "valid": pa.Column(bool),
         "invalid_reason": pa.Column(object, pa.Check.isin(BOOK_INVALID_REASONS), nullable=True),
     },
-    checks=[pa.Check(lambda df: df["valid"] == df["invalid_reason"].isna(), element_wise=False,
+    checks=[pa.Check(lambda df: df["valid"] == df["invalid_reason"].isna(), element_wise=False, name="valid_has_no_reason",
                      error="valid ⇔ no invalid_reason")],
     unique=["venue", "symbol"],
     strict=False,

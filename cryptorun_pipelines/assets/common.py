@@ -45,6 +45,9 @@ def table_type(schema, description: str) -> dg.DagsterType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.BetaWarning)
         base = pandera_schema_to_dagster_type(schema)
+    metadata = dict(base.metadata)
+    if isinstance(metadata.get("schema"), dg.TableSchemaMetadataValue):
+        metadata["schema"] = dg.MetadataValue.table_schema(readable_schema(schema, metadata["schema"].schema))
 
     def check(context, value: Any) -> dg.TypeCheck:
         for frame in _each(value):
@@ -59,9 +62,48 @@ def table_type(schema, description: str) -> dg.DagsterType:
         type_check_fn=check,
         name=base.unique_name,
         description=description or base.description,
-        metadata=dict(base.metadata),
+        metadata=metadata,
         typing_type=pd.DataFrame,
     )
+
+
+#: the UI cuts a constraint label at this many characters (Dagster's MAX_CONSTRAINT_TAG_CHARS)
+CONSTRAINT_LABEL_MAX = 30
+_PATTERN_LABELS = {r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$": "YYYY-MM-DDTHH:MM:SSZ", r"^[^/\s]+/USD$": "BASE/USD"}
+
+
+def _column_constraint(check) -> str | None:
+    """A column check as a label that fits the UI's constraint tag: ``∈ {calm, normal, volatile}``,
+    ``BASE/USD``; a set of values too long to show whole reads ``one of N codes`` (its description
+    names them)."""
+    stats = check.statistics or {}
+    if check.name == "isin":
+        values = ", ".join(str(v) for v in stats.get("allowed_values", ()))
+        label = f"∈ {{{values}}}"
+        return label if len(label) <= CONSTRAINT_LABEL_MAX else f"one of {len(stats.get('allowed_values', ()))} codes"
+    if check.name == "str_matches":
+        pattern = stats.get("pattern")
+        return _PATTERN_LABELS.get(getattr(pattern, "pattern", pattern), "matches a pattern")
+    return None
+
+
+def readable_schema(schema, table: dg.TableSchema) -> dg.TableSchema:
+    """``table`` (dagster-pandera's TableSchema of ``schema``) as the UI should show it: every column
+    described from SPEC (:data:`~cryptorun_core.column_docs.COLUMN_DESCRIPTIONS`), constraint labels
+    that fit their tag, and each table-wide check by its short name (its sentence is the asset's
+    ``table_checks`` metadata)."""
+    from cryptorun_core.column_docs import COLUMN_DESCRIPTIONS
+
+    columns = []
+    for col in table.columns:
+        checks = schema.columns[col.name].checks if col.name in schema.columns else []
+        labels = [_column_constraint(c) or label for c, label in zip(checks, col.constraints.other)] if len(checks) == len(col.constraints.other) else list(col.constraints.other)
+        columns.append(dg.TableColumn(
+            name=col.name, type=col.type, description=COLUMN_DESCRIPTIONS.get(col.name, col.description),
+            constraints=dg.TableColumnConstraints(nullable=col.constraints.nullable, unique=col.constraints.unique, other=labels),
+            tags=col.tags,
+        ))
+    return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=[c.name for c in schema.checks]))
 
 
 def object_type(name: str, description: str, predicate, what: str) -> dg.DagsterType:
@@ -108,7 +150,7 @@ def frame_metadata(frame: pd.DataFrame | None, columns: Sequence[str] | None = N
     shown = list(frame.columns) if columns is None else [c for c in columns if c in frame.columns]
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
-        # top rows with badges (regime 🟢/🔵/🔴, fresh ●/○, depth ✓/✗, premove state, risk)
+        # top rows with badges (fresh ●/○, depth ✓/✗, decision ✓/✗; regime, state and risk as words)
         "preview": dg.MetadataValue.md(badge_table(frame, shown, n=PREVIEW_ROWS)),
     }
 

@@ -14,6 +14,7 @@ from typing import Iterable
 import dagster as dg
 
 from cryptorun_core import asset_keys as keys
+from cryptorun_core.column_docs import TABLE_CHECKS
 
 #: asset → (owner, layer, SPEC section)
 CATALOG: dict[str, tuple[str, str, str]] = {
@@ -69,6 +70,11 @@ def annotate_assets(assets: Iterable[dg.AssetsDefinition]) -> list[dg.AssetsDefi
             metadata = {"spec": dg.MetadataValue.text(spec_ref)}
             if spec.key in schemas and "dagster/column_schema" not in (spec.metadata or {}):
                 metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(schemas[spec.key])
+                checks = schemas[spec.key].constraints.other if schemas[spec.key].constraints else []
+                if checks:
+                    metadata["table_checks"] = dg.MetadataValue.md(
+                        "\n".join(f"- `{name}`: {TABLE_CHECKS.get(name, name)}" for name in checks)
+                    )
             return spec.replace_attributes(owners=[*spec.owners, *([owner] if owner not in spec.owners else [])]).merge_attributes(
                 tags=tags, metadata=metadata
             )

@@ -15,11 +15,16 @@ import dagster as dg
 import pandas as pd
 
 from cryptorun_pipelines.charts.render import markdown_image
-from cryptorun_pipelines.charts.tables import badge_table
+from cryptorun_pipelines.charts.tables import badge_table, plural
 
 log = logging.getLogger(__name__)
 
-EVALUATED_COLUMNS = ("rank", "symbol", "score", "decision", "primary_reason", "fresh", "depth_badge", "venue", "spread_bps", "vadr", "vadr_min")
+EVALUATED_COLUMNS = ("score_rank", "symbol", "score", "decision", "primary_reason", "fresh", "depth_badge", "venue", "spread_bps",
+                     "vadr", "vadr_min", "rank")
+#: how the top_evaluated table heads its columns (``rank`` in the evaluated table is the universe's ADV rank)
+EVALUATED_HEADERS = {"score_rank": "#", "rank": "ADV rank", "depth_badge": "depth"}
+#: rows of the top_evaluated table
+TOP_EVALUATED = 10
 SIGNAL_COLUMNS = ("symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "depth_badge", "venue", "sources")
 PREMOVE_COLUMNS = ("symbol", "venue", "premove_score", "state", "gates_passed", "execution_risk", "compression", "volume_build", "book_imbalance")
 WARM_COLUMNS = SIGNAL_COLUMNS + ("cached", "ttl_remaining_s")
@@ -60,7 +65,8 @@ def regime_chart_metadata(
         )
         return {
             "regime_chart": dg.MetadataValue.md(
-                markdown_image(png, "regime chart", f"{len(history)} cycles, newest right. Bands: SPEC §6 vote thresholds.")
+                markdown_image(png, "regime chart", f"{plural(len(history), 'cycle')}, newest right. Bands: SPEC §6 vote thresholds.",
+                               title=f"Regime over the last {plural(len(history), 'cycle')}: now {history[-1].get('regime')}")
             ),
             "regime_history": dg.MetadataValue.md(
                 badge_table(rows, ["as_of", "regime", "confidence", "realized_vol_7d", "pct_above_20ma", "breadth_thrust", "votes"], n=len(rows))
@@ -85,14 +91,36 @@ def hot_scan_chart_metadata(
             thr = float(((explain or {}).get("thresholds") or {}).get("score_min", 75.0))
         counts = (explain or {}).get("counts")
         breakdown = gate_breakdown(ev, counts if isinstance(counts, Mapping) else None)
-        ranked = ev.sort_values("score", ascending=False, na_position="last") if "score" in ev.columns else ev
+        ranked = ev.sort_values(["score", "symbol"], ascending=[False, True], na_position="last") if "score" in ev.columns else ev
+        ranked = ranked.assign(score_rank=range(1, len(ranked) + 1))
+        entries = int((ev["decision"] == "entry").sum()) if "decision" in ev.columns else 0
+        rejected = int(breakdown["first_failure"].sum())
         return {
-            "score_chart": dg.MetadataValue.md(markdown_image(score_chart_png(ev, thr), "scores of every evaluated symbol")),
-            "gate_rejections": dg.MetadataValue.md(markdown_image(gate_chart_png(breakdown), "gate rejection breakdown")),
-            "top_evaluated": dg.MetadataValue.md(badge_table(ranked, EVALUATED_COLUMNS, n=10)),
+            "score_chart": dg.MetadataValue.md(markdown_image(
+                score_chart_png(ev, thr), "scores of every evaluated symbol",
+                f"Green: entry, grey: rejected; dashed line: the score gate {thr:g}.",
+                title=f"Scores of {plural(len(ev), 'evaluated symbol')}: {plural(entries, 'entry')}",
+            )),
+            "gate_rejections": dg.MetadataValue.md(markdown_image(
+                gate_chart_png(breakdown), "gate rejection breakdown",
+                "Per gate in SPEC §7 order: dark, the rejections it failed first (primary_reason); light, every symbol failing it.",
+                title=f"Gate rejections: {plural(rejected, 'symbol')} rejected",
+            )),
+            "top_evaluated": dg.MetadataValue.md(top_evaluated_md(ranked)),
         }
 
     return _guard("hot scan charts", build, logger)
+
+
+def top_evaluated_md(ranked: pd.DataFrame) -> str:
+    """The :data:`TOP_EVALUATED` best-scored symbols of the cycle, with a line saying what the table
+    is: ``#`` is the score rank, ``ADV rank`` the symbol's rank in the universe."""
+    shown = min(TOP_EVALUATED, len(ranked))
+    title = (f"**Top {shown} of {len(ranked)} evaluated symbols by score** "
+             "(# = score rank, ADV rank = rank in the universe by dollar volume; explain.json lists every symbol)")
+    table = badge_table(ranked, EVALUATED_COLUMNS, n=TOP_EVALUATED, headers=EVALUATED_HEADERS, more_note=False,
+                        empty="_no symbol evaluated_")
+    return f"{title}\n\n{table}"
 
 
 def table_metadata(frame: pd.DataFrame | None, columns, n: int = 10, key: str = "top_rows") -> dict[str, Any]:

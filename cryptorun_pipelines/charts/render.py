@@ -234,10 +234,11 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def markdown_image(png: bytes, alt: str = "chart", caption: str | None = None) -> str:
-    """Markdown the Dagster UI renders as an image (and an optional caption line below it)."""
+def markdown_image(png: bytes, alt: str = "chart", caption: str | None = None, title: str | None = None) -> str:
+    """Markdown the Dagster UI renders as an image, with an optional bold title line above it (text
+    a reader and a browser test can read, unlike the pixels) and a caption line below it."""
     md = f"![{alt}]({data_uri(png)})"
-    return md + (f"\n\n{caption}" if caption else "")
+    return (f"**{title}**\n\n" if title else "") + md + (f"\n\n{caption}" if caption else "")
 
 
 @contextmanager

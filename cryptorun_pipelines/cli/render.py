@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import textwrap
 import unicodedata
 from dataclasses import dataclass
@@ -193,8 +194,29 @@ def fit(line: str, width: int = WIDTH) -> str:
     return truncate(line, width)
 
 
-def badges(row: dict[str, Any], style: Style = PLAIN) -> str:
-    """``[Fresh ●] [Depth ✓] [Venue kraken] [Sources 3]`` for one evaluated symbol."""
+def terminal_width(environ: dict[str, str] | None = None) -> int:
+    """Columns of the terminal the command writes to (``COLUMNS`` first, as shutil reads it); 80 when
+    not a terminal. Never below :data:`MIN_WIDTH`."""
+    env = os.environ if environ is None else environ
+    try:
+        cols = int(env.get("COLUMNS", "0"))
+    except ValueError:
+        cols = 0
+    if cols <= 0:
+        cols = shutil.get_terminal_size((WIDTH, 24)).columns
+    return max(MIN_WIDTH, cols)
+
+
+#: the narrowest layout the tables are made for
+MIN_WIDTH = 40
+#: the forms of the badges of one symbol, widest first (each names every badge)
+BADGE_FORMS = ("long", "short", "tight")
+
+
+def badges(row: dict[str, Any], style: Style = PLAIN, form: str = "long") -> str:
+    """The badges of one evaluated symbol, in one of :data:`BADGE_FORMS`:
+    ``[Fresh ●] [Depth ✓] [Venue kraken] [Sources 3]`` (long), ``● fresh ✓ depth kraken 3 src``
+    (short), ``● ✓ kraken 3`` (tight)."""
     fresh = _badge_value(row, ("fresh", "fresh_badge"), "?")
     depth = _badge_value(row, ("depth_badge", "depth_ok"), "?")
     if isinstance(depth, bool):
@@ -205,7 +227,21 @@ def badges(row: dict[str, Any], style: Style = PLAIN) -> str:
     sources = _badge_value(row, ("sources", "n_sources"), "?")
     fresh_s = style(str(fresh), "green" if fresh == "●" else "yellow")
     depth_s = style(str(depth), "green" if depth == "✓" else "red")
-    return f"[Fresh {fresh_s}] [Depth {depth_s}] [Venue {venue}] [Sources {_int_text(sources)}]"
+    n = _int_text(sources)
+    if form == "tight":
+        return f"{fresh_s} {depth_s} {venue} {n}"
+    if form == "short":
+        return f"{fresh_s} {'fresh' if fresh == '●' else 'stale'} {depth_s} depth {venue} {n} src"
+    return f"[Fresh {fresh_s}] [Depth {depth_s}] [Venue {venue}] [Sources {n}]"
+
+
+def badge_form(rows: Sequence[dict[str, Any]], room: int) -> str:
+    """The widest of :data:`BADGE_FORMS` whose badges fit ``room`` columns on every row (the
+    tightest when none does: the table then wraps the cell rather than cut a badge off)."""
+    for form in BADGE_FORMS:
+        if all(display_width(badges(r, form=form)) <= room for r in rows):
+            return form
+    return BADGE_FORMS[-1]
 
 
 def _badge_value(row: dict[str, Any], keys: Sequence[str], default: Any) -> Any:

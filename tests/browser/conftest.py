@@ -40,6 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOCATION = "cryptorun"  # workspace.yaml's location_name
+#: set to a folder (docs/screenshots) to save the screenshots docs/ui.md shows while the tests run
+DOCS_SCREENSHOTS_ENV = "CRYPTORUN_DOCS_SCREENSHOTS"
 ENV_VARS = ("DAGSTER_HOME", "CRYPTORUN_CONFIG", "CRYPTORUN_ARTIFACTS_DIR", "CRYPTORUN_MARKET_SOURCE")
 
 # The partitions the tests use (the simulated market is a pure function of time: any past date works).
@@ -333,6 +335,16 @@ class UI:
             self.page.wait_for_load_state("networkidle", timeout=30_000)
         except Exception:  # noqa: BLE001 - a page that keeps polling never idles; the waits below decide
             pass
+
+    def doc_shot(self, name: str, locator=None) -> None:
+        """With ``CRYPTORUN_DOCS_SCREENSHOTS=docs/screenshots`` set, save the page (or ``locator``'s
+        element) as ``name``.png there: how docs/ui.md's screenshots are retaken."""
+        folder = os.environ.get(DOCS_SCREENSHOTS_ENV)
+        if not folder:
+            return
+        path = Path(folder) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (locator or self.page).screenshot(path=str(path))
 
     def shot(self, name: str) -> Path:
         path = self.shots_dir / f"{len(self.shots) + 1:02d}-{name}.png"

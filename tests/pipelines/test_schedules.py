@@ -103,3 +103,19 @@ def test_asset_names_read_whole_in_the_lineage_graph(pipeline):
     assert len(set(labels)) == len(labels)
     assert [n for n in labels if len(n) > NODE_LABEL_MAX] == []
     assert set(labels) == set(BY_ASSET)
+
+
+def test_each_job_says_what_it_does_in_one_sentence_and_lists_only_the_settings_it_reads(pipeline):
+    """A description without a bracketed config dump; the regime job's metadata has no scan gate."""
+    jobs = {name: pipeline.defs.resolve_job_def(name) for name in ("scan_hot", "scan_warm", "regime_refresh")}
+    for name, job in jobs.items():
+        text = job.description
+        assert "[" not in text and "{" not in text, text
+        assert text.endswith(".") and text.count(". ") == 0, f"{name}: more than one sentence: {text}"
+    regime = {k: v for k, v in jobs["regime_refresh"].metadata.items()}
+    for scan_only in ("score_min", "spread_multiplier", "depth_multiplier", "premove", "vadr_use_percentile", "max_sample"):
+        assert scan_only not in regime, scan_only
+    assert regime["schedule"].value == "0 */4 * * *" and "venues" in regime
+    hot = jobs["scan_hot"].metadata
+    assert hot["score_min"].value == 75 and hot["premove"].value is True
+    assert "premove" not in jobs["scan_warm"].metadata and jobs["scan_warm"].metadata["score_min"].value == 65

@@ -19,12 +19,17 @@ from cryptorun_core.timefmt import utcnow
 from cryptorun_pipelines.cli.timing import next_tick
 
 
-def status_text(enabled: bool, state: ScheduleState | None) -> str:
-    """``enabled · running`` / ``enabled · stopped`` / ``disabled`` (…``· running`` if on anyway)."""
+def schedule_words(enabled: bool, state: ScheduleState | None, daemon_running: bool) -> tuple[str, bool]:
+    """The state words of a job's schedule and whether it ticks (on, and the daemon is running):
+    ``enabled · running``, ``enabled · on, daemon stopped``, ``enabled · stopped``, ``disabled``."""
     word = "enabled" if enabled else "disabled"
     if state is None:
-        return word
-    return f"{word} · {'running' if state.status == 'running' else 'stopped'}"
+        return word, False
+    if state.status != "running":
+        return f"{word} · stopped", False
+    if daemon_running:
+        return f"{word} · running", True
+    return f"{word} · on, daemon stopped", False
 
 
 def daemon_info(instance: Any) -> dict[str, Any]:
@@ -42,10 +47,12 @@ def daemon_line(info: dict[str, Any], style: Style) -> str:
 def collect_jobs(ctx: Context, instance: Any) -> list[dict[str, Any]]:
     names = schedule_names(ctx.config.jobs)
     states = schedule_states(instance, names)
+    daemon_up = daemon_info(instance)["running"]
     now = utcnow()
     rows = []
     for job in ctx.config.jobs:
         state = states.get(job.name)
+        words, ticking = schedule_words(job.enabled, state, daemon_up)
         rows.append(
             {
                 "name": job.name,
@@ -56,9 +63,10 @@ def collect_jobs(ctx: Context, instance: Any) -> list[dict[str, Any]]:
                 "enabled": job.enabled,
                 "schedule_state": state.status if state else None,
                 "schedule_state_source": state.source if state else None,
-                "status": status_text(job.enabled, state),
+                "status": words,
+                "ticking": ticking,
                 "description": job.description,
-                "next_tick": next_tick(job.schedule, now).isoformat() if job.enabled else None,
+                "next_tick": next_tick(job.schedule, now).isoformat() if job.enabled else None,  # when due by the cron
             }
         )
     return rows
@@ -76,12 +84,13 @@ def render_list(rows: list[dict[str, Any]], style: Style) -> list[str]:
 
     cells = []
     for r in rows:
-        tick = fmt_time(datetime.fromisoformat(r["next_tick"]), short=True) if r["next_tick"] else "-"
+        # a schedule that does not tick (stopped, or no daemon) has no next tick to show
+        tick = fmt_time(datetime.fromisoformat(r["next_tick"]), short=True) if r["next_tick"] and r["ticking"] else "-"
         cells.append([r["name"], r["schedule"], r["status"], r["description"], tick])
     columns = [
         Column("JOB NAME", min_width=8),
         Column("SCHEDULE", min_width=8),
-        Column("STATUS", min_width=8),
+        Column("STATUS", min_width=8, max_width=17, wrap=True),  # "enabled · on," / "daemon stopped"
         Column("DESCRIPTION", min_width=11, flex=True, wrap=True),
         Column("NEXT TICK", min_width=9),
     ]

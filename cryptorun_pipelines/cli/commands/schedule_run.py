@@ -26,7 +26,9 @@ from cryptorun_pipelines.cli.dagster_state import run_worker_tags
 from cryptorun_pipelines.cli.errors import EXIT_OK, JobFailed
 from cryptorun_pipelines.cli.instance import get_instance
 from cryptorun_pipelines.cli.progress import RunMonitor, error_message
-from cryptorun_pipelines.cli.render import WIDTH, Column, Style, badges, fit, fmt_duration, fmt_score, fmt_time, table
+from cryptorun_pipelines.cli.render import (
+    WIDTH, Column, Style, badge_form, badges, display_width, fit, fmt_duration, fmt_score, fmt_time, table, terminal_width,
+)
 from cryptorun_pipelines.cli.timing import resolve_partition
 from cryptorun_pipelines.run_tags import DRY_RUN_TAG, TRIGGER_TAG
 
@@ -257,15 +259,22 @@ def top_rows(job: JobConfig, outcome: RunOutcome, n: int) -> list[dict[str, Any]
     return rows[:n]
 
 
-def render_top(rows: list[dict[str, Any]], style: Style) -> list[str]:
-    columns = [
-        Column("#", align=">"),
-        Column("SYMBOL", max_width=12),
-        Column("SCORE", align=">"),
-        Column("BADGES", flex=True),
-        Column("DECISION"),
-    ]
-    cells = [[str(r["rank"]), str(r["symbol"]), fmt_score(r["score"]), badges(r), str(r["decision"] or "-")] for r in rows]
+def render_top(rows: list[dict[str, Any]], style: Style, width: int | None = None) -> list[str]:
+    """The top symbols in ``width`` columns (the terminal's by default): every badge of every row
+    shows, in the widest badge form that fits beside the other columns, wrapped if even the tightest
+    does not."""
+    width = terminal_width() if width is None else width
+    cells = [[str(r["rank"]), str(r["symbol"]), fmt_score(r["score"]), "", str(r["decision"] or "-")] for r in rows]
+    titles, aligns, gap = ("#", "SYMBOL", "SCORE", "BADGES", "DECISION"), (">", "<", ">", "<", "<"), 2
+    widths = [max([len(t)] + [display_width(row[i]) for row in cells]) for i, t in enumerate(titles)]
+    widths[1] = min(widths[1], 12)
+    widths[3] = max(len(titles[3]), width - gap * (len(titles) - 1) - sum(w for i, w in enumerate(widths) if i != 3))
+    form = badge_form(rows, widths[3])
+    for row, r in zip(cells, rows):
+        row[3] = badges(r, form=form)
+    widths[3] = min(widths[3], max([len(titles[3])] + [display_width(row[3]) for row in cells]))
+    # every row laid out in the same fixed widths; the badge cell wraps rather than lose a badge
+    columns = [Column(t, min_width=w, max_width=w, align=a, wrap=(i == 3)) for i, (t, w, a) in enumerate(zip(titles, widths, aligns))]
 
     def decision_style(text: str) -> str:
         return style(text, "green", "bold") if text == "entry" else style(text, "red")
@@ -273,18 +282,16 @@ def render_top(rows: list[dict[str, Any]], style: Style) -> list[str]:
     def badge_style(text: str) -> str:
         if not style.colour:
             return text
-        return (text.replace("[Fresh ●]", "[Fresh " + style("●", "green") + "]")
-                .replace("[Fresh ○]", "[Fresh " + style("○", "yellow") + "]")
-                .replace("[Depth ✓]", "[Depth " + style("✓", "green") + "]")
-                .replace("[Depth ✗]", "[Depth " + style("✗", "red") + "]"))
+        return (text.replace("●", style("●", "green")).replace("○", style("○", "yellow"))
+                .replace("✓", style("✓", "green")).replace("✗", style("✗", "red")))
 
-    lines = table(columns, cells, style=style, stylers=[None, lambda t: style(t, "bold"), None, badge_style, decision_style])
-    out = [lines[0]]
-    for row, line in zip(rows, lines[1:]):
-        out.append(line)
+    stylers = [None, lambda t: style(t, "bold"), None, badge_style, decision_style]
+    out = table(columns, [], style=style, width=width, gap=gap)
+    for row, cell in zip(rows, cells):
+        out.extend(table(columns, [cell], style=style, width=width, gap=gap, stylers=stylers)[1:])
         if row["decision"] != "entry" and row.get("primary_reason"):
             detail = f"     ↳ {row['primary_reason']}" + (f": {row['detail']}" if row.get("detail") else "")
-            out.append(style(fit(detail, WIDTH), "dim"))
+            out.append(style(fit(detail, width), "dim"))
     return out
 
 

@@ -12,10 +12,9 @@ import os
 from typing import Any
 
 from cryptorun_core.config import JobConfig
-from cryptorun_pipelines.cli.commands.schedule_list import daemon_info, emit_jobs
+from cryptorun_pipelines.cli.commands.schedule_list import daemon_info, emit_jobs, schedule_words
 from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.dagster_state import (
-    ScheduleState,
     fail_dead_runs,
     last_run,
     schedule_names,
@@ -42,18 +41,6 @@ def latest_folder(artifacts_dir: str, job: JobConfig) -> str | None:
         if any((folder / f).is_file() for f in files):
             return str(folder)
     return None
-
-
-def schedule_words(enabled: bool, state: ScheduleState | None, daemon_running: bool) -> tuple[str, bool]:
-    """The state words of a job's schedule and whether it ticks (on, and the daemon is running)."""
-    word = "enabled" if enabled else "disabled"
-    if state is None:
-        return word, False
-    if state.status != "running":
-        return f"{word} · stopped", False
-    if daemon_running:
-        return f"{word} · running", True
-    return f"{word} · on, daemon stopped", False
 
 
 def collect_status(ctx: Context, instance: Any) -> list[dict[str, Any]]:
@@ -110,10 +97,11 @@ def render_status(rows: list[dict[str, Any]], style: Style, now=None) -> list[st
     lines: list[str] = []
     for r in rows:
         tick = fmt_time(datetime.fromisoformat(r["next_tick"])) if r["next_tick"] else "-"
+        ticks = bool(r["next_tick"]) and r["ticking"]
         state = r["status"]
         coloured = style(state, "green" if "running" in state else ("red" if state.startswith("disabled") else "yellow"))
         head = f"{r['name']:<16}{state}"
-        tail = f"next tick {tick}"
+        tail = f"next tick {tick}" if ticks else "no tick due"
         gap = max(2, WIDTH - len(head) - len(tail))
         lines.append(style(f"{r['name']:<16}", "bold", "cyan") + coloured + " " * gap + tail)
         run = r["last_run"]

@@ -143,8 +143,11 @@ def test_nice_ticks_are_round_and_inside_the_range():
 def test_regime_chart_metadata_embeds_the_png_and_a_history_table(tmp_path):
     out = regime_chart_metadata(tmp_path, REGIME_PDEF, {"2026-11-20-08:00": regime("2026-11-20-08:00", "volatile")})
     assert png_size(png_from_md(out["regime_chart"].value)) == (640, 300)
-    assert "🔴 volatile" in out["regime_history"].value
+    assert "| volatile |" in out["regime_history"].value
     assert out["chart_render_ms"].value >= 0
+    # one cycle on disk: the caption counts it in the singular
+    assert "1 cycle, newest right" in out["regime_chart"].value and "1 cycles" not in out["regime_chart"].value
+    assert out["regime_chart"].value.startswith("**Regime over the last 1 cycle: now volatile**\n\n![regime chart](")
 
 
 def test_a_chart_that_fails_never_fails_the_materialisation(tmp_path):
@@ -185,9 +188,40 @@ def test_hot_scan_chart_metadata_has_both_charts_and_a_badge_table():
     out = hot_scan_chart_metadata(evaluated_frame(), explain)
     for key in ("score_chart", "gate_rejections"):
         assert png_size(png_from_md(out[key].value)) == (640, 300)
+    assert out["score_chart"].value.startswith("**Scores of 12 evaluated symbols: 3 entries**")
+    assert out["gate_rejections"].value.startswith("**Gate rejections: 9 symbols rejected**")
     table = out["top_evaluated"].value
-    assert table.splitlines()[0].startswith("| rank | symbol | score | decision |")
-    assert "✅ entry" in table and "⛔ reject" in table and "● fresh" in table
+    assert "| # | symbol | score | decision |" in table and table.splitlines()[2].endswith("| ADV rank |")
+    assert "✓ entry" in table and "✗ reject" in table and "● fresh" in table
+
+
+def test_top_evaluated_is_the_ten_best_scores_ranked_by_score_with_the_adv_rank_labelled():
+    """The table says what it is and keeps to it: 10 rows of 30, ``#`` counting 1..10 down the
+    scores, the universe's ADV rank in its own labelled column, no "… more rows" under a top 10."""
+    ev = evaluated_frame(30)
+    ev["rank"] = list(range(30, 0, -1))  # ADV rank unrelated to the score order
+    ev = ev.sample(frac=1.0, random_state=7)  # the scan's order is not the score order
+    md = hot_scan_chart_metadata(ev, {})["top_evaluated"].value
+    lines = md.splitlines()
+    assert lines[0].startswith("**Top 10 of 30 evaluated symbols by score**")
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert header[0] == "#" and header[-1] == "ADV rank" and "rank" not in header
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert len(rows) == 10 and "more rows" not in md
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 11)]
+    scores = [float(r[header.index("score")]) for r in rows if r[header.index("score")] != "–"]
+    assert scores == sorted(scores, reverse=True)
+    best = ev.sort_values(["score", "symbol"], ascending=[False, True], na_position="last").iloc[0]
+    assert rows[0][header.index("symbol")] == best["symbol"] and rows[0][-1] == str(best["rank"])
+
+
+def test_badges_use_only_glyphs_every_font_has():
+    """No emoji (blank boxes without an emoji font, as in Debian's Chromium): only ● ○ ✓ ✗ and words."""
+    from cryptorun_pipelines.charts.tables import _BADGES, BADGE_GLYPHS
+
+    for badges in _BADGES.values():
+        for text in badges.values():
+            assert all(ch.isascii() or ch in BADGE_GLYPHS for ch in text), text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,8 +237,8 @@ def test_badge_table_formats_badges_numbers_and_overflow():
     md = badge_table(frame, ["symbol", "score", "regime", "fresh", "depth_usd", "state", "absent"], n=2)
     lines = md.splitlines()
     assert lines[0] == "| symbol | score | regime | fresh | depth_usd | state |"
-    assert lines[2] == "| A/USD | 80.0 | 🟢 calm | ● fresh | $150,000 | 🔴 PRIME |"
-    assert lines[3].startswith("| B\\|X/USD | 70.0 | 🔴 volatile | ○ stale |")
+    assert lines[2] == "| A/USD | 80.0 | calm | ● fresh | $150,000 | PRIME |"
+    assert lines[3].startswith("| B\\|X/USD | 70.0 | volatile | ○ stale |")
     assert "1 more rows" in md
     assert badge_table(frame.iloc[0:0], ["symbol"]) == "_no rows_"
 
@@ -231,5 +265,5 @@ def test_materialisations_carry_the_charts(materialized):
     hot = _latest_metadata(materialized.instance, "hot_signals", "2026-11-20-11:45")
     for key in ("score_chart", "gate_rejections"):
         assert png_size(png_from_md(hot[key].value)) == (640, 300)
-    assert "| rank | symbol | score | decision |" in hot["top_evaluated"].value
+    assert "| # | symbol | score | decision |" in hot["top_evaluated"].value
     assert "chart_error" not in hot and "chart_error" not in meta

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cryptorun_core.config import load_config
-from cryptorun_pipelines.cli.commands.schedule_list import render_list, status_text
+from cryptorun_pipelines.cli.commands.schedule_list import render_list, schedule_words
 from cryptorun_pipelines.cli.commands.schedule_run import ArtifactFile, RunOutcome, render_summary, render_top, top_rows
 from cryptorun_pipelines.cli.commands.schedule_status import render_status
 from cryptorun_pipelines.cli.dagster_state import ScheduleState
@@ -91,6 +91,8 @@ def test_badges() -> None:
     assert badges(row) == "[Fresh ●] [Depth ✗] [Venue kraken] [Sources 3]"
     assert strip_ansi(badges(row, COLOUR)) == badges(row)
     assert badges({"fresh": False, "depth_badge": True, "venue": None, "sources": 1.0}) == "[Fresh ○] [Depth ✓] [Venue -] [Sources 1]"
+    assert badges(row, form="short") == "● fresh ✗ depth kraken 3 src"
+    assert badges(row, form="tight") == "● ✗ kraken 3"
 
 
 # -- list / status -----------------------------------------------------------------------------
@@ -98,10 +100,10 @@ def test_badges() -> None:
 
 def _job_rows() -> list[dict]:
     return [
-        {"name": "scan.hot", "schedule": "*/15 * * * *", "status": status_text(True, ScheduleState("scan_hot_schedule", "running", "instance")),
-         "description": LONG, "next_tick": "2026-11-27T10:45:00+00:00"},
-        {"name": "regime.refresh", "schedule": "0 */4 * * *", "status": status_text(False, None),
-         "description": "Regime.", "next_tick": None},
+        {"name": "scan.hot", "schedule": "*/15 * * * *", "status": schedule_words(True, ScheduleState("scan_hot_schedule", "running", "instance"), True)[0],
+         "ticking": True, "description": LONG, "next_tick": "2026-11-27T10:45:00+00:00"},
+        {"name": "regime.refresh", "schedule": "0 */4 * * *", "status": schedule_words(False, None, True)[0],
+         "ticking": False, "description": "Regime.", "next_tick": None},
     ]
 
 
@@ -118,11 +120,11 @@ def test_render_list_fits(style: Style) -> None:
 
 def test_render_status_fits() -> None:
     rows = [
-        {"name": "scan.hot", "status": "enabled · running", "next_tick": "2026-11-27T10:45:00+00:00",
+        {"name": "scan.hot", "status": "enabled · running", "ticking": True, "next_tick": "2026-11-27T10:45:00+00:00",
          "last_run": {"status": "SUCCESS", "partition": "2026-11-27-10:15", "duration_s": 4.2,
                       "started_at": "2026-11-27T10:30:05+00:00", "created_at": None, "dry_run": False},
          "latest_artifacts": "/very/long/" + "x" * 100 + "/2026-11-27T10-30-00Z"},
-        {"name": "scan.warm", "status": "enabled · stopped", "next_tick": None, "last_run": None, "latest_artifacts": None},
+        {"name": "scan.warm", "status": "enabled · stopped", "ticking": False, "next_tick": None, "last_run": None, "latest_artifacts": None},
     ]
     now = datetime(2026, 11, 27, 10, 40, tzinfo=UTC)
     for style in (PLAIN, COLOUR):
@@ -219,6 +221,62 @@ def test_top_rows_and_render_top() -> None:
     assert lines[2].rstrip().endswith("reject")
     assert lines[3].strip() == "↳ score_below_threshold: score 70.2 vs minimum 75."
     assert fits(render_top(rows, COLOUR))
+
+
+LONG_ROWS = [
+    {"rank": 10, "symbol": "RENDER/USD", "score": 81.25, "fresh": "●", "depth_badge": "✓", "venue": "coinbase", "sources": 3,
+     "decision": "entry"},
+    {"rank": 11, "symbol": "FARTCOIN/USD", "score": 70.2, "fresh": "○", "depth_badge": "✗", "venue": "coinbase", "sources": 2,
+     "decision": "reject", "primary_reason": "score_below_threshold", "detail": "score 70.2 vs minimum 75."},
+]
+
+
+@pytest.mark.parametrize("columns", [80, 60, 132])
+def test_render_top_fits_the_terminal_and_shows_every_badge(columns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns the long badges of a 12-character symbol do not fit (`[Venue coinbase] [Sources …`
+    was cut): a shorter form names every badge, and at 40 the cell wraps instead of cutting one."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for style in (PLAIN, COLOUR):
+        lines = render_top(LONG_ROWS, style)
+        assert fits(lines, columns), [strip_ansi(line) for line in lines]
+        text = " ".join(strip_ansi(line) for line in lines)
+        assert "…" not in text.split("↳")[0]  # nothing cut before the reason line
+        for glyph in ("●", "✓", "○", "✗"):
+            assert glyph in text
+        assert text.count("coinbase") == 2 and " 3" in text and " 2" in text
+    if columns >= 132:
+        assert "[Venue coinbase] [Sources 3]" in render_top(LONG_ROWS, PLAIN)[1]
+
+
+def test_render_top_in_a_40_column_terminal_wraps_the_badges_within_the_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    lines = [strip_ansi(line) for line in render_top(LONG_ROWS, COLOUR)]
+    assert fits(lines, 40)
+    text = " ".join(lines)
+    assert all(glyph in text for glyph in ("●", "✓", "○", "✗"))
+
+
+def test_terminal_width_reads_columns_and_falls_back_to_80(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptorun_pipelines.cli.render import terminal_width
+
+    assert terminal_width({"COLUMNS": "100"}) == 100
+    assert terminal_width({"COLUMNS": "10"}) == 40
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert terminal_width({}) >= 40
+
+
+def test_list_says_a_schedule_does_not_tick_while_the_daemon_is_stopped() -> None:
+    """`schedule list` said "enabled · running" for a schedule the stopped daemon never ticks."""
+    on = ScheduleState("scan_hot_schedule", "running", "instance")
+    words, ticking = schedule_words(True, on, False)
+    assert (words, ticking) == ("enabled · on, daemon stopped", False)
+    rows = [{"name": "scan.hot", "schedule": "*/15 * * * *", "status": words, "ticking": ticking, "description": "Hot.",
+             "next_tick": "2026-11-27T10:45:00+00:00"}]
+    lines = render_list(rows, PLAIN)
+    assert fits(lines)
+    assert "enabled · on," in lines[1] and lines[2].split()[:2] == ["daemon", "stopped"]
+    assert not any("running" in line for line in lines)
+    assert lines[1].rstrip().endswith("-")  # no next tick: nothing will tick it
 
 
 @pytest.mark.parametrize("dry_run", [False, True])

@@ -47,6 +47,7 @@ def test_a_schedule_that_is_on_does_not_tick_while_the_daemon_is_stopped(home: P
     lines = render_status(payload["jobs"], Style(colour=False))
     assert lines[0].startswith("scan.hot        enabled · on, daemon stopped")
     assert not any("· running" in line for line in lines)
+    assert lines[0].endswith("no tick due") and not any("next tick" in line for line in lines)  # nothing will tick
 
 
 def test_with_the_daemon_running_the_schedules_tick(home: Path, capsys) -> None:
