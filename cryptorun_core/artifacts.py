@@ -36,7 +36,12 @@ PREMOVE_COLUMNS = (
     "timestamp", "symbol", "venue", "premove_score", "state", "compression", "volume_build", "book_imbalance",
     "gates_passed", "execution_risk", "spread_bps", "depth_usd",
 )
-COLUMNS = {"signals": SIGNALS_COLUMNS, "warm_signals": WARM_SIGNALS_COLUMNS, "premove": PREMOVE_COLUMNS}
+#: signal evaluation (issue #17; uses data after T): one row per evaluated symbol of a past cycle
+EVALUATION_COLUMNS = ("as_of", "job", "segment", "symbol", "venue", "tier", "regime", "score", "decision", "score_gate",
+                      "primary_reason", "fwd_1h", "fwd_4h", "fwd_24h")
+EVALUATION_SUMMARY_COLUMNS = ("job", "grouping", "group", "horizon", "count", "mean", "median", "hit_rate", "spearman_score")
+COLUMNS = {"signals": SIGNALS_COLUMNS, "warm_signals": WARM_SIGNALS_COLUMNS, "premove": PREMOVE_COLUMNS,
+           "evaluation": EVALUATION_COLUMNS, "evaluation_summary": EVALUATION_SUMMARY_COLUMNS}
 
 # --------------------------------------------------------------------------------------------
 # the registry: every file a cycle writes, once
@@ -71,6 +76,11 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("hot_explain", "hot", "explain.json", "json", "artifacts"),
     Artifact("warm_market_snapshot", "warm", "snapshots/scan_warm", "snapshot", "cache"),
     Artifact("warm_signals", "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
+    # signal evaluation: uses data after T, under {artifacts_dir}/evaluation/<day or range>/, never read by a scan
+    Artifact("signal_evaluation", "evaluation", "evaluation.csv", "csv", "evaluation", "evaluation"),
+    Artifact("signal_evaluation_summary", "evaluation", "evaluation_summary.csv", "csv", "evaluation", "evaluation_summary"),
+    Artifact("signal_evaluation_report", "evaluation", "evaluation.json", "json", "evaluation"),
+    Artifact("signal_evaluation_chart", "evaluation", "evaluation.png", "png", "evaluation"),
 )
 BY_ASSET: dict[str, Artifact] = {a.asset: a for a in ARTIFACTS}
 #: the assets each kind of job materialises, in the order they are computed
@@ -80,6 +90,13 @@ ROLE_ASSETS: dict[str, tuple[str, ...]] = {
 #: the SPEC §9 files (the only ones the as_of folders ever hold)
 SPEC_FILES: tuple[str, ...] = tuple(a.filename for a in ARTIFACTS if a.spec_file)
 PIPELINE_DIR = ".pipeline"
+EVALUATION_DIR = "evaluation"
+
+
+def evaluation_dir(artifacts_dir: str | os.PathLike[str], label: str) -> Path:
+    """Folder of one evaluation: ``{artifacts_dir}/evaluation/<label>`` (a day ``YYYY-MM-DD`` of the
+    partitioned asset, or ``<from>_<to>`` of ``cryptorun evaluate``)."""
+    return safe_join(artifacts_dir, EVALUATION_DIR, label)
 
 
 def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any) -> Path:
@@ -89,6 +106,8 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     (:mod:`cryptorun_core.artifact_sets`)."""
     spec = BY_ASSET[asset]
     parts = spec.filename.split("/")
+    if spec.location == EVALUATION_DIR:
+        return evaluation_dir(artifacts_dir, str(as_of)) / parts[-1]
     if spec.spec_file:
         return safe_join(artifacts_dir, as_of_folder(as_of)) / parts[-1]
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
