@@ -67,6 +67,8 @@ class RecordedMarket(MarketSource):
         recorded = list(dict.fromkeys(self._table("markets")["venue"].astype(str)))
         self._venues = tuple(venues) if venues is not None else tuple(recorded)
         self._pairs: dict[tuple[str, str, str], pd.DataFrame] | None = None
+        self._days: dict[tuple[str, str], pd.DataFrame] = {}
+        self._near_cache: dict[tuple, dict] = {}
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -82,6 +84,40 @@ class RecordedMarket(MarketSource):
                 self._tables[name] = frame
             return self._tables[name]
 
+    def _near(self, name: str, as_of: datetime) -> dict[tuple[str, str], pd.DataFrame]:
+        """Rows of ``name`` (books or failures, partitioned by the day of their cycle) from the day
+        before T to the day after, by (venue, symbol): the only cycles whose books T can use."""
+        t = pd.Timestamp(as_of)
+        days = [(t + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in (-1, 0, 1)]
+        parts = [self._day(name, d) for d in days]
+        key = (name, tuple(days))
+        with self._lock:
+            hit = self._near_cache.get(key)
+        if hit is None:
+            frames = [p for p in parts if len(p)]
+            frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            hit = {tuple(map(str, k)): g for k, g in frame.groupby(["venue", "symbol"], sort=False)} if len(frame) else {}
+            with self._lock:
+                self._near_cache = {key: hit, **{k: v for k, v in self._near_cache.items() if k[0] != name}}
+        return hit
+
+    def _day(self, name: str, day: str) -> pd.DataFrame:
+        key = (name, day)
+        with self._lock:
+            if key in self._days:
+                return self._days[key]
+        files = sorted((self.path / name / f"day={day}").glob("part-*.parquet"))
+        frames = [pq.read_table(p).to_pandas() for p in files]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        for c in ("recorded_for", "book_time", "fetched_at"):
+            if c in frame.columns:
+                frame[c] = pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]")
+        with self._lock:
+            self._days[key] = frame
+            while len(self._days) > 8:  # a replay walks forward in time: keep the recent days only
+                self._days.pop(next(iter(self._days)))
+        return frame
+
     def _bar_pairs(self) -> dict[tuple[str, str, str], pd.DataFrame]:
         if self._pairs is None:
             bars = self._table("bars")
@@ -94,10 +130,10 @@ class RecordedMarket(MarketSource):
         return self._pairs
 
     def _failure(self, venue: str, symbol: str, kind: str, as_of: datetime) -> pd.Series | None:
-        f = self._table("failures")
-        if f.empty:
+        f = self._near("failures", as_of).get((venue, symbol))
+        if f is None:
             return None
-        hit = f[(f["recorded_for"] == pd.Timestamp(as_of)) & (f["venue"] == venue) & (f["symbol"] == symbol) & (f["kind"] == kind)]
+        hit = f[(f["recorded_for"] == pd.Timestamp(as_of)) & (f["kind"] == kind)]
         return None if hit.empty else hit.iloc[-1]
 
     # -- MarketSource -------------------------------------------------------------------------
@@ -161,7 +197,7 @@ class RecordedMarket(MarketSource):
                           depth: int = 100) -> list[FetchResult[OrderBook]]:
         as_of = to_utc(as_of)
         t = pd.Timestamp(as_of)
-        books = self._table("books")
+        books = self._near("books", as_of)
         out = []
         for venue, symbol in requests:
             empty = self._failure(venue, symbol, "empty_book", as_of)
@@ -170,9 +206,9 @@ class RecordedMarket(MarketSource):
                 out.append(FetchResult(venue, symbol, OrderBook.from_levels([], [], stamp), stamped_at=stamp))
                 continue
             failed = self._failure(venue, symbol, "book", as_of)
-            mine = books[(books["venue"] == venue) & (books["symbol"] == symbol)] if len(books) else books
+            mine = books.get((venue, symbol))
             book = None
-            if len(mine):
+            if mine is not None and len(mine):
                 live = mine[mine["recorded_for"] == t]
                 if len(live):  # what the live cycle at T used
                     book = live[live["fetched_at"] == live["fetched_at"].max()]
@@ -193,7 +229,7 @@ class RecordedMarket(MarketSource):
                 continue
             stamp = pd.Timestamp(book["book_time"].iloc[0]).to_pydatetime()
             sides = {}
-            for side, ascending in (("bid", False), ("ask", True)):
+            for side in ("bid", "ask"):
                 lv = book[book["side"] == side].sort_values("level", kind="stable")
                 sides[side] = lv[["price", "amount"]].to_numpy(float)[: int(depth)]
             out.append(FetchResult(venue, symbol, OrderBook(bids=sides["bid"], asks=sides["ask"], timestamp=stamp), stamped_at=stamp))
