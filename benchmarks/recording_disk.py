@@ -36,7 +36,8 @@ def _sizes(folder: Path) -> dict[str, dict[Path, int]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=4, help="incremental cycles after the cold one (15 min apart)")
-    ap.add_argument("--n-symbols", type=int, default=170, help="simulated symbols (170 rank 130 into hot + warm)")
+    ap.add_argument("--n-symbols", type=int, default=150, help="simulated symbols (the default market's 150)")
+    ap.add_argument("--universe", type=int, default=130, help="hot + warm symbols the per-day figures are scaled to")
     args = ap.parse_args(argv)
     config = packaged_config()
     sim = SimulatedMarket(seed=config.market.simulated.seed, n_symbols=args.n_symbols, venues=config.market.venues)
@@ -62,16 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     bar_bytes_hour = (sum(r[2]["bars"] for r in new_bar_cycles) / len(new_bar_cycles)) if new_bar_cycles else float("nan")
     other = sum(r[2]["markets"] + r[2]["failures"] for r in inc) / len(inc)
     per_symbol_book = book_bytes / symbols
-    record_day = 96 * (book_bytes + other) + 24 * bar_bytes_hour
-    scans_day = 96 * 30 * per_symbol_book + 12 * 100 * per_symbol_book + 24 * bar_bytes_hour + 96 * other
+    # scaled linearly to the 130-symbol hot + warm universe (books and bars are per symbol)
+    scale = args.universe / symbols
+    record_day = 96 * (book_bytes * scale + other) + 24 * bar_bytes_hour * scale
+    scans_day = 96 * 30 * per_symbol_book + 12 * 100 * per_symbol_book + 24 * bar_bytes_hour * scale + 96 * other
     print(f"| measure | value |\n|---|---|")
     print(f"| ranked hot + warm symbols | {symbols} ({book_pairs} books per cycle on 3 venues, 100 levels) |")
     print(f"| cold cycle (720-bar history + books) | {sum(cold[2].values()) / 1e6:.2f} MB |")
     print(f"| books per cycle | {book_bytes / 1e3:.1f} kB ({per_symbol_book / 1e3:.2f} kB per symbol) |")
     print(f"| bars per new hour | {bar_bytes_hour / 1e3:.1f} kB |")
     print(f"| listings + failures per cycle | {other / 1e3:.2f} kB |")
-    print(f"| per day, `cryptorun record` every 15 min | {record_day / 1e6:.1f} MB |")
+    print(f"| per day, `cryptorun record` every 15 min, {args.universe} symbols | {record_day / 1e6:.1f} MB |")
     print(f"| per day, scans recording (96 hot × 30 + 12 warm × 100 symbols' books) | {scans_day / 1e6:.1f} MB |")
+    print(f"| per 30 days (scans / record every 15 min) | {30 * scans_day / 1e9:.2f} GB / {30 * record_day / 1e9:.2f} GB |")
     return 0
 
 
