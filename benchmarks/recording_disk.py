@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptorun_core.config import packaged_config
-from cryptorun_core.market.recording import TABLES, RecordingSource, part_files, record_cycle
+from cryptorun_core.market.recording import (
+    TABLES,
+    RecordingSource,
+    part_files,
+    record_cycle,
+)
 from cryptorun_core.market.simulated import SimulatedMarket
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def _sizes(folder: Path) -> dict[str, dict[Path, int]]:
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = args.universe / symbols
     record_day = 96 * (book_bytes * scale + other) + 24 * bar_bytes_hour * scale
     scans_day = 96 * 30 * per_symbol_book + 12 * 100 * per_symbol_book + 24 * bar_bytes_hour * scale + 96 * other
-    print(f"| measure | value |\n|---|---|")
+    print("| measure | value |\n|---|---|")
     print(f"| ranked hot + warm symbols | {symbols} ({book_pairs} books per cycle on 3 venues, 100 levels) |")
     print(f"| cold cycle (720-bar history + books) | {sum(cold[2].values()) / 1e6:.2f} MB |")
     print(f"| books per cycle | {book_bytes / 1e3:.1f} kB ({per_symbol_book / 1e3:.2f} kB per symbol) |")

@@ -12,9 +12,10 @@ SPEC §1: a backfill equals the live run): the regime window of the latest regim
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,7 @@ def summarize(rows: pd.DataFrame, horizons: Sequence[int] = HORIZONS_H) -> pd.Da
 
 
 def _stats(job: str, grouping: str, group: str, h: int, fwd: pd.Series, score: pd.Series) -> dict[str, Any]:
-    n = int(len(fwd))
+    n = len(fwd)
     rho = None
     s = pd.to_numeric(score, errors="coerce")
     both = fwd.notna() & s.notna()
@@ -218,7 +219,7 @@ def report(rows: pd.DataFrame, start: datetime, end: datetime) -> dict[str, Any]
         "to": to_utc(end).isoformat(),
         "horizons": [f"{h}h" for h in HORIZONS_H],
         "cycles": int(rows["as_of"].nunique()) if len(rows) else 0,
-        "evaluated": int(len(rows)),
+        "evaluated": len(rows),
         "summary": _records(summary),
     }
 

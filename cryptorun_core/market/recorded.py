@@ -20,17 +20,26 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from cryptorun_core.market.base import (
-    BAR_COLUMNS, TIMEFRAME_DELTA, UTC, FetchResult, MarketDataError, MarketInfo, MarketSource, OrderBook, Ticker,
-    Timeframe, empty_bars, to_utc,
+    BAR_COLUMNS,
+    TIMEFRAME_DELTA,
+    FetchResult,
+    MarketDataError,
+    MarketInfo,
+    MarketSource,
+    OrderBook,
+    Ticker,
+    Timeframe,
+    empty_bars,
+    to_utc,
 )
 from cryptorun_core.market.recording import FORMAT, MARKER, part_files
 from cryptorun_core.market.snapshot import LIVE_BOOK_GRACE_S

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import secrets
 import shutil
 import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +39,16 @@ import pyarrow.parquet as pq
 
 from cryptorun_core.artifacts import as_of_folder, atomic_write
 from cryptorun_core.market.base import (
-    BAR_COLUMNS, UTC, FetchResult, MarketInfo, MarketSource, OrderBook, Ticker, Timeframe, VenueHealth, to_utc,
+    BAR_COLUMNS,
+    UTC,
+    FetchResult,
+    MarketInfo,
+    MarketSource,
+    OrderBook,
+    Ticker,
+    Timeframe,
+    VenueHealth,
+    to_utc,
 )
 
 FORMAT = "cryptorun-recording"
@@ -297,7 +308,7 @@ class RecordingSource(MarketSource):
 
 
 def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return all((x == y) or (x != x and y != y) for x, y in zip(a, b))
+    return all((x == y) or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
 
 
 def record_cycle(source: MarketSource, config: Any, as_of: datetime) -> dict[str, Any]:
@@ -318,7 +329,7 @@ def record_cycle(source: MarketSource, config: Any, as_of: datetime) -> dict[str
     return {
         "as_of": to_utc(as_of).isoformat(),
         "symbols": len(symbols),
-        "bars": int(len(universe.bars)),
+        "bars": len(universe.bars),
         "books": sum(1 for b in books if b.ok),
         "book_failures": sum(1 for b in books if not b.ok),
     }

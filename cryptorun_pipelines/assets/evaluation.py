@@ -6,14 +6,20 @@ closed up to 24 h after each T. No scan asset reads it (``tests/pipelines/test_e
 """
 
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from cryptorun_core import evaluation
-from cryptorun_core.artifacts import BY_ASSET, atomic_write, csv_bytes, evaluation_dir, json_bytes
+from cryptorun_core.artifacts import (
+    BY_ASSET,
+    atomic_write,
+    csv_bytes,
+    evaluation_dir,
+    json_bytes,
+)
 from cryptorun_core.config import AppConfig
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 
@@ -61,7 +67,7 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
         from cryptorun_pipelines.charts.tables import badge_table
 
         cfg = cryptorun_config.load()
-        day = datetime.strptime(context.partition_key, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        day = datetime.strptime(context.partition_key, "%Y-%m-%d").replace(tzinfo=UTC)
         end = day + timedelta(days=1) - timedelta(seconds=1)
         with market_source.open(None) as source:
             rows = evaluate_range(source, cfg, day, end)

@@ -6,7 +6,16 @@ from __future__ import annotations
 import pandas as pd
 
 from cryptorun_pipelines.charts.render import (
-    ENTRY_COLOR, GRID_COLOR, LABEL_PX, REJECT_COLOR, TICK_PX, TITLE_PX, Canvas, Frame, nice_ticks, timed_render,
+    ENTRY_COLOR,
+    GRID_COLOR,
+    LABEL_PX,
+    REJECT_COLOR,
+    TICK_PX,
+    TITLE_PX,
+    Canvas,
+    Frame,
+    nice_ticks,
+    timed_render,
 )
 
 PASS_COLOR, FAIL_COLOR = "#81c784", "#bdbdbd"

@@ -3,7 +3,7 @@ point in time. Runs on the real hourly history and on a recording."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,6 @@ from cryptorun_core.market.recorded import RecordedMarket
 from cryptorun_core.market.recording import RecordingSource, record_cycle
 from cryptorun_core.market.simulated import SimulatedMarket
 
-UTC = timezone.utc
 REPO = Path(__file__).resolve().parents[2]
 REAL = load_config(REPO / "config" / "replay_hourly.yaml", check_artifacts_dir=False)
 

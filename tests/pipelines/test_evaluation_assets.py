@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import BY_ASSET, artifact_path
+from cryptorun_core.artifacts import artifact_path
 from cryptorun_pipelines.assets.evaluation import EVALUATION_JOB
 from cryptorun_pipelines.cli.main import main
 

@@ -10,7 +10,6 @@ a replay makes no request).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pandas as pd
 import pytest

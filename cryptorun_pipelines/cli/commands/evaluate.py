@@ -6,6 +6,8 @@ import json
 import re
 from datetime import timedelta
 
+import pandas as pd
+
 from cryptorun_core import evaluation
 from cryptorun_core.artifacts import as_of_folder, evaluation_dir
 from cryptorun_core.market.factory import build_market_source
@@ -53,7 +55,7 @@ def markdown_table(summary) -> str:
     """The summary as a markdown table (returns in %, hit rate in %, Spearman to 3 decimals)."""
     head = "| job | grouping | group | horizon | count | mean % | median % | hit rate % | Spearman(score, fwd) |"
     lines = [head, "|" + "---|" * 9]
-    pct = lambda v: "" if v is None or v != v else f"{100 * v:.3f}"  # noqa: E731
+    pct = lambda v: "" if v is None or v != v else f"{100 * v:.3f}"
     for r in summary.itertuples(index=False):
         rho = "" if r.spearman_score is None or r.spearman_score != r.spearman_score else f"{r.spearman_score:.3f}"
         hit = "" if r.hit_rate is None or r.hit_rate != r.hit_rate else f"{100 * r.hit_rate:.1f}"

@@ -3,7 +3,7 @@ deduplication, versions, the books rule of SPEC §3, failures, retention, config
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,13 +12,23 @@ import pytest
 
 from cryptorun_core.config import ConfigError, changed, packaged_config
 from cryptorun_core.config_files import validate
-from cryptorun_core.market.base import FetchResult, MarketInfo, MarketSource, OrderBook, Ticker
+from cryptorun_core.market.base import (
+    FetchResult,
+    MarketInfo,
+    MarketSource,
+    OrderBook,
+    Ticker,
+)
 from cryptorun_core.market.factory import build_market_source, source_kind
 from cryptorun_core.market.recorded import RecordedMarket
-from cryptorun_core.market.recording import MARKER, RecordingSource, is_recording, part_files
+from cryptorun_core.market.recording import (
+    MARKER,
+    RecordingSource,
+    is_recording,
+    part_files,
+)
 from cryptorun_core.market.snapshot import LIVE_BOOK_GRACE_S, collect_snapshot
 
-UTC = timezone.utc
 T = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 MAX_AGE = 60.0
