@@ -76,12 +76,12 @@ def _inprocess_rows(reps: int, floor: Floor) -> list[Row]:
             from cryptorun_core.config import load_config
             from cryptorun_pipelines.build import build_definitions
 
-            defs = build_definitions(load_config())
+            defs = build_definitions(cfg := load_config())
             instance = dg.DagsterInstance.get()
             for job in ("regime.refresh", "scan.hot", "scan.warm"):
                 metric = f"in-process {job} (execute_in_process)"
                 try:
-                    job_def = defs.resolve_job_def(job.replace(".", "_"))
+                    job_def = defs.resolve_job_def(cfg.job(job).dagster_name)
 
                     def once(job_def=job_def, key=PARTITIONS[job]) -> None:
                         res = job_def.execute_in_process(partition_key=key, instance=instance, run_config=QUIET_RUN_CONFIG,

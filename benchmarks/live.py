@@ -7,7 +7,7 @@ scaled down by ``scale`` (default ÷20): the fake's delays are divided by it, an
 rate limiters get a clock running ``scale``× faster and a sleep ``scale``× shorter, so pacing is
 exactly the venue's — just compressed. Reported seconds are converted back to venue time (× scale).
 
-The hot cycle is what the ``hot_market_snapshot`` asset does: ``read_segment(…, 'hot')`` — bars of
+The hot cycle is what the ``hot_snapshot`` asset does: ``read_segment(…, 'hot')`` — bars of
 the ranked universe (hot 30 + warm 100, for the VADR p80) on every venue, books of the hot 30.
 The ranking comes from the same deterministic data without the network. Cycles:
 
@@ -128,7 +128,7 @@ def market_scale(market) -> float:
 
 
 def _cycle(market, fakes, now, config, ranking, as_of, label, regime=None) -> dict:
-    from cryptorun_pipelines.assets.market import read_segment
+    from cryptorun_core.book_pruning import read_segment
 
     for f in fakes.values():
         f.reset()

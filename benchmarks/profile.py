@@ -101,9 +101,9 @@ def profile_job(job: str, reps: int) -> str:
             from cryptorun_core.config import load_config
             from cryptorun_pipelines.build import build_definitions
 
-            defs = build_definitions(load_config())
+            defs = build_definitions(cfg := load_config())
             inst = dg.DagsterInstance.get()
-            jd = defs.resolve_job_def(job.replace(".", "_"))
+            jd = defs.resolve_job_def(cfg.job(job).dagster_name)
             if job != "regime.refresh":
                 defs.resolve_job_def("regime_refresh").execute_in_process(
                     partition_key=PARTITIONS["regime.refresh"], instance=inst, run_config=QUIET)

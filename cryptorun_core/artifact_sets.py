@@ -30,11 +30,11 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
 from cryptorun_core.artifacts import create_file, fsync_dir, test_pause, write_bytes
+from cryptorun_core.timefmt import utcnow
 
 SETS_DIR = ".sets"
 CURRENT = "current"
@@ -56,7 +56,7 @@ def _pause(step: str) -> None:
 
 
 def _token() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    return f"{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
 
 
 def _link(target: str, path: Path) -> None:

@@ -30,6 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from cryptorun_core import asset_keys as keys
+from cryptorun_core.timefmt import as_of_folder, iso_z
+
 SIGNALS_COLUMNS = ("timestamp", "symbol", "score", "momentum_core", "vadr", "spread_bps", "depth_usd", "regime", "fresh", "venue", "sources")
 WARM_SIGNALS_COLUMNS = SIGNALS_COLUMNS + ("cached", "ttl_remaining_s")
 PREMOVE_COLUMNS = (
@@ -67,20 +70,18 @@ class Artifact:
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("universe_ranking", "regime", "universe.parquet", "parquet", "cache"),
-    Artifact("regime_indicators", "regime", "regime_indicators.parquet", "parquet", "cache"),
-    Artifact("regime_weights", "regime", "regime.json", "json", "artifacts"),
-    Artifact("hot_market_snapshot", "hot", "snapshots/scan_hot", "snapshot", "cache"),
-    Artifact("hot_signals", "hot", "signals.csv", "csv", "artifacts", "signals"),
-    Artifact("hot_premove", "hot", "premove.csv", "csv", "artifacts", "premove"),
-    Artifact("hot_explain", "hot", "explain.json", "json", "artifacts"),
-    Artifact("warm_market_snapshot", "warm", "snapshots/scan_warm", "snapshot", "cache"),
-    Artifact("warm_signals", "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
-    # signal evaluation: uses data after T, under {artifacts_dir}/evaluation/<day or range>/, never read by a scan
-    Artifact("signal_evaluation", "evaluation", "evaluation.csv", "csv", "evaluation", "evaluation"),
-    Artifact("signal_evaluation_summary", "evaluation", "evaluation_summary.csv", "csv", "evaluation", "evaluation_summary"),
-    Artifact("signal_evaluation_report", "evaluation", "evaluation.json", "json", "evaluation"),
-    Artifact("signal_evaluation_chart", "evaluation", "evaluation.png", "png", "evaluation"),
+    Artifact(keys.UNIVERSE_RANKING, "regime", "universe.parquet", "parquet", "cache"),
+    Artifact(keys.REGIME_INDICATORS, "regime", "regime_indicators.parquet", "parquet", "cache"),
+    Artifact(keys.REGIME_WEIGHTS, "regime", "regime.json", "json", "artifacts"),
+    Artifact(keys.HOT_SNAPSHOT, "hot", "snapshots/scan_hot", "snapshot", "cache"),
+    Artifact(keys.HOT_SIGNALS, "hot", "signals.csv", "csv", "artifacts", "signals"),
+    Artifact(keys.HOT_PREMOVE, "hot", "premove.csv", "csv", "artifacts", "premove"),
+    Artifact(keys.HOT_EXPLAIN, "hot", "explain.json", "json", "artifacts"),
+    Artifact(keys.WARM_SNAPSHOT, "warm", "snapshots/scan_warm", "snapshot", "cache"),
+    Artifact(keys.WARM_SIGNALS, "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
+    # signal evaluation: uses data after T; the folder {artifacts_dir}/evaluation/<day or range>/ holding
+    # EVALUATION_FILES, never read by a scan
+    Artifact(keys.SIGNAL_EVALUATION, "evaluation", "evaluation", "folder", "evaluation"),
 )
 BY_ASSET: dict[str, Artifact] = {a.asset: a for a in ARTIFACTS}
 #: the assets each kind of job materialises, in the order they are computed
@@ -91,6 +92,12 @@ ROLE_ASSETS: dict[str, tuple[str, ...]] = {
 SPEC_FILES: tuple[str, ...] = tuple(a.filename for a in ARTIFACTS if a.spec_file)
 PIPELINE_DIR = ".pipeline"
 EVALUATION_DIR = "evaluation"
+
+
+#: the files of one evaluation folder (csv kinds in COLUMNS)
+EVALUATION_FILES: dict[str, str] = {
+    "rows": "evaluation.csv", "summary": "evaluation_summary.csv", "report": "evaluation.json", "chart": "evaluation.png",
+}
 
 
 def evaluation_dir(artifacts_dir: str | os.PathLike[str], label: str) -> Path:
@@ -106,12 +113,11 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     (:mod:`cryptorun_core.artifact_sets`)."""
     spec = BY_ASSET[asset]
     parts = spec.filename.split("/")
-    if spec.location == EVALUATION_DIR:
-        return evaluation_dir(artifacts_dir, str(as_of)) / parts[-1]
+    if spec.location == EVALUATION_DIR:  # ``as_of`` is the evaluation's label (a day, or <from>_<to>)
+        return evaluation_dir(artifacts_dir, str(as_of))
     if spec.spec_file:
         return safe_join(artifacts_dir, as_of_folder(as_of)) / parts[-1]
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
-
 
 
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",
@@ -128,20 +134,6 @@ ROUNDING: dict[str, int] = {
     "bar_lag_bars": 2,
 }
 WHOLE = {c for c, d in ROUNDING.items() if d == 0}
-
-
-def iso_z(ts: Any) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` of any timestamp (naive means UTC)."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_of_folder(as_of: Any) -> str:
-    """Folder name of a cycle: ``YYYY-MM-DDTHH-MM-SSZ`` (file-name safe, sorts in time order)."""
-    t = pd.Timestamp(as_of)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H-%M-%SZ")
 
 
 def round_named(name: str, value: Any) -> Any:

@@ -22,10 +22,10 @@ import pandas as pd
 from croniter import croniter
 
 from cryptorun_core.artifacts import EVALUATION_COLUMNS, EVALUATION_SUMMARY_COLUMNS
+from cryptorun_core.book_pruning import read_segment
 from cryptorun_core.config import AppConfig, JobConfig
 from cryptorun_core.engine import run_scan
 from cryptorun_core.market.base import MarketSource, to_utc
-from cryptorun_core.market.snapshot import collect_snapshot
 from cryptorun_core.regime_window import RegimeWindow, compute_window
 from cryptorun_core.universe import segment_symbols
 
@@ -83,16 +83,10 @@ class Evaluator:
         start = croniter(self.regime_schedule, tick).get_prev(datetime)
         regime = {**window.regime.to_dict(), "partition_key": start.strftime("%Y-%m-%d-%H:%M")}
         segment = job.config.universe
-        hot, warm = segment_symbols(window.ranking, "hot"), segment_symbols(window.ranking, "warm")
-        symbols, with_books = (hot + warm, set(hot)) if segment == "hot" else (warm, set(warm))
-        if not symbols or not (hot if segment == "hot" else warm):
+        if not segment_symbols(window.ranking, segment):
             return _empty_rows()
-        snapshot = collect_snapshot(
-            self.source, symbols, as_of, venues=job.config.venues, limit=self.config.market.history_bars,
-            with_books=True, book_depth=self.config.market.book_depth_levels,
-            book_filter=lambda bars: [(v, s) for v, s in bars[["venue", "symbol"]].drop_duplicates().itertuples(index=False, name=None)
-                                      if s in with_books],
-        )
+        # the segment's read as the pipeline does it (a live or recorded source skips the books the live run skipped)
+        snapshot = read_segment(self.source, self.config, job, window.ranking, as_of, segment, regime=regime)
         ev = run_scan(snapshot, window.ranking, regime, self.config, job).evaluated
         if ev.empty:
             return _empty_rows()

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from cryptorun_core.config import AppConfig, is_aggregator
+from cryptorun_core.timefmt import utc_timestamp
 
 BOOK_METRIC_COLUMNS = (
     "venue", "symbol", "best_bid", "best_ask", "mid", "spread_bps", "depth_usd", "bid_depth_usd", "ask_depth_usd",
@@ -54,11 +55,6 @@ DEPTH_BADGE = {True: "✓", False: "✗"}
 INVALID_REASONS = ("bad_levels", "empty_book", "one_sided_book", "crossed_book", "absurd_spread")
 _HOUR = pd.Timedelta(hours=1)
 _NAT = np.iinfo(np.int64).min  # NaT as int64 ns
-
-
-def _utc(ts: datetime | pd.Timestamp | str) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def utc_series(values) -> pd.Series:
@@ -123,7 +119,7 @@ def book_metrics(books: pd.DataFrame, as_of: datetime, config: AppConfig) -> pd.
     if books is None or len(books) == 0:
         return empty_book_metrics()
     refuse_aggregators(books["venue"].astype(str).unique().tolist())
-    t = _utc(as_of)
+    t = utc_timestamp(as_of)
     times = utc_series(books["book_time"].reset_index(drop=True)).array.asi8
     rows = np.flatnonzero((times != _NAT) & (times <= t.value))  # point in time: books taken after T do not exist yet
     if len(rows) == 0:
@@ -173,7 +169,7 @@ def book_metrics_arrays(
     if n == 0:
         empty = empty_book_metrics()
         return {c: empty[c] for c in BOOK_METRIC_COLUMNS}
-    t = _utc(as_of)
+    t = utc_timestamp(as_of)
     band = config.gates.depth_band_pct / 100.0
     # the book of a pair is its newest stamp at or before T
     newest = np.full(n, _NAT, dtype=np.int64)
@@ -267,7 +263,7 @@ def bar_status_arrays(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, sta
     """:func:`bar_status` (as columns) of pairs whose bars are ``ts[start[i]:stop[i]]`` (int64 ns open times, strictly
     increasing within a pair): one row per pair with at least one closed bar in the window, in the
     order given."""
-    t = _utc(as_of).value
+    t = utc_timestamp(as_of).value
     hour = _HOUR.value
     start, stop = np.asarray(start, dtype=np.int64), np.asarray(stop, dtype=np.int64)
     # closed bars are a prefix of each pair's rows, bars in the window a suffix of that prefix

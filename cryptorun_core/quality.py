@@ -36,6 +36,7 @@ import pandas as pd
 
 from cryptorun_core.market.base import TIMEFRAME_DELTA, Timeframe, to_utc
 from cryptorun_core.rows import run_changes
+from cryptorun_core.timefmt import iso_z
 
 ISSUE_COLUMNS = ("venue", "symbol", "reason", "action", "n_bars", "first_timestamp")
 BAR_REASONS = (
@@ -57,7 +58,7 @@ def _issue_rows(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, mask: np.
     agg = pd.DataFrame({"n_bars": grp.size(), "first": grp.min()}).reset_index()
     return [
         {"venue": r.venue, "symbol": r.symbol, "reason": reason, "action": action, "n_bars": int(r.n_bars),
-         "first_timestamp": None if r.first == np.iinfo(np.int64).min else pd.Timestamp(int(r.first), tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")}
+         "first_timestamp": None if r.first == np.iinfo(np.int64).min else iso_z(int(r.first))}
         for r in agg.itertuples(index=False)
     ]
 
@@ -93,7 +94,7 @@ def issues_from_flags(flags: pd.DataFrame) -> pd.DataFrame:
     grp = flags.groupby(["venue", "symbol", "reason", "action"], sort=True)["ts"]
     agg = pd.DataFrame({"n_bars": grp.size(), "first": grp.min()}).reset_index()
     nat = np.iinfo(np.int64).min
-    first = [None if f == nat else pd.Timestamp(int(f), tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ") for f in agg["first"].to_numpy()]
+    first = [None if f == nat else iso_z(int(f)) for f in agg["first"].to_numpy()]
     out = pd.DataFrame({"venue": agg["venue"].to_numpy(object), "symbol": agg["symbol"].to_numpy(object),
                         "reason": agg["reason"].to_numpy(object), "action": agg["action"].to_numpy(object),
                         "n_bars": agg["n_bars"].to_numpy(np.int64), "first_timestamp": pd.Series(first, dtype=object)})

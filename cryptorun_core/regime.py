@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 
 from cryptorun_core.config import FACTORS, REGIMES, AppConfig, RegimeThresholds
-from cryptorun_core.market.base import to_utc
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.periods import PairPeriods, kahan_rows, kahan_sum
 from cryptorun_core.schemas import RegimeIndicatorsSchema, validate_frame
+from cryptorun_core.timefmt import iso_z_exact, to_utc
 
 INDICATORS = ("realized_vol_7d", "pct_above_20ma", "breadth_thrust")
 VOTE_KEYS = {"realized_vol_7d": "vol_vote", "pct_above_20ma": "ma_vote", "breadth_thrust": "breadth_vote"}
@@ -250,11 +250,6 @@ def next_refresh(as_of: datetime, refresh_hours: int) -> datetime:
     return nxt.to_pydatetime()
 
 
-def iso_z(ts: datetime) -> str:
-    """ISO 8601 UTC with a trailing 'Z' (``2021-05-01T00:00:00Z``)."""
-    return pd.Timestamp(to_utc(ts)).isoformat().replace("+00:00", "Z")
-
-
 # ------------------------------------------------------------------------------------------
 # snapshot level
 # ------------------------------------------------------------------------------------------
@@ -282,7 +277,7 @@ class RegimeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """regime.json fields (SPEC §9) as plain JSON-ready types; ``partition_key`` is added by the pipeline."""
-        as_of = iso_z(self.as_of)
+        as_of = iso_z_exact(self.as_of)
         return {
             "timestamp": as_of,
             "regime": str(self.label),
@@ -290,7 +285,7 @@ class RegimeResult:
             "confidence": float(self.confidence),
             "votes": {k: str(self.votes[k]) for k in VOTE_KEYS.values()},
             "weight_blend": {f: float(self.weight_blend[f]) for f in FACTORS},
-            "next_refresh": iso_z(self.next_refresh),
+            "next_refresh": iso_z_exact(self.next_refresh),
             "as_of": as_of,
             "universe_size": int(self.universe_size),
             "benchmark": str(self.benchmark),

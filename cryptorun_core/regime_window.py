@@ -18,9 +18,10 @@ import pandas as pd
 
 from cryptorun_core import range_read
 from cryptorun_core.config import AppConfig
-from cryptorun_core.market.base import MarketSource, to_utc
+from cryptorun_core.market.base import MarketSource
 from cryptorun_core.market.snapshot import collect_snapshot
-from cryptorun_core.regime import INDICATORS, RegimeResult, compute_indicators, iso_z, regime_result, regime_universe
+from cryptorun_core.regime import INDICATORS, RegimeResult, compute_indicators, regime_result, regime_universe
+from cryptorun_core.timefmt import iso_z_exact, to_utc
 from cryptorun_core.universe import rank_universe
 
 
@@ -42,7 +43,7 @@ class RegimeWindow:
             [
                 {
                     **{k: float(self.indicators[k]) for k in INDICATORS},
-                    "as_of": iso_z(self.as_of),
+                    "as_of": iso_z_exact(self.as_of),
                     "partition_key": partition_key,
                     "universe_size": self.universe_size,
                     "benchmark": self.regime.benchmark,

@@ -84,7 +84,7 @@ RegimeIndicatorsSchema = pa.DataFrameSchema(
 
 # ============================================================================================
 # Scan outputs: signals, warm signals, premove, evaluated, book metrics
-# (cryptorun_core/engine.py, cryptorun_core/microstructure.py, cryptorun_core/premove.py)
+# (cryptorun_core/engine.py, cryptorun_core/scan_inputs.py, cryptorun_core/microstructure.py, cryptorun_core/premove.py)
 # SPEC §3, §7, §8, §9. Validated by run_scan on every output.
 # ============================================================================================
 

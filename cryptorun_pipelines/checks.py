@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from cryptorun_core.artifacts import BY_ASSET, COLUMNS
+from cryptorun_core.asset_keys import HOT_EXPLAIN, HOT_PREMOVE, HOT_SIGNALS, REGIME_WEIGHTS, WARM_SIGNALS
 from cryptorun_core.config import FACTORS, REGIMES
 from cryptorun_pipelines.assets.common import REGIME_JSON_KEYS
 from cryptorun_pipelines.io_managers.artifacts import PartitionedValues
@@ -69,7 +70,7 @@ def build_checks(cadences: Cadences) -> list[dg.AssetChecksDefinition]:
     checks: list[dg.AssetChecksDefinition] = []
 
     @dg.asset_check(
-        asset="regime_weights",
+        asset=REGIME_WEIGHTS,
         partitions_def=cadences.regime,
         name="regime_sanity",
         description="regime.json is sane: known label and votes, weight_blend sums to 1 with no negative weight, "
@@ -99,9 +100,9 @@ def build_checks(cadences: Cadences) -> list[dg.AssetChecksDefinition]:
 
 #: asset → (check name, artifacts.COLUMNS kind) of the CSV artifacts
 COLUMN_CHECKS = {
-    "hot_signals": ("signals_spec_columns", "signals"),
-    "hot_premove": ("premove_spec_columns", "premove"),
-    "warm_signals": ("warm_signals_spec_columns", "warm_signals"),
+    HOT_SIGNALS: ("signals_spec_columns", "signals"),
+    HOT_PREMOVE: ("premove_spec_columns", "premove"),
+    WARM_SIGNALS: ("warm_signals_spec_columns", "warm_signals"),
 }
 EXPLAIN_CHECK = "explain_spec_keys"
 
@@ -111,7 +112,7 @@ def artifact_check_specs(assets: Iterable[str]) -> list[dg.AssetCheckSpec]:
     ``warm_signals``), for the ``check_specs`` of the asset that produces them."""
     specs = []
     for asset in assets:
-        if asset == "hot_explain":
+        if asset == HOT_EXPLAIN:
             specs.append(dg.AssetCheckSpec(
                 EXPLAIN_CHECK, asset=asset, blocking=True,
                 description="explain.json has as_of, partition_key, job, the regime used with its partition, and inputs.",
@@ -150,6 +151,6 @@ def explain_check(value: Any) -> dg.AssetCheckResult:
         if "regime" in ex and not (ex["regime"] or {}).get("partition_key"):
             problems.append("regime.partition_key missing")
     return dg.AssetCheckResult(
-        asset_key="hot_explain", check_name=EXPLAIN_CHECK, passed=not problems,
+        asset_key=HOT_EXPLAIN, check_name=EXPLAIN_CHECK, passed=not problems,
         metadata={"problems": dg.MetadataValue.json(problems[:10])},
     )

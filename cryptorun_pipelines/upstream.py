@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptorun_core.artifacts import artifact_path
+from cryptorun_core.asset_keys import REGIME_WEIGHTS, UNIVERSE_RANKING
 from cryptorun_core.config import AppConfig
 from cryptorun_pipelines.jobs import job_role
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key, build_cadences, upstream_key
 
 #: upstream assets read by each scan role (from the regime job's partitions)
-SCAN_UPSTREAM = ("universe_ranking", "regime_weights")
+SCAN_UPSTREAM = (UNIVERSE_RANKING, REGIME_WEIGHTS)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from cryptorun_core.factors.score import blend_score
 from cryptorun_core.factors.technical import adx, position_in_range, rsi, technical_factor, to_4h
 from cryptorun_core.factors.volume import volume_factor, volume_surge
 from cryptorun_core.rows import expand, first_row, group_rows
+from cryptorun_core.timefmt import utc_timestamp
 
 __all__ = [
     "BarMatrix", "bar_matrix", "momentum_factor", "technical_factor", "rsi", "adx", "position_in_range", "to_4h",
@@ -123,8 +124,7 @@ def bar_matrix_rows(
     venues = tuple(v for _, v in pairs)
     n, h = len(pairs), int(n_hours)
     mats = {k: np.full((n, h), np.nan) for k in _BAR_VALUES if k in values or k == "close"}
-    t = pd.Timestamp(as_of)
-    t = (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).value
+    t = utc_timestamp(as_of).value
 
     def grid_k(x: np.ndarray) -> np.ndarray:  # whole hours between the bar's close and T
         return np.floor((t - x) / 1e9 / 3600.0 - 1.0)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Generic, Literal, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
-UTC = timezone.utc
+from cryptorun_core.timefmt import UTC, to_utc  # noqa: F401 (to_utc: the adapters' import path)
+
 Timeframe = Literal["1h", "1d"]
 TIMEFRAME_DELTA: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -145,7 +146,10 @@ class MarketSource(abc.ABC):
     def list_markets(self, venue: str, as_of: datetime) -> list[MarketInfo]:
         """Markets the venue lists at ``as_of`` (USD quotes, canonical symbols)."""
 
-    @abc.abstractmethod
+    # The batch methods own the loop over requests: a source answers one request at a time
+    # (``*_request``, T already UTC, one FetchResult each, never raising for a bad request).
+    # A source that batches differently (ccxt: venues at once, a breaker per venue) overrides them.
+
     def fetch_ohlcv(
         self,
         requests: Sequence[tuple[str, str]],
@@ -158,16 +162,32 @@ class MarketSource(abc.ABC):
         Frames have columns :data:`BAR_COLUMNS`, ``timestamp`` being the bar's open time as a
         tz-aware UTC pandas Timestamp, sorted ascending, unique.
         """
+        as_of = to_utc(as_of)
+        return [self.ohlcv_request(venue, symbol, as_of, timeframe, limit) for venue, symbol in requests]
 
-    @abc.abstractmethod
     def fetch_tickers(self, requests: Sequence[tuple[str, str]], as_of: datetime) -> list[FetchResult[Ticker]]:
         """L1 tickers; a venue with a bulk endpoint answers all its symbols in one request."""
+        as_of = to_utc(as_of)
+        return [self.ticker_request(venue, symbol, as_of) for venue, symbol in requests]
 
-    @abc.abstractmethod
     def fetch_order_books(
         self, requests: Sequence[tuple[str, str]], as_of: datetime, depth: int = 100
     ) -> list[FetchResult[OrderBook]]:
         """L2 books taken at or before ``as_of``."""
+        as_of = to_utc(as_of)
+        return [self.book_request(venue, symbol, as_of, depth) for venue, symbol in requests]
+
+    def ohlcv_request(self, venue: str, symbol: str, as_of: datetime, timeframe: Timeframe, limit: int) -> FetchResult[pd.DataFrame]:
+        """One OHLCV request of :meth:`fetch_ohlcv`."""
+        raise NotImplementedError(f"{type(self).__name__} answers no OHLCV request")
+
+    def ticker_request(self, venue: str, symbol: str, as_of: datetime) -> FetchResult[Ticker]:
+        """One ticker request of :meth:`fetch_tickers`."""
+        raise NotImplementedError(f"{type(self).__name__} answers no ticker request")
+
+    def book_request(self, venue: str, symbol: str, as_of: datetime, depth: int) -> FetchResult[OrderBook]:
+        """One order-book request of :meth:`fetch_order_books`."""
+        raise NotImplementedError(f"{type(self).__name__} answers no book request")
 
     def health(self) -> dict[str, VenueHealth]:
         """Request accounting since the last :meth:`reset_health` (empty for offline sources)."""
@@ -183,13 +203,6 @@ class MarketSource(abc.ABC):
 
 class MarketDataError(RuntimeError):
     """Raised when no venue could supply anything at all for a cycle."""
-
-
-def to_utc(ts: datetime | pd.Timestamp | str) -> datetime:
-    """Normalise any timestamp to an aware UTC ``datetime``."""
-    t = pd.Timestamp(ts)
-    t = t.tz_localize(UTC) if t.tzinfo is None else t.tz_convert(UTC)
-    return t.to_pydatetime()
 
 
 def empty_bars() -> pd.DataFrame:

@@ -240,77 +240,50 @@ class ReplayMarket(MarketSource):
             out.append(MarketInfo(venue, symbol, stem, base, "USD", active=True, listed_at=listed))
         return out
 
-    def fetch_ohlcv(
-        self,
-        requests: Sequence[tuple[str, str]],
-        as_of: datetime,
-        timeframe: Timeframe = "1h",
-        limit: int = 720,
-    ) -> list[FetchResult[pd.DataFrame]]:
-        as_of = to_utc(as_of)
-        out = []
-        for venue, symbol in requests:
-            bad = self._bad_request(venue, symbol, as_of)
-            if bad is not None:
-                out.append(bad)
-                continue
-            if timeframe != self.resolution and not (self.resolution == "1h" and timeframe == "1d"):
-                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data",
-                                       detail=f"replay of {self.path.name} has {self.resolution} bars only, not {timeframe}"))
-                continue
-            frame = self._bars(symbol, as_of, timeframe, limit)
-            if frame.empty:
-                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data",
-                                       detail=f"no {timeframe} bar of {symbol} closed by {as_of.isoformat()}"))
-            else:
-                out.append(FetchResult(venue, symbol, frame, stamped_at=as_of))
-        return out
+    def ohlcv_request(self, venue: str, symbol: str, as_of: datetime, timeframe: Timeframe, limit: int) -> FetchResult[pd.DataFrame]:
+        bad = self._bad_request(venue, symbol, as_of)
+        if bad is not None:
+            return bad
+        if timeframe != self.resolution and not (self.resolution == "1h" and timeframe == "1d"):
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data",
+                               detail=f"replay of {self.path.name} has {self.resolution} bars only, not {timeframe}")
+        frame = self._bars(symbol, as_of, timeframe, limit)
+        if frame.empty:
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data",
+                               detail=f"no {timeframe} bar of {symbol} closed by {as_of.isoformat()}")
+        return FetchResult(venue, symbol, frame, stamped_at=as_of)
 
-    def fetch_tickers(self, requests: Sequence[tuple[str, str]], as_of: datetime) -> list[FetchResult[Ticker]]:
+    def ticker_request(self, venue: str, symbol: str, as_of: datetime) -> FetchResult[Ticker]:
         """No recorded quotes: bid = ask = last = the last close at or before T."""
-        as_of = to_utc(as_of)
-        out = []
-        for venue, symbol in requests:
-            bad = self._bad_request(venue, symbol, as_of)
-            if bad is not None:
-                out.append(bad)
-                continue
-            series = self._load(symbol)
-            end = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, self.resolution), side="right"))
-            if end == 0:
-                detail = f"no bar of {symbol} closed by {as_of.isoformat()}"
-                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data", detail=detail))
-                continue
-            last = float(series.close[end - 1])
-            # 24h volumes over the bars that closed in (T - 24h, T]
-            day_start = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, self.resolution) - 86_400 * 10**9, side="right"))
-            base_24h = float(series.volume[day_start:end].sum())
-            quote_24h = float((series.volume[day_start:end] * series.close[day_start:end]).sum())
-            stamped = pd.Timestamp(int(series.ts[end - 1]), tz=UTC).to_pydatetime() + TIMEFRAME_DELTA[self.resolution]
-            out.append(FetchResult(venue, symbol, Ticker(last, last, last, base_24h, quote_24h), stamped_at=stamped))
-        return out
+        bad = self._bad_request(venue, symbol, as_of)
+        if bad is not None:
+            return bad
+        series = self._load(symbol)
+        end = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, self.resolution), side="right"))
+        if end == 0:
+            detail = f"no bar of {symbol} closed by {as_of.isoformat()}"
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data", detail=detail)
+        last = float(series.close[end - 1])
+        # 24h volumes over the bars that closed in (T - 24h, T]
+        day_start = int(np.searchsorted(series.ts, self._cutoff_ns(as_of, self.resolution) - 86_400 * 10**9, side="right"))
+        base_24h = float(series.volume[day_start:end].sum())
+        quote_24h = float((series.volume[day_start:end] * series.close[day_start:end]).sum())
+        stamped = pd.Timestamp(int(series.ts[end - 1]), tz=UTC).to_pydatetime() + TIMEFRAME_DELTA[self.resolution]
+        return FetchResult(venue, symbol, Ticker(last, last, last, base_24h, quote_24h), stamped_at=stamped)
 
-    def fetch_order_books(
-        self, requests: Sequence[tuple[str, str]], as_of: datetime, depth: int = 100
-    ) -> list[FetchResult[OrderBook]]:
-        as_of = to_utc(as_of)
+    def book_request(self, venue: str, symbol: str, as_of: datetime, depth: int) -> FetchResult[OrderBook]:
+        bad = self._bad_request(venue, symbol, as_of)
+        if bad is not None:
+            return bad
+        books = self._load_books(symbol)
         t_ns = pd.Timestamp(as_of).value
-        out = []
-        for venue, symbol in requests:
-            bad = self._bad_request(venue, symbol, as_of)
-            if bad is not None:
-                out.append(bad)
-                continue
-            books = self._load_books(symbol)
-            idx = -1 if books is None else int(np.searchsorted(books.times, t_ns, side="right")) - 1
-            if books is None or idx < 0:
-                why = "no recorded book file" if books is None else "no recorded book at or before T"
-                detail = f"{symbol}: {why} (replay synthesises no order book)"
-                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_book", detail=detail))
-                continue
-            book = self._book_at(books, int(books.times[idx]), depth)
-            out.append(FetchResult(venue, symbol, book, stamped_at=book.timestamp))
-        return out
+        idx = -1 if books is None else int(np.searchsorted(books.times, t_ns, side="right")) - 1
+        if books is None or idx < 0:
+            why = "no recorded book file" if books is None else "no recorded book at or before T"
+            detail = f"{symbol}: {why} (replay synthesises no order book)"
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="no_book", detail=detail)
+        book = self._book_at(books, int(books.times[idx]), depth)
+        return FetchResult(venue, symbol, book, stamped_at=book.timestamp)
 
     def bar_windows(
         self, requests: Sequence[tuple[str, str]], as_ofs: Sequence[datetime], timeframe: Timeframe = "1h", limit: int = 720

@@ -637,60 +637,36 @@ class SimulatedMarket(MarketSource):
         _, hour = _hour_of(as_of)
         return [self._market_info(venue, spec) for spec in self.specs_at(hour) if venue in spec.venues]
 
-    def fetch_ohlcv(
-        self,
-        requests: Sequence[tuple[str, str]],
-        as_of: datetime,
-        timeframe: Timeframe = "1h",
-        limit: int = 720,
-    ) -> list[FetchResult[pd.DataFrame]]:
-        as_of = to_utc(as_of)
+    def ohlcv_request(self, venue: str, symbol: str, as_of: datetime, timeframe: Timeframe, limit: int) -> FetchResult[pd.DataFrame]:
         _, hour = _hour_of(as_of)
-        out = []
-        for venue, symbol in requests:
-            spec = self._spec_for(venue, symbol, hour)
-            if spec is None:
-                out.append(self._missing(venue, symbol, as_of, "bad_symbol"))
-                continue
-            frame = self._bars(spec, venue, as_of, hour, timeframe, limit)
-            if frame.empty:
-                detail = f"no closed bars of {symbol} on {venue} at {as_of.isoformat()}"
-                out.append(FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data", detail=detail))
-            else:
-                out.append(FetchResult(venue, symbol, frame, stamped_at=as_of))
-        return out
+        spec = self._spec_for(venue, symbol, hour)
+        if spec is None:
+            return self._missing(venue, symbol, as_of, "bad_symbol")
+        frame = self._bars(spec, venue, as_of, hour, timeframe, limit)
+        if frame.empty:
+            detail = f"no closed bars of {symbol} on {venue} at {as_of.isoformat()}"
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="no_data", detail=detail)
+        return FetchResult(venue, symbol, frame, stamped_at=as_of)
 
-    def fetch_tickers(self, requests: Sequence[tuple[str, str]], as_of: datetime) -> list[FetchResult[Ticker]]:
-        as_of = to_utc(as_of)
+    def ticker_request(self, venue: str, symbol: str, as_of: datetime) -> FetchResult[Ticker]:
         t_ns, hour = _hour_of(as_of)
-        out = []
-        for venue, symbol in requests:
-            spec = self._spec_for(venue, symbol, hour)
-            if spec is None or not self._has_price(spec, hour):
-                out.append(self._missing(venue, symbol, as_of, "bad_symbol" if spec is None else "no_data"))
-                continue
-            book = self._book(spec, venue, t_ns, hour, as_of, 100)
-            bid, ask = float(book.bids[0, 0]), float(book.asks[0, 0])
-            last = float(np.clip(self._last_close(spec, venue, hour), bid, ask))
-            day = self._hourly(spec, venue, hour - 24, hour - 1)
-            base_vol = float(day.volume.sum())
-            quote_vol = float((day.volume * day.close).sum())
-            out.append(FetchResult(venue, symbol, Ticker(bid, ask, last, base_vol, quote_vol), stamped_at=as_of))
-        return out
+        spec = self._spec_for(venue, symbol, hour)
+        if spec is None or not self._has_price(spec, hour):
+            return self._missing(venue, symbol, as_of, "bad_symbol" if spec is None else "no_data")
+        book = self._book(spec, venue, t_ns, hour, as_of, 100)
+        bid, ask = float(book.bids[0, 0]), float(book.asks[0, 0])
+        last = float(np.clip(self._last_close(spec, venue, hour), bid, ask))
+        day = self._hourly(spec, venue, hour - 24, hour - 1)
+        base_vol = float(day.volume.sum())
+        quote_vol = float((day.volume * day.close).sum())
+        return FetchResult(venue, symbol, Ticker(bid, ask, last, base_vol, quote_vol), stamped_at=as_of)
 
-    def fetch_order_books(
-        self, requests: Sequence[tuple[str, str]], as_of: datetime, depth: int = 100
-    ) -> list[FetchResult[OrderBook]]:
-        as_of = to_utc(as_of)
+    def book_request(self, venue: str, symbol: str, as_of: datetime, depth: int) -> FetchResult[OrderBook]:
         t_ns, hour = _hour_of(as_of)
-        out = []
-        for venue, symbol in requests:
-            spec = self._spec_for(venue, symbol, hour)
-            if spec is None or not self._has_price(spec, hour):
-                out.append(self._missing(venue, symbol, as_of, "bad_symbol" if spec is None else "no_book"))
-                continue
-            out.append(FetchResult(venue, symbol, self._book(spec, venue, t_ns, hour, as_of, depth), stamped_at=as_of))
-        return out
+        spec = self._spec_for(venue, symbol, hour)
+        if spec is None or not self._has_price(spec, hour):
+            return self._missing(venue, symbol, as_of, "bad_symbol" if spec is None else "no_book")
+        return FetchResult(venue, symbol, self._book(spec, venue, t_ns, hour, as_of, depth), stamped_at=as_of)
 
     # -- universe -----------------------------------------------------------------------------
 

@@ -13,33 +13,27 @@ import dagster as dg
 import pandas as pd
 
 from cryptorun_core import evaluation
-from cryptorun_core.artifacts import (
-    BY_ASSET,
-    atomic_write,
-    csv_bytes,
-    evaluation_dir,
-    json_bytes,
-)
+from cryptorun_core.artifacts import EVALUATION_FILES, artifact_path, atomic_write, csv_bytes, json_bytes
+from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.config import AppConfig
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 
 EVALUATION_JOB = "evaluate_signals"
-FILES = ("signal_evaluation", "signal_evaluation_summary", "signal_evaluation_report", "signal_evaluation_chart")
 
 
 def write_evaluation(folder: Path, rows: pd.DataFrame, start: datetime, end: datetime) -> dict[str, Path]:
-    """The evaluation's files (registry names), each written atomically; returns their paths."""
+    """The evaluation's files (:data:`EVALUATION_FILES`), each written atomically; returns their paths."""
     from cryptorun_pipelines.charts.evaluation import evaluation_chart_png
 
     summary = evaluation.summarize(rows)
     report = evaluation.report(rows, start, end)
     data = {
-        "signal_evaluation": csv_bytes(rows, "evaluation"),
-        "signal_evaluation_summary": csv_bytes(summary, "evaluation_summary"),
-        "signal_evaluation_report": json_bytes(report),
-        "signal_evaluation_chart": evaluation_chart_png(summary),
+        "rows": csv_bytes(rows, "evaluation"),
+        "summary": csv_bytes(summary, "evaluation_summary"),
+        "report": json_bytes(report),
+        "chart": evaluation_chart_png(summary),
     }
-    return {name: atomic_write(folder / BY_ASSET[name].filename, data[name]) for name in FILES}
+    return {name: atomic_write(folder / EVALUATION_FILES[name], data[name]) for name in EVALUATION_FILES}
 
 
 def evaluate_range(source, config: AppConfig, start: datetime, end: datetime, step: timedelta | None = None) -> pd.DataFrame:
@@ -52,7 +46,7 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
     pdef = dg.DailyPartitionsDefinition(start_date=config.global_.partitions_start.strftime("%Y-%m-%d"), timezone="UTC")
 
     @dg.asset(
-        name="signal_evaluation",
+        name=SIGNAL_EVALUATION,
         group_name="evaluation",
         partitions_def=pdef,
         kinds={"csv", "json"},
@@ -71,7 +65,7 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
         end = day + timedelta(days=1) - timedelta(seconds=1)
         with market_source.open(None) as source:
             rows = evaluate_range(source, cfg, day, end)
-        paths = write_evaluation(evaluation_dir(cfg.global_.artifacts_dir, context.partition_key), rows, day, end)
+        paths = write_evaluation(artifact_path(cfg.global_.artifacts_dir, SIGNAL_EVALUATION, context.partition_key), rows, day, end)
         summary = evaluation.summarize(rows)
         overview = summary[summary["grouping"].isin(["decision", "score_gate"])]
         return dg.MaterializeResult(metadata={
@@ -79,7 +73,7 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
             "label": evaluation.LABEL,
             "cycles": int(rows["as_of"].nunique()) if len(rows) else 0,
             "evaluated": len(rows),
-            "forward_returns_chart": dg.MetadataValue.md(markdown_image(paths["signal_evaluation_chart"].read_bytes(),
+            "forward_returns_chart": dg.MetadataValue.md(markdown_image(paths["chart"].read_bytes(),
                                                                         "mean forward return of entries and rejects")),
             "summary": dg.MetadataValue.md(badge_table(overview, list(evaluation.SUMMARY_COLUMNS), n=40)),
             "files": dg.MetadataValue.json({k: str(v) for k, v in paths.items()}),

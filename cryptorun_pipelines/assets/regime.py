@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from cryptorun_core.asset_keys import REGIME_INDICATORS, REGIME_WEIGHTS, UNIVERSE_RANKING
 from cryptorun_core.regime import INDICATORS
 from cryptorun_core.regime_window import RegimeWindow, compute_windows
 from cryptorun_core.schemas import RegimeIndicatorsSchema, UniverseRankingSchema
@@ -35,7 +36,7 @@ RegimeIndicatorsType = table_type(
     "(plus as_of, partition_key, universe_size, benchmark, timeframe).",
 )
 
-OUTS = ("universe_ranking", "regime_indicators", "regime_weights")
+OUTS = (UNIVERSE_RANKING, REGIME_INDICATORS, REGIME_WEIGHTS)
 
 
 def ranking_metadata(ranking: pd.DataFrame) -> dict[str, Any]:
@@ -71,19 +72,19 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
         backfill_policy=policy,
         can_subset=False,
         outs={
-            "universe_ranking": dg.AssetOut(
+            UNIVERSE_RANKING: dg.AssetOut(
                 dagster_type=UniverseRankingType, group_name="universe", kinds={"pandas", "parquet"},
                 description="The trading universe at T: every USD market of the configured venues ranked by ADV, with "
                 "liquidity tier, exclusion reason and hot (top N) / warm (next M) segment (SPEC §2).",
                 metadata={"hot_size": hot_size, "warm_size": warm_size, "stored_as": "{artifacts_dir}/.pipeline/{as_of}/universe.parquet"},
             ),
-            "regime_indicators": dg.AssetOut(
+            REGIME_INDICATORS: dg.AssetOut(
                 dagster_type=RegimeIndicatorsType, group_name="regime", kinds={"pandas", "parquet"},
                 description="The three regime indicators at T over the eligible universe (top 100 by ADV): 7-day realized "
                 "vol of the benchmark, % of symbols above their 20-period MA, and the breadth thrust EMA.",
                 metadata={"stored_as": "{artifacts_dir}/.pipeline/{as_of}/regime_indicators.parquet"},
             ),
-            "regime_weights": dg.AssetOut(
+            REGIME_WEIGHTS: dg.AssetOut(
                 dagster_type=RegimeJsonType, group_name="regime", kinds={"json"},
                 freshness_policy=freshness_policy(cadences.regime_job.schedule),
                 description="regime.json: the regime label (calm / normal / volatile) voted by the three indicators, its "
@@ -92,9 +93,9 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
             ),
         },
         internal_asset_deps={
-            "universe_ranking": set(),
-            "regime_indicators": {dg.AssetKey("universe_ranking")},
-            "regime_weights": {dg.AssetKey("regime_indicators")},
+            UNIVERSE_RANKING: set(),
+            REGIME_INDICATORS: {dg.AssetKey(UNIVERSE_RANKING)},
+            REGIME_WEIGHTS: {dg.AssetKey(REGIME_INDICATORS)},
         },
     )
     def regime_window(context: dg.AssetExecutionContext, cryptorun_config: CryptoRunConfigResource, market_source: MarketSourceResource):
@@ -105,15 +106,15 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
         with timed() as t, market_source.open(config.job(cadences.regime_job.name)) as source:
             windows = dict(zip(keys, compute_windows(source, config, [as_of_for_key(pdef, k) for k in keys], hot_size, warm_size)))
         values = {
-            "universe_ranking": {k: w.ranking for k, w in windows.items()},
-            "regime_indicators": {k: w.indicator_row(k) for k, w in windows.items()},
-            "regime_weights": {k: w.regime_json(k) for k, w in windows.items()},
+            UNIVERSE_RANKING: {k: w.ranking for k, w in windows.items()},
+            REGIME_INDICATORS: {k: w.indicator_row(k) for k, w in windows.items()},
+            REGIME_WEIGHTS: {k: w.regime_json(k) for k, w in windows.items()},
         }
         for key, window in windows.items():  # each partition's own numbers, never the last one's
-            context.add_asset_metadata(ranking_metadata(window.ranking), asset_key="universe_ranking", partition_key=key)
-            context.add_asset_metadata(indicator_metadata(window), asset_key="regime_indicators", partition_key=key)
-            regime = values["regime_weights"][key]
-            context.add_asset_metadata({**weights_metadata(regime), **indicator_metadata(window)}, asset_key="regime_weights", partition_key=key)
+            context.add_asset_metadata(ranking_metadata(window.ranking), asset_key=UNIVERSE_RANKING, partition_key=key)
+            context.add_asset_metadata(indicator_metadata(window), asset_key=REGIME_INDICATORS, partition_key=key)
+            regime = values[REGIME_WEIGHTS][key]
+            context.add_asset_metadata({**weights_metadata(regime), **indicator_metadata(window)}, asset_key=REGIME_WEIGHTS, partition_key=key)
         run_wide = _run_metadata(context, config, pdef, keys, values, t["seconds"], source.name)
         for name in OUTS:
             yield dg.Output(pack(values[name], keys), output_name=name, metadata=run_wide.get(name, {}))
@@ -126,7 +127,7 @@ def _run_metadata(context, config, pdef, keys: list[str], values: dict, seconds:
     that partition); for a range, nothing — Dagster would copy it onto every partition — and the
     totals go to the run's log."""
     if len(keys) > 1:
-        labels = Counter(r["regime"] for r in values["regime_weights"].values())
+        labels = Counter(r["regime"] for r in values[REGIME_WEIGHTS].values())
         newest = keys[-1]
         context.log.info(
             f"regime backfill of {len(keys)} partitions ({keys[0]} … {newest}) from {source} in {seconds:.1f}s: "
@@ -136,13 +137,13 @@ def _run_metadata(context, config, pdef, keys: list[str], values: dict, seconds:
         )
         # one chart, on the partition it ends at: drawing it for every partition would cost a
         # render per partition for pictures nobody opens
-        chart = regime_chart_metadata(config.global_.artifacts_dir, pdef, values["regime_weights"], logger=context.log)
-        context.add_asset_metadata(chart, asset_key="regime_weights", partition_key=newest)
+        chart = regime_chart_metadata(config.global_.artifacts_dir, pdef, values[REGIME_WEIGHTS], logger=context.log)
+        context.add_asset_metadata(chart, asset_key=REGIME_WEIGHTS, partition_key=newest)
         return {}
     key = keys[0]
-    regime = values["regime_weights"][key]
+    regime = values[REGIME_WEIGHTS][key]
     return {
-        "universe_ranking": {**frame_metadata(values["universe_ranking"][key]), **duration_metadata(seconds), "source": source},
-        "regime_indicators": frame_metadata(values["regime_indicators"][key]),
-        "regime_weights": regime_chart_metadata(config.global_.artifacts_dir, pdef, {key: regime}, logger=context.log),
+        UNIVERSE_RANKING: {**frame_metadata(values[UNIVERSE_RANKING][key]), **duration_metadata(seconds), "source": source},
+        REGIME_INDICATORS: frame_metadata(values[REGIME_INDICATORS][key]),
+        REGIME_WEIGHTS: regime_chart_metadata(config.global_.artifacts_dir, pdef, {key: regime}, logger=context.log),
     }

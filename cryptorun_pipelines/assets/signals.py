@@ -6,7 +6,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import iso_z
+from cryptorun_core.timefmt import iso_z
+from cryptorun_core.asset_keys import (
+    HOT_EXPLAIN, HOT_PREMOVE, HOT_SIGNALS, HOT_SNAPSHOT, REGIME_WEIGHTS, UNIVERSE_RANKING, WARM_SIGNALS, WARM_SNAPSHOT,
+)
 from cryptorun_core.config import JobConfig
 from cryptorun_core.engine import run_scan
 from cryptorun_core.schemas import PremoveSchema, SignalsSchema, WarmSignalsSchema
@@ -46,8 +49,8 @@ def _scan_inputs(context: dg.AssetExecutionContext, snapshot_asset: str) -> dict
     """{input asset: partition key} of everything the scan read (recorded in explain.json)."""
     return {
         snapshot_asset: context.partition_key,
-        "universe_ranking": context.asset_partition_key_for_input("universe_ranking"),
-        "regime_weights": context.asset_partition_key_for_input("regime_weights"),
+        UNIVERSE_RANKING: context.asset_partition_key_for_input("universe_ranking"),
+        REGIME_WEIGHTS: context.asset_partition_key_for_input("regime_weights"),
     }
 
 
@@ -91,20 +94,20 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         partitions_def=pdef,
         can_subset=False,
         outs={
-            "hot_signals": dg.AssetOut(
+            HOT_SIGNALS: dg.AssetOut(
                 dagster_type=SignalsType,
                 freshness_policy=freshness_policy(job.schedule),
                 kinds={"pandas", "csv"},
                 description="signals.csv: the hot scan's entries at T (every gate passed), score descending.",
                 metadata={"artifact": "{artifacts_dir}/{as_of}/signals.csv", "job": job.name},
             ),
-            "hot_premove": dg.AssetOut(
+            HOT_PREMOVE: dg.AssetOut(
                 dagster_type=PremoveType,
                 kinds={"pandas", "csv"},
                 description="premove.csv: premove (coiled-spring) setups of the hot segment at T.",
                 metadata={"artifact": "{artifacts_dir}/{as_of}/premove.csv", "job": job.name},
             ),
-            "hot_explain": dg.AssetOut(
+            HOT_EXPLAIN: dg.AssetOut(
                 dagster_type=ExplainJsonType,
                 kinds={"json"},
                 description="explain.json: every evaluated hot symbol with factors, gate results and decision, "
@@ -113,16 +116,16 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
             ),
         },
         ins={
-            "hot_market_snapshot": dg.AssetIn(),
-            "universe_ranking": dg.AssetIn(partition_mapping=mapping),
-            "regime_weights": dg.AssetIn(partition_mapping=mapping),
+            "snapshot": dg.AssetIn(key=HOT_SNAPSHOT),
+            "universe_ranking": dg.AssetIn(key=UNIVERSE_RANKING, partition_mapping=mapping),
+            "regime_weights": dg.AssetIn(key=REGIME_WEIGHTS, partition_mapping=mapping),
         },
-        check_specs=artifact_check_specs(("hot_signals", "hot_premove", "hot_explain")),
+        check_specs=artifact_check_specs((HOT_SIGNALS, HOT_PREMOVE, HOT_EXPLAIN)),
     )
     def hot_scan(
         context: dg.AssetExecutionContext,
         cryptorun_config: CryptoRunConfigResource,
-        hot_market_snapshot,
+        snapshot,
         universe_ranking: pd.DataFrame,
         regime_weights: dict,
     ):
@@ -134,22 +137,22 @@ def _hot_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         as_of = as_of_for_key(pdef, key)
         with timed() as t:
             # validate=False: the output types (dagster-pandera) validate signals and premove, once
-            result = run_scan(hot_market_snapshot, universe_ranking, regime_weights, config, job_cfg, validate=False)
-        inputs = _scan_inputs(context, "hot_market_snapshot")
+            result = run_scan(snapshot, universe_ranking, regime_weights, config, job_cfg, validate=False)
+        inputs = _scan_inputs(context, HOT_SNAPSHOT)
         explain = annotate_explain(result.explain, partition_key=key, as_of=as_of, job=job_cfg, inputs=inputs, regime=regime_weights)
         common = {**regime_metadata(regime_weights), **duration_metadata(t["seconds"]), "inputs": dg.MetadataValue.json(inputs)}
         premove = result.premove if result.premove is not None else pd.DataFrame(columns=list(PremoveSchema.columns))
         # score_chart / gate_rejections / top_evaluated: every evaluated symbol, not only the entries
         charts = hot_scan_chart_metadata(result.evaluated, explain, score_min=float(job_cfg.config.score_min), logger=context.log)
         yield dg.Output(
-            result.signals, output_name="hot_signals", metadata={**frame_metadata(result.signals, SIGNAL_PREVIEW), **common, **charts}
+            result.signals, output_name=HOT_SIGNALS, metadata={**frame_metadata(result.signals, SIGNAL_PREVIEW), **common, **charts}
         )
-        yield columns_check("hot_signals", result.signals)
-        yield dg.Output(premove, output_name="hot_premove", metadata={**frame_metadata(premove, PREMOVE_PREVIEW), **common})
-        yield columns_check("hot_premove", premove)
+        yield columns_check(HOT_SIGNALS, result.signals)
+        yield dg.Output(premove, output_name=HOT_PREMOVE, metadata={**frame_metadata(premove, PREMOVE_PREVIEW), **common})
+        yield columns_check(HOT_PREMOVE, premove)
         yield dg.Output(
             explain,
-            output_name="hot_explain",
+            output_name=HOT_EXPLAIN,
             metadata={**common, **_scan_counts(explain), "evaluated": len(result.evaluated) if result.evaluated is not None else 0},
         )
         yield explain_check(explain)
@@ -162,24 +165,24 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
     mapping = cadences.scan_mapping("warm")
 
     @dg.asset(
-        name="warm_signals",
+        name=WARM_SIGNALS,
         group_name="signals",
         partitions_def=pdef,
         dagster_type=WarmSignalsType,
         freshness_policy=freshness_policy(job.schedule),
         kinds={"pandas", "csv"},
         ins={
-            "warm_market_snapshot": dg.AssetIn(),
-            "universe_ranking": dg.AssetIn(partition_mapping=mapping),
-            "regime_weights": dg.AssetIn(partition_mapping=mapping),
+            "snapshot": dg.AssetIn(key=WARM_SNAPSHOT),
+            "universe_ranking": dg.AssetIn(key=UNIVERSE_RANKING, partition_mapping=mapping),
+            "regime_weights": dg.AssetIn(key=REGIME_WEIGHTS, partition_mapping=mapping),
         },
         metadata={"artifact": "{artifacts_dir}/{as_of}/warm_signals.csv", "job": job.name},
-        check_specs=artifact_check_specs(("warm_signals",)),
+        check_specs=artifact_check_specs((WARM_SIGNALS,)),
     )
     def warm_signals(
         context: dg.AssetExecutionContext,
         cryptorun_config: CryptoRunConfigResource,
-        warm_market_snapshot,
+        snapshot,
         universe_ranking: pd.DataFrame,
         regime_weights: dict,
     ):
@@ -188,8 +191,8 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
         config = cryptorun_config.load()
         job_cfg = config.job(job.name)
         with timed() as t:
-            result = run_scan(warm_market_snapshot, universe_ranking, regime_weights, config, job_cfg, validate=False)
-        inputs = _scan_inputs(context, "warm_market_snapshot")
+            result = run_scan(snapshot, universe_ranking, regime_weights, config, job_cfg, validate=False)
+        inputs = _scan_inputs(context, WARM_SNAPSHOT)
         yield dg.Output(
             result.signals,
             metadata={
@@ -200,6 +203,6 @@ def _warm_scan(cadences: Cadences, job: JobConfig) -> dg.AssetsDefinition:
                 "inputs": dg.MetadataValue.json(inputs),
             },
         )
-        yield columns_check("warm_signals", result.signals)
+        yield columns_check(WARM_SIGNALS, result.signals)
 
     return warm_signals

@@ -13,20 +13,22 @@ from typing import Iterable
 
 import dagster as dg
 
+from cryptorun_core import asset_keys as keys
+
 #: asset → (owner, layer, SPEC section)
 CATALOG: dict[str, tuple[str, str, str]] = {
-    "universe_ranking": ("team:market-data", "input", "SPEC §2 Universe"),
-    "hot_market_snapshot": ("team:market-data", "input", "SPEC §1 point in time, §3 microstructure"),
-    "warm_market_snapshot": ("team:market-data", "input", "SPEC §1 point in time, §3 microstructure"),
-    "regime_indicators": ("team:quant-research", "model", "SPEC §6 Regime"),
-    "regime_weights": ("team:quant-research", "model", "SPEC §6 Regime, §9 regime.json"),
-    "hot_signals": ("team:trading-signals", "output", "SPEC §4 factors, §5 VADR, §7 gates, §9 signals.csv"),
-    "hot_premove": ("team:trading-signals", "output", "SPEC §8 Premove, §9 premove.csv"),
-    "hot_explain": ("team:trading-signals", "output", "SPEC §7 gates, §9 explain.json"),
-    "warm_signals": ("team:trading-signals", "output", "SPEC §7 gates (warm), §9 warm_signals.csv"),
+    keys.UNIVERSE_RANKING: ("team:market-data", "input", "SPEC §2 Universe"),
+    keys.HOT_SNAPSHOT: ("team:market-data", "input", "SPEC §1 point in time, §3 microstructure"),
+    keys.WARM_SNAPSHOT: ("team:market-data", "input", "SPEC §1 point in time, §3 microstructure"),
+    keys.REGIME_INDICATORS: ("team:quant-research", "model", "SPEC §6 Regime"),
+    keys.REGIME_WEIGHTS: ("team:quant-research", "model", "SPEC §6 Regime, §9 regime.json"),
+    keys.HOT_SIGNALS: ("team:trading-signals", "output", "SPEC §4 factors, §5 VADR, §7 gates, §9 signals.csv"),
+    keys.HOT_PREMOVE: ("team:trading-signals", "output", "SPEC §8 Premove, §9 premove.csv"),
+    keys.HOT_EXPLAIN: ("team:trading-signals", "output", "SPEC §7 gates, §9 explain.json"),
+    keys.WARM_SIGNALS: ("team:trading-signals", "output", "SPEC §7 gates (warm), §9 warm_signals.csv"),
 }
 #: the files a user opens (SPEC §9) vs pipeline-internal tables under {artifacts_dir}/.pipeline
-SPEC_ARTIFACTS = {"regime_weights", "hot_signals", "hot_premove", "hot_explain", "warm_signals"}
+SPEC_ARTIFACTS = {keys.REGIME_WEIGHTS, keys.HOT_SIGNALS, keys.HOT_PREMOVE, keys.HOT_EXPLAIN, keys.WARM_SIGNALS}
 
 
 def _cadence(spec_partitions) -> str | None:

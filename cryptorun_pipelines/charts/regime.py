@@ -61,7 +61,7 @@ def recent_regimes(
     ``current`` when this step computed it, else from ``{artifacts_dir}/{as_of}/regime.json``, and
     skipped when neither has it (never materialised, or a dry run).
     """
-    from cryptorun_core.artifacts import as_of_folder
+    from cryptorun_core.timefmt import as_of_folder
 
     if not current:
         return []

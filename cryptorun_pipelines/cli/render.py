@@ -12,8 +12,10 @@ import re
 import textwrap
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import IO, Any, Iterable, Sequence
+
+from cryptorun_core.timefmt import UTC, utcnow
 
 WIDTH = 80
 ELLIPSIS = "…"
@@ -249,10 +251,10 @@ def fmt_time(value: datetime | float | None, *, seconds: bool = False, short: bo
     if value is None:
         return "-"
     if isinstance(value, (int, float)):
-        value = datetime.fromtimestamp(value, tz=timezone.utc)
+        value = datetime.fromtimestamp(value, tz=UTC)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
     fmt = "%Y-%m-%d %H:%M:%SZ" if seconds else "%Y-%m-%d %H:%MZ"
     return value.strftime(fmt[3:] if short else fmt)
 
@@ -261,8 +263,8 @@ def fmt_ago(then: datetime | float | None, now: datetime | None = None) -> str:
     if then is None:
         return "-"
     if isinstance(then, (int, float)):
-        then = datetime.fromtimestamp(then, tz=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        then = datetime.fromtimestamp(then, tz=UTC)
+    now = now or utcnow()
     delta = (now - then).total_seconds()
     if delta < 0:
         return "in " + fmt_duration(-delta)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from croniter import croniter
 
+from cryptorun_core.timefmt import UTC, utcnow
 from cryptorun_pipelines.cli.errors import UsageError
 
-UTC = timezone.utc
 #: accepted by --as-of besides ISO 8601: an artifact folder name or a partition key
 EXTRA_TIME_FORMATS = ("%Y-%m-%dT%H-%M-%SZ", "%Y-%m-%d-%H:%M")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def next_tick(cron: str, now: datetime | None = None) -> datetime:

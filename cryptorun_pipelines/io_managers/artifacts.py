@@ -22,23 +22,23 @@ import math
 import re
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from cryptorun_core import artifacts
 from cryptorun_core.artifact_sets import commit_set
 from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS, Artifact, artifact_path, write_files
 from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_core.timefmt import UTC, as_of_folder, iso_z
 from cryptorun_pipelines.io_managers.serialization import PartitionedValues, deserialize, from_kept, kept, serialize
 from cryptorun_pipelines.partitions import as_of_for_key, build_cadences
 from cryptorun_pipelines.resources.config import CryptoRunConfigResource
 from cryptorun_pipelines.resources.regime_window import WINDOW_ASSETS, RegimeWindowResource
 
-UTC = timezone.utc
+
 AS_OF_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$")
 
 __all__ = ["ArtifactIOManager", "MissingUpstreamPartitionError", "PartitionedValues"]
@@ -208,7 +208,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         root = self.path_for(spec.asset, newest).parent.parent.parent  # .pipeline/{as_of}/snapshots/<job>
         if not root.is_dir():
             return []
-        cutoff = artifacts.as_of_folder(newest - timedelta(hours=hours))
+        cutoff = as_of_folder(newest - timedelta(hours=hours))
         now = time.time() if now is None else now
         removed: list[Path] = []
         for folder in sorted(root.iterdir()):
@@ -260,7 +260,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         values = self.upstream.compute(key)
         verb = "computed in memory (dry run)" if self.dry_run else "computed and written"
         context.log.info(
-            f"regime window {key} (as of {artifacts.iso_z(as_of)}) was missing: {verb} by this run, as regime.refresh computes it"
+            f"regime window {key} (as of {iso_z(as_of)}) was missing: {verb} by this run, as regime.refresh computes it"
         )
         for asset, value in values.items():
             self._write(BY_ASSET[asset], {self.path_for(asset, as_of): value}, [key])

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from cryptorun_core.artifacts import ROLE_ASSETS
+from cryptorun_core.asset_keys import REGIME_INDICATORS, REGIME_WEIGHTS, UNIVERSE_RANKING
 from cryptorun_core.regime_window import compute_window
 from cryptorun_pipelines.partitions import (
     PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, as_of_for_key, build_cadences, parse_key, segment_sizes,
@@ -45,9 +46,9 @@ class RegimeWindowResource(dg.ConfigurableResource):
         with self.market_source.open(cadences.regime_job) as source:
             window = compute_window(source, config, as_of_for_key(cadences.regime, partition_key), hot_size, warm_size)
         return {
-            "universe_ranking": window.ranking,
-            "regime_indicators": window.indicator_row(partition_key),
-            "regime_weights": window.regime_json(partition_key),
+            UNIVERSE_RANKING: window.ranking,
+            REGIME_INDICATORS: window.indicator_row(partition_key),
+            REGIME_WEIGHTS: window.regime_json(partition_key),
         }
 
     def producing_run(self, instance: dg.DagsterInstance, partition_key: str) -> str | None:

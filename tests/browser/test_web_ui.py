@@ -31,8 +31,8 @@ LINEAGE = (
     "universe_ranking",
     "regime_indicators",
     "regime_weights",
-    "hot_market_snapshot",
-    "warm_market_snapshot",
+    "hot_snapshot",
+    "warm_snapshot",
     "hot_signals",
     "hot_premove",
     "hot_explain",
@@ -41,10 +41,10 @@ LINEAGE = (
 EDGES = {
     ("universe_ranking", "regime_indicators"),
     ("regime_indicators", "regime_weights"),
-    ("universe_ranking", "hot_market_snapshot"),
-    ("universe_ranking", "warm_market_snapshot"),
-    *((up, out) for up in ("hot_market_snapshot", "universe_ranking", "regime_weights") for out in ("hot_signals", "hot_premove", "hot_explain")),
-    *((up, "warm_signals") for up in ("warm_market_snapshot", "universe_ranking", "regime_weights")),
+    ("universe_ranking", "hot_snapshot"),
+    ("universe_ranking", "warm_snapshot"),
+    *((up, out) for up in ("hot_snapshot", "universe_ranking", "regime_weights") for out in ("hot_signals", "hot_premove", "hot_explain")),
+    *((up, "warm_signals") for up in ("warm_snapshot", "universe_ranking", "regime_weights")),
 }
 RUN_TIMEOUT_S = 150
 BACKFILL_TIMEOUT_S = 200

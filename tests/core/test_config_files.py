@@ -18,7 +18,7 @@ from cryptorun_core.config import (
     packaged_config,
     parse_config,
 )
-from cryptorun_core.engine import config_hash
+from cryptorun_core.explain import config_hash
 
 SHIPPED = DEFAULT_CONFIG_PATH.read_text()
 BASE = yaml.safe_load(SHIPPED)

@@ -222,7 +222,7 @@ def test_properties_scores_bounded_shuffle_and_future_invariant(seed, label, str
 
 
 def test_config_hash_ignores_machine_local_paths():
-    from cryptorun_core.engine import config_hash
+    from cryptorun_core.explain import config_hash
 
     moved = CFG.model_copy(update={"global_": CFG.global_.model_copy(update={"artifacts_dir": "/elsewhere/artifacts"})})
     assert config_hash(moved) == config_hash(CFG)
@@ -231,18 +231,18 @@ def test_config_hash_ignores_machine_local_paths():
 
 
 def test_book_levels_in_blocks_of_pairs_change_nothing(hot, monkeypatch):
-    import cryptorun_core.engine as E
+    import cryptorun_core.scan_inputs as E
 
     snap, rk, res = hot
     t = pd.Timestamp(snap.as_of)
     venues, symbols = tuple(HOT.config.venues), rk["symbol"].tolist()
-    whole = E._scan_books(snap, t, venues, symbols, CFG)
+    whole = E.scan_books(snap, t, venues, symbols, CFG)
     assert len(list(whole.blocks())) == 1
     monkeypatch.setattr(E, "_BOOK_BLOCK_LEVELS", 150)  # about one run per block, some pairs alone over the size
-    blocked = E._scan_books(snap, t, venues, symbols, CFG)
+    blocked = E.scan_books(snap, t, venues, symbols, CFG)
     assert len(list(blocked.blocks())) > len(symbols)
     pd.testing.assert_frame_equal(pd.DataFrame(blocked.metrics), pd.DataFrame(whole.metrics))
-    assert E._books_hash(blocked) == E._books_hash(whole)
+    assert E.books_hash(blocked) == E.books_hash(whole)
     assert sorted(blocked.rows.tolist()) == sorted(whole.rows.tolist()) and len(whole.rows) == int(whole.n_levels.sum())
     assert _bytes(run_scan(snap, rk, B.regime("normal"), CFG, HOT)) == _bytes(res)
 
@@ -250,15 +250,15 @@ def test_book_levels_in_blocks_of_pairs_change_nothing(hot, monkeypatch):
 def test_books_stamped_after_T_or_elsewhere_are_not_used(hot):
     import dataclasses
 
-    import cryptorun_core.engine as E
+    import cryptorun_core.scan_inputs as E
 
     snap, rk, _ = hot
     t = pd.Timestamp(snap.as_of)
     books = snap.books.copy()
     late = books["symbol"] == rk["symbol"].iloc[0]
     books.loc[late, "book_time"] = t + pd.Timedelta(minutes=1)  # every level of one symbol is after T
-    kb = E._scan_books(dataclasses.replace(snap, books=books), t, ("okx",), rk["symbol"].tolist(), CFG)
+    kb = E.scan_books(dataclasses.replace(snap, books=books), t, ("okx",), rk["symbol"].tolist(), CFG)
     assert rk["symbol"].iloc[0] not in set(kb.metrics["symbol"]) and set(kb.metrics["venue"]) == {"okx"}
-    none = E._scan_books(snap, t, ("okx",), [], CFG)
+    none = E.scan_books(snap, t, ("okx",), [], CFG)
     assert len(none.runs) == 0 and len(none.metrics["venue"]) == 0 and len(none.rows) == 0
-    assert E._books_hash(none) == E._books_hash(E._scan_books(snap, t, ("nowhere",), ["X"], CFG))
+    assert E.books_hash(none) == E.books_hash(E.scan_books(snap, t, ("nowhere",), ["X"], CFG))

@@ -89,11 +89,14 @@ def test_evaluation_runs_on_a_recording(tmp_path):
         record_cycle(rec, cfg, t0 + timedelta(hours=i))
     replay = RecordedMarket(tmp_path / "rec", ("kraken",), max_book_age_s=cfg.gates.fresh_max_book_age_s)
     ev = evaluation.Evaluator(replay, cfg)
-    rows = ev.evaluate([cfg.job("scan.hot")], t0, t0 + timedelta(hours=4), step=timedelta(hours=2))
+    hot = cfg.job("scan.hot")
+    # score_min 0: every book can matter, so the replay (which skips books as a live run does) reads them all
+    job = hot.model_copy(update={"config": hot.config.model_copy(update={"score_min": 0.0})})
+    rows = ev.evaluate([job], t0, t0 + timedelta(hours=4), step=timedelta(hours=2))
     assert rows["as_of"].nunique() == 3 and len(rows) >= 3 * 5
     assert rows["fwd_1h"].notna().all() and rows["fwd_24h"].notna().all()
     # books were recorded at these T: the freshness gate passes on the recording
     assert not (rows["primary_reason"] == "stale_data").all()
     # the same cycles on the simulated market itself give the same decisions and forward returns
-    direct = evaluation.Evaluator(sim, cfg).evaluate([cfg.job("scan.hot")], t0, t0 + timedelta(hours=4), step=timedelta(hours=2))
+    direct = evaluation.Evaluator(sim, cfg).evaluate([job], t0, t0 + timedelta(hours=4), step=timedelta(hours=2))
     pd.testing.assert_frame_equal(rows.reset_index(drop=True), direct.reset_index(drop=True))

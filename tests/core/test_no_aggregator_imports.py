@@ -40,14 +40,15 @@ def test_no_aggregator_client_imported(path):
         assert "aggregat" not in low, f"{path.name} imports {name!r}"
 
 
-def test_microstructure_imports_only_numpy_pandas_stdlib_and_config():
+def test_microstructure_imports_only_numpy_pandas_stdlib_config_and_timefmt():
     import sys
 
     allowed_third = {"numpy", "pandas"}
     for name in _imports(ROOT / "microstructure.py"):
         top = name.split(".")[0]
         if top == "cryptorun_core":
-            assert name.startswith("cryptorun_core.config"), name
+            # config, and the time module (a leaf: it imports nothing of CryptoRun)
+            assert name.startswith(("cryptorun_core.config", "cryptorun_core.timefmt")), name
         elif top == "__future__":
             continue
         else:

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _builders as B  # noqa: E402
 
-from cryptorun_core.engine import _bars_hash, _books_hash, _scan_bars, _scan_books  # noqa: E402
+from cryptorun_core.scan_inputs import bars_hash, books_hash, scan_bars, scan_books  # noqa: E402
 from cryptorun_core.market.snapshot import SNAPSHOT_BAR_COLUMNS, SNAPSHOT_BOOK_COLUMNS  # noqa: E402
 from cryptorun_core.microstructure import _price_order, book_metrics  # noqa: E402
 from cryptorun_core.rows import expand, first_row, group_rows, runs  # noqa: E402
@@ -102,17 +102,17 @@ def test_scan_input_hashes_are_the_table_hashes_of_the_inputs(job):
     symbols = rk.loc[rk["segment"] == "hot", "symbol"].tolist()
     ranked = sorted(rk.loc[rk["segment"].isin(("hot", "warm")), "symbol"])
     t = pd.Timestamp(snap.as_of)
-    sb = _scan_bars(snap, t, 200, venues, ranked, [])  # a window shorter than the history
+    sb = scan_bars(snap, t, 200, venues, ranked, [])  # a window shorter than the history
     rows, owner = expand(sb.start, sb.stop)
     bars = pd.DataFrame({"venue": sb.venue[owner], "symbol": sb.symbol[owner], "timestamp": pd.to_datetime(sb.ts[rows], utc=True),
                          **{c: sb.cols[c][rows] for c in SNAPSHOT_BAR_COLUMNS[3:]}})
     assert len(bars) and (pd.Timestamp(t) - bars["timestamp"]).max() <= pd.Timedelta(hours=201)
-    assert _bars_hash(sb) == _pandas_table_hash(bars, list(SNAPSHOT_BAR_COLUMNS))
-    kb = _scan_books(snap, t, venues, symbols[:5], CFG)
+    assert bars_hash(sb) == _pandas_table_hash(bars, list(SNAPSHOT_BAR_COLUMNS))
+    kb = scan_books(snap, t, venues, symbols[:5], CFG)
     books = snap.books[snap.books["venue"].isin(venues) & snap.books["symbol"].isin(symbols[:5])]
     books = books.assign(book_time=books["book_time"].dt.tz_convert("UTC").astype("datetime64[ns, UTC]"))  # as the scan reads them
     assert len(books) == len(kb.rows)
-    assert _books_hash(kb) == _pandas_table_hash(books, list(SNAPSHOT_BOOK_COLUMNS))
+    assert books_hash(kb) == _pandas_table_hash(books, list(SNAPSHOT_BOOK_COLUMNS))
 
 
 def test_price_order_breaks_price_ties_by_amount():
@@ -137,11 +137,11 @@ def test_book_depth_sums_do_not_depend_on_level_order_with_repeated_prices():
 
 
 def test_bars_hash_in_blocks_of_pairs_is_the_same(monkeypatch):
-    import cryptorun_core.engine as E
+    import cryptorun_core.scan_inputs as E
 
     snap, rk = B.universe(8, seed=2)
     t = pd.Timestamp(snap.as_of)
-    sb = _scan_bars(snap, t, 300, ("kraken", "okx", "coinbase"), sorted(rk["symbol"]), [])
-    whole = _bars_hash(sb)
+    sb = scan_bars(snap, t, 300, ("kraken", "okx", "coinbase"), sorted(rk["symbol"]), [])
+    whole = bars_hash(sb)
     monkeypatch.setattr(E, "_HASH_BLOCK_ROWS", 97)  # many blocks, some splitting inside a pair's rows
-    assert _bars_hash(sb) == whole
+    assert bars_hash(sb) == whole

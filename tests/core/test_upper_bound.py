@@ -1,4 +1,4 @@
-"""engine.bar_factor_upper_bound: the best score a symbol could reach with a perfect book bounds run_scan's score."""
+"""engine.score_upper_bound: the best score a symbol could reach with a perfect book bounds run_scan's score."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cryptorun_core.config import load_config
-from cryptorun_core.engine import bar_factor_upper_bound, run_scan
+from cryptorun_core.engine import run_scan, score_upper_bound
 from cryptorun_core.market.simulated import SimulatedMarket
 from cryptorun_core.market.snapshot import collect_snapshot
 from cryptorun_core.regime import compute_regime
@@ -34,7 +34,7 @@ def test_upper_bound_is_at_least_the_score(cycle, job_name):
     snap, ranking, regime = cycle
     job = CFG.job(job_name)
     res = run_scan(snap, ranking, regime, CFG, job)
-    bound = bar_factor_upper_bound(snap, ranking, regime, CFG, job)
+    bound = score_upper_bound(snap, ranking, regime, CFG, job)
     assert list(bound.index) == res.evaluated["symbol"].tolist()
     score = res.evaluated.set_index("symbol")["score"].astype(float)
     finite = np.isfinite(score.to_numpy())
@@ -48,7 +48,7 @@ def test_upper_bound_without_books_is_a_bound_too(cycle):
     snap, ranking, regime = cycle
     job = CFG.job("scan.hot")
     bars_only = collect_snapshot(SimulatedMarket(seed=7, n_symbols=40), segment_symbols(ranking, "hot"), T, limit=720, with_books=False)
-    bound = bar_factor_upper_bound(bars_only, ranking, regime, CFG, job)
+    bound = score_upper_bound(bars_only, ranking, regime, CFG, job)
     assert isinstance(bound, pd.Series) and len(bound) == len(segment_symbols(ranking, "hot"))
     assert np.isfinite(bound.to_numpy()).all()
 
@@ -57,16 +57,16 @@ def test_upper_bound_depends_on_the_evaluated_symbols_bars_only(cycle):
     """The rest of the ranked universe feeds only the VADR p80 (a gate): the bound ignores its bars."""
     import dataclasses
 
-    from cryptorun_core.engine import _run_scan
+    from cryptorun_core.engine import upper_bound_of
 
     snap, ranking, regime = cycle
     job = CFG.job("scan.hot")
-    bound = bar_factor_upper_bound(snap, ranking, regime, CFG, job)
-    whole = _run_scan(snap, ranking, regime, CFG, job, validate=False, upper_bound=True)  # every bar sanitized
+    bound = score_upper_bound(snap, ranking, regime, CFG, job)
+    whole = upper_bound_of(snap, ranking, regime, CFG, job)  # every bar sanitized
     pd.testing.assert_series_equal(bound, whole)
     warm = set(segment_symbols(ranking, "warm"))
     bars = snap.bars.copy()
     others = bars["symbol"].isin(warm).to_numpy()
     assert others.any()
     bars.loc[others, "volume"] *= 50.0  # the warm symbols' VADR (and p80) change, the hot bound does not
-    pd.testing.assert_series_equal(bar_factor_upper_bound(dataclasses.replace(snap, bars=bars), ranking, regime, CFG, job), bound)
+    pd.testing.assert_series_equal(score_upper_bound(dataclasses.replace(snap, bars=bars), ranking, regime, CFG, job), bound)

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import artifact_path
+from cryptorun_core.artifacts import EVALUATION_FILES, artifact_path
 from cryptorun_pipelines.assets.evaluation import EVALUATION_JOB
 from cryptorun_pipelines.cli.main import main
 
@@ -50,13 +50,13 @@ def test_evaluation_partition_on_real_hourly_history(tmp_path, clean_env):
     p = make_pipeline(tmp_path, _real_hourly)
     result = p.run(EVALUATION_JOB, "2021-06-01")
     assert result.success, failure_text(result)
-    rows = pd.read_csv(artifact_path(p.artifacts, "signal_evaluation", "2021-06-01"))
+    rows = pd.read_csv(artifact_path(p.artifacts, "signal_evaluation", "2021-06-01") / EVALUATION_FILES["rows"])
     assert list(rows.columns[:3]) == ["as_of", "job", "segment"]
     assert rows["as_of"].nunique() == 6 and set(rows["symbol"]) == {"BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD", "BCH/USD"}
     assert rows[["fwd_1h", "fwd_4h", "fwd_24h"]].notna().all().all()
-    report = json.loads(artifact_path(p.artifacts, "signal_evaluation_report", "2021-06-01").read_text())
+    report = json.loads((artifact_path(p.artifacts, "signal_evaluation", "2021-06-01") / EVALUATION_FILES["report"]).read_text())
     assert report["uses_data_after_t"] is True and report["evaluated"] == len(rows)
-    png = artifact_path(p.artifacts, "signal_evaluation_chart", "2021-06-01").read_bytes()
+    png = (artifact_path(p.artifacts, "signal_evaluation", "2021-06-01") / EVALUATION_FILES["chart"]).read_bytes()
     assert png.startswith(b"\x89PNG")
     mats = result.asset_materializations_for_node("signal_evaluation")
     md = mats[0].metadata
@@ -76,9 +76,9 @@ def test_record_then_evaluate_from_the_cli(tmp_path, clean_env, capsys):
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["cycles"] == 1 and report["evaluated"] > 0 and report["uses_data_after_t"] is True
-    assert Path(report["files"]["signal_evaluation"]).is_file()
+    assert Path(report["files"]["rows"]).is_file()
     # the replay of the recorded cycle has its books: not every symbol is stale
-    rows = pd.read_csv(report["files"]["signal_evaluation"])
+    rows = pd.read_csv(report["files"]["rows"])
     assert (rows["primary_reason"] != "stale_data").any()
     assert main(["--config", str(replayed.config_path), "record"]) == 2  # nothing live to record from a replay
     assert "nothing live to record" in capsys.readouterr().err

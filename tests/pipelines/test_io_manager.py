@@ -57,15 +57,15 @@ def test_old_market_snapshots_are_pruned_and_nothing_else(tmp_path):
     from cryptorun_core.artifacts import BY_ASSET
 
     io = io_manager(tmp_path)  # the default config keeps snapshots 48 h
-    hot = BY_ASSET["hot_market_snapshot"]
+    hot = BY_ASSET["hot_snapshot"]
     newest = datetime(2026, 11, 27, 12, tzinfo=UTC)
     made = {}
     for label, when in {"old": datetime(2026, 11, 24, 12, tzinfo=UTC), "edge": datetime(2026, 11, 25, 12, tzinfo=UTC),
                         "recent": datetime(2026, 11, 26, 12, tzinfo=UTC)}.items():
-        snap = io.path_for("hot_market_snapshot", when)
+        snap = io.path_for("hot_snapshot", when)
         snap.mkdir(parents=True)
         (snap / "meta.json").write_text("{}")
-        warm = io.path_for("warm_market_snapshot", when)
+        warm = io.path_for("warm_snapshot", when)
         warm.mkdir(parents=True)
         spec_file = io.path_for("hot_signals", when)
         spec_file.parent.mkdir(parents=True, exist_ok=True)
@@ -121,12 +121,12 @@ def test_a_written_snapshot_is_handed_to_the_next_step_as_is_and_reads_back_equa
     source.close()
     io = io_manager(tmp_path)
     key = "2026-11-20-11:45"
-    out = dg.build_output_context(asset_key="hot_market_snapshot", partition_key=key, asset_partitions_def=cad.hot)
+    out = dg.build_output_context(asset_key="hot_snapshot", partition_key=key, asset_partitions_def=cad.hot)
     io.handle_output(out, snapshot)
-    folder = io.path_for("hot_market_snapshot", as_of)
+    folder = io.path_for("hot_snapshot", as_of)
     assert (folder / "meta.json").is_file() and (folder / "bars.parquet").is_file()
 
-    in_ctx = dg.build_input_context(asset_key="hot_market_snapshot", partition_key=key, asset_partitions_def=cad.hot)
+    in_ctx = dg.build_input_context(asset_key="hot_snapshot", partition_key=key, asset_partitions_def=cad.hot)
     assert io.load_input(in_ctx) is snapshot
     fresh = io_manager(tmp_path)  # another run: reads the files
     back = fresh.load_input(in_ctx)

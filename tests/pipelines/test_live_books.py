@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 from cryptorun_core.config import load_config
-from cryptorun_core.engine import bar_factor_upper_bound, run_scan
+from cryptorun_core.engine import run_scan, score_upper_bound
 from cryptorun_core.market.simulated import SimulatedMarket
 from cryptorun_core.market.snapshot import collect_snapshot
 from cryptorun_core.regime import compute_regime
 from cryptorun_core.universe import rank_universe, segment_symbols
-from cryptorun_pipelines.assets.market import SKIPPED_BOOK_ERROR, books_cost_requests, read_segment
+from cryptorun_core.book_pruning import SKIPPED_BOOK_ERROR, books_cost_requests, read_segment
 
 from .conftest import REPO
 
@@ -67,7 +67,7 @@ def test_ccxt_books_only_where_the_score_can_reach_the_threshold(fakes):
     world = fakes.make_world()
     bars_only = collect_snapshot(world.market, hot, fakes.AS_OF, venues=fakes.VENUES, limit=720, with_books=False)
     world.market.close()
-    bound = bar_factor_upper_bound(bars_only, ranking, regime, CFG, _job(75.0)).sort_values()
+    bound = score_upper_bound(bars_only, ranking, regime, CFG, _job(75.0)).sort_values()
     assert bound.notna().all() and bound.nunique() == len(bound)
     score_min = float((bound.iloc[0] + bound.iloc[1]) / 2)  # only the lowest bound is below it
     job = _job(score_min)

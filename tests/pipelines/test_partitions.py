@@ -127,7 +127,7 @@ def test_explain_records_input_partitions_around_the_boundary(materialized):
         explain = json.loads((folder / "explain.json").read_text())
         assert explain["partition_key"] == key
         assert explain["inputs"] == {
-            "hot_market_snapshot": key,
+            "hot_snapshot": key,
             "regime_weights": expected[key],
             "universe_ranking": expected[key],
         }

@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 
 from cryptorun_core.artifacts import csv_bytes, json_bytes
+from cryptorun_core.book_pruning import SKIPPED_BOOK_ERROR, read_segment
 from cryptorun_core.config import load_config
-from cryptorun_core.engine import bar_factor_upper_bound, run_scan
+from cryptorun_core.engine import run_scan, score_upper_bound
 from cryptorun_core.market.recorded import RecordedMarket
 from cryptorun_core.market.recording import RecordingSource, part_files
 from cryptorun_core.market.snapshot import collect_snapshot
 from cryptorun_core.regime import compute_regime
 from cryptorun_core.universe import rank_universe, segment_symbols
-from cryptorun_pipelines.assets.market import SKIPPED_BOOK_ERROR, read_segment
 
 from .test_live_books import _job, fakes  # noqa: F401  (fixture)
 
@@ -38,7 +38,7 @@ def _cycle(source, as_of, job=None, score_min=None):
     if job is None:
         hot = segment_symbols(ranking, "hot")
         bars = collect_snapshot(source, hot, as_of, venues=CFG.job("scan.hot").config.venues, limit=720, with_books=False)
-        bound = bar_factor_upper_bound(bars, ranking, regime, CFG, _job(75.0)).sort_values()
+        bound = score_upper_bound(bars, ranking, regime, CFG, _job(75.0)).sort_values()
         job = _job(float((bound.iloc[0] + bound.iloc[1]) / 2) if score_min is None else score_min)
     snap = read_segment(source, CFG, job, ranking, as_of, "hot", regime=regime)
     res = run_scan(snap, ranking, regime, CFG, job)

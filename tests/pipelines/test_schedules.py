@@ -66,14 +66,14 @@ def test_jobs_and_graph(pipeline):
     selected = {name: {k.to_user_string() for k in job.asset_layer.selected_asset_keys} for name, job in jobs.items()}
     assert selected == {
         "regime_refresh": {"universe_ranking", "regime_indicators", "regime_weights"},
-        "scan_hot": {"hot_market_snapshot", "hot_signals", "hot_premove", "hot_explain"},
-        "scan_warm": {"warm_market_snapshot", "warm_signals"},
+        "scan_hot": {"hot_snapshot", "hot_signals", "hot_premove", "hot_explain"},
+        "scan_warm": {"warm_snapshot", "warm_signals"},
     }
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {
         "universe_ranking": "universe",
-        "hot_market_snapshot": "market",
-        "warm_market_snapshot": "market",
+        "hot_snapshot": "market",
+        "warm_snapshot": "market",
         "regime_indicators": "regime",
         "regime_weights": "regime",
         "hot_signals": "signals",
@@ -83,9 +83,24 @@ def test_jobs_and_graph(pipeline):
         "signal_evaluation": "evaluation",  # uses data after T: no parents, no children (test_evaluation_assets.py)
     }
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
-    assert parents["hot_signals"] == {"hot_market_snapshot", "universe_ranking", "regime_weights"}
-    assert parents["warm_signals"] == {"warm_market_snapshot", "universe_ranking", "regime_weights"}
+    assert parents["hot_signals"] == {"hot_snapshot", "universe_ranking", "regime_weights"}
+    assert parents["warm_signals"] == {"warm_snapshot", "universe_ranking", "regime_weights"}
     assert parents["regime_weights"] == {"regime_indicators"} and parents["regime_indicators"] == {"universe_ranking"}
-    assert parents["hot_market_snapshot"] == {"universe_ranking"}
+    assert parents["hot_snapshot"] == {"universe_ranking"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
+
+
+def test_asset_names_read_whole_in_the_lineage_graph(pipeline):
+    """Dagster labels a node with the key's last part, cut in the middle past 18 characters when the
+    graph is zoomed out (``hot_mark…_snapshot``): every key is one short part, unique on its own, and
+    the registry (artifacts.BY_ASSET) names exactly the assets the definitions hold."""
+    from cryptorun_core.artifacts import BY_ASSET
+    from cryptorun_core.asset_keys import NODE_LABEL_MAX
+
+    keys = pipeline.defs.resolve_asset_graph().get_all_asset_keys()
+    labels = [k.path[-1] for k in keys]
+    assert all(len(k.path) == 1 for k in keys)
+    assert len(set(labels)) == len(labels)
+    assert [n for n in labels if len(n) > NODE_LABEL_MAX] == []
+    assert set(labels) == set(BY_ASSET)

@@ -113,7 +113,7 @@ def test_io_manager_paths_stay_under_the_roots(tmp_path):
 
     io = ArtifactIOManager(config=CryptoRunConfigResource(config_path=str(DEFAULT_CONFIG_PATH), artifacts_dir=str(tmp_path / "art")))
 
-    for name in ("hot_signals", "hot_explain", "regime_weights", "hot_market_snapshot", "universe_ranking"):
+    for name in ("hot_signals", "hot_explain", "regime_weights", "hot_snapshot", "universe_ranking"):
         for when in (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2026, 11, 20, 12, tzinfo=timezone.utc),
                      datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc)):
             path = io.path_for(name, when)
@@ -147,7 +147,7 @@ def test_venue_supplied_symbols_cannot_escape_the_bar_cache(tmp_path, symbol):
     market = CcxtMarket(("kraken",), packaged_config().market, ohlcv_cache_dir=tmp_path / "bars")
     try:
         market.exchange("kraken").timeout_on_exit = 0
-        path = market._store_path("kraken", symbol, "1h")
+        path = market._bars.path("kraken", symbol, "1h")
         assert (tmp_path / "bars").resolve() in path.parents and not path.name.startswith(".")
     finally:
         market.close()

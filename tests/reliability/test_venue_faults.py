@@ -197,7 +197,7 @@ def test_dagster_run_completes_with_one_venue_down(pipeline, faulty_factory):
     assert {v.venue: v.status for v in header.venues}["okx"] == "down" and header.sources == 2
     # snapshot metadata in Dagster shows it too
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    meta = mats["hot_market_snapshot"].step_materialization_data.materialization.metadata
+    meta = mats["hot_snapshot"].step_materialization_data.materialization.metadata
     assert meta["venue_health"].value["okx"]["status"] == "down"
 
 

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pandas as pd
 
 from cryptorun_core import evaluation
-from cryptorun_core.artifacts import as_of_folder, evaluation_dir
+from cryptorun_core.artifacts import artifact_path, as_of_folder
+from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.market.factory import build_market_source
 from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.errors import EXIT_OK, UsageError
@@ -37,7 +38,7 @@ def run_evaluate(ctx: Context, start_text: str, end_text: str, step_text: str | 
         rows = evaluate_range(source, ctx.config, start, end, step)
     finally:
         source.close()
-    folder = evaluation_dir(ctx.config.global_.artifacts_dir, f"{as_of_folder(start)}_{as_of_folder(end)}")
+    folder = artifact_path(ctx.config.global_.artifacts_dir, SIGNAL_EVALUATION, f"{as_of_folder(start)}_{as_of_folder(end)}")
     paths = write_evaluation(folder, rows, start, end)
     if ctx.json:
         ctx.out.write(json.dumps({**evaluation.report(rows, start, end), "files": {k: str(v) for k, v in paths.items()}},

@@ -15,7 +15,8 @@ from cryptorun_pipelines.cli.dagster_state import (
 from cryptorun_pipelines.cli.errors import EXIT_OK
 from cryptorun_pipelines.cli.instance import get_instance
 from cryptorun_pipelines.cli.render import Column, Style, fmt_time, table
-from cryptorun_pipelines.cli.timing import next_tick, utcnow
+from cryptorun_core.timefmt import utcnow
+from cryptorun_pipelines.cli.timing import next_tick
 
 
 def status_text(enabled: bool, state: ScheduleState | None) -> str:

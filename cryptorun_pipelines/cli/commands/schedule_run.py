@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptorun_core.asset_keys import HOT_EXPLAIN, HOT_SIGNALS, REGIME_WEIGHTS, WARM_SIGNALS
 from cryptorun_core.config import JobConfig
 from cryptorun_pipelines.cli import gcpolicy
 from cryptorun_pipelines.cli.context import Context
@@ -185,7 +186,7 @@ def _num(value: Any) -> str:
 
 def regime_used(job: JobConfig, outcome: RunOutcome) -> dict[str, Any] | None:
     if job.type == "regime":
-        reg = outcome.values.get("regime_weights")
+        reg = outcome.values.get(REGIME_WEIGHTS)
         if not isinstance(reg, dict):
             return None
         return {
@@ -198,12 +199,12 @@ def regime_used(job: JobConfig, outcome: RunOutcome) -> dict[str, Any] | None:
             "weight_blend": reg.get("weight_blend"),
             "computed": True,
         }
-    explain = outcome.values.get("hot_explain")
+    explain = outcome.values.get(HOT_EXPLAIN)
     if isinstance(explain, dict) and isinstance(explain.get("regime"), dict):
         r = explain["regime"]
         return {"label": r.get("label"), "confidence": r.get("confidence"), "as_of": r.get("as_of"),
                 "partition_key": r.get("partition_key"), "computed": False}
-    meta = outcome.metadata.get("warm_signals") or outcome.metadata.get("hot_signals") or {}
+    meta = outcome.metadata.get(WARM_SIGNALS) or outcome.metadata.get(HOT_SIGNALS) or {}
     if meta.get("regime"):
         return {"label": meta.get("regime"), "confidence": meta.get("regime_confidence"), "as_of": None,
                 "partition_key": meta.get("regime_partition"), "computed": False}
@@ -213,7 +214,7 @@ def regime_used(job: JobConfig, outcome: RunOutcome) -> dict[str, Any] | None:
 def top_rows(job: JobConfig, outcome: RunOutcome, n: int) -> list[dict[str, Any]]:
     """Top ``n`` evaluated symbols by score (hot: from explain; warm: its entries)."""
     rows: list[dict[str, Any]] = []
-    explain = outcome.values.get("hot_explain")
+    explain = outcome.values.get(HOT_EXPLAIN)
     if isinstance(explain, dict) and isinstance(explain.get("symbols"), list):
         for sym in explain["symbols"]:
             failed = next((g for g in sym.get("gates", []) if not g.get("passed")), None)
@@ -232,7 +233,7 @@ def top_rows(job: JobConfig, outcome: RunOutcome, n: int) -> list[dict[str, Any]
                 }
             )
     else:
-        frame = outcome.values.get("warm_signals")
+        frame = outcome.values.get(WARM_SIGNALS)
         if frame is not None and hasattr(frame, "to_dict"):
             for rec in frame.to_dict("records"):
                 rows.append(
@@ -348,7 +349,7 @@ def render_summary(
                 lines.append(fit("  weights    " + " · ".join(f"{k} {float(v):.3f}" for k, v in wb.items()), WIDTH))
         elif regime.get("partition_key"):
             lines.append(f"             from regime partition {regime['partition_key']}")
-    explain = outcome.values.get("hot_explain")
+    explain = outcome.values.get(HOT_EXPLAIN)
     counts = explain.get("counts") if isinstance(explain, dict) else None
     if counts:
         reasons = counts.get("primary_reasons") or {}
@@ -372,7 +373,7 @@ def render_summary(
 
 
 def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as_of: str | None, top: int) -> int:
-    from cryptorun_core.artifacts import as_of_folder
+    from cryptorun_core.timefmt import as_of_folder
     from cryptorun_pipelines.partitions import as_of_for_key, build_cadences
     from cryptorun_pipelines.upstream import missing_upstream
 
@@ -408,7 +409,7 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
     rows = top_rows(job, outcome, top) if job.type == "scan" else []
 
     if ctx.json:
-        explain = outcome.values.get("hot_explain")
+        explain = outcome.values.get(HOT_EXPLAIN)
         ctx.emit_json(
             {
                 "header": ctx.header(refresh=True).to_dict(),

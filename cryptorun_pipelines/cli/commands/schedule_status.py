@@ -23,7 +23,8 @@ from cryptorun_pipelines.cli.dagster_state import (
 )
 from cryptorun_pipelines.cli.header import artifact_folders
 from cryptorun_pipelines.cli.render import WIDTH, Style, fit, fmt_ago, fmt_duration, fmt_time
-from cryptorun_pipelines.cli.timing import next_tick, utcnow
+from cryptorun_core.timefmt import utcnow
+from cryptorun_pipelines.cli.timing import next_tick
 
 
 def job_files(job: JobConfig) -> tuple[str, ...]:

@@ -699,27 +699,42 @@ def _negative_okx_price(payload):
     return payload
 
 
-def test_garbage_payloads_are_reported_per_symbol(world):
-    world.apis["kraken"].mutate("OHLC?pair=SOLUSD", _bad_kraken_bar)
-    world.apis["okx"].mutate("candles?instId=ETH-USD", _negative_okx_price)
+def test_garbage_books_and_tickers_are_reported_per_symbol(world):
     world.apis["coinbase"].mutate("product_id=BTC-USD", lambda p: {**p, "pricebook": {**p["pricebook"], "bids": [{"price": "NaN", "size": "1"}]}})
     world.apis["okx"].mutate("/market/tickers", lambda p: {**p, "data": [{**d, "last": "-1", "bidPx": "-1", "askPx": "-1"} if d["instId"] == "SOL-USD" else d for d in p["data"]]})
-    bars = by_key(world.market.fetch_ohlcv(all_reqs(), AS_OF))
-    sol = bars[("kraken", "SOL/USD")]
-    assert sol.error == "bad_response" and "high below low" in sol.detail and sol.requests == 1
-    eth = bars[("okx", "ETH/USD")]
-    assert eth.error == "bad_response" and "non-positive price" in eth.detail and eth.requests == 1
-    assert sum(r.ok for r in bars.values()) == 7
-    assert world.market.backoff_log == []  # the venue would send the same garbage again
     books = by_key(world.market.fetch_order_books(all_reqs(), AS_OF))
     assert books[("coinbase", "BTC/USD")].error == "bad_response"
     assert sum(r.ok for r in books.values()) == 8
+    assert world.market.backoff_log == []  # the venue would send the same garbage again
     tickers = by_key(world.market.fetch_tickers(reqs("okx"), AS_OF))
     assert tickers[("okx", "SOL/USD")].error == "bad_response" and tickers[("okx", "BTC/USD")].ok
-    # garbage is never stored: once the venue is sane again, the full window is fetched
-    world.apis["kraken"].mutators.clear()
-    again = world.market.fetch_ohlcv([("kraken", "SOL/USD")], AS_OF)[0]
-    assert again.ok and len(again.data) == 719 and again.requests == 1
+
+
+def _bar_flags(snapshot) -> dict[tuple[str, str, str], int]:
+    _, flags = snapshot.clean_bars()
+    return {k: int(n) for k, n in flags.groupby(["venue", "symbol", "reason"]).size().items()}
+
+
+def test_one_bad_bar_is_dropped_with_its_reason_not_the_whole_answer(world):
+    """A venue payload with one bad candle: the answer keeps every other bar, and
+    quality.sanitize_bars drops exactly that bar with its reason code (explain.json data_quality)."""
+    world.apis["kraken"].mutate("OHLC?pair=SOLUSD", _bad_kraken_bar)
+    world.apis["okx"].mutate("candles?instId=ETH-USD", _negative_okx_price)
+    bars = by_key(world.market.fetch_ohlcv(all_reqs(), AS_OF))
+    assert all(r.ok for r in bars.values())
+    sol, eth = bars[("kraken", "SOL/USD")], bars[("okx", "ETH/USD")]
+    assert sol.requests == 1 and len(sol.data) == 719  # kraken's 720 minus the open bar: the bad one included
+    assert int((sol.data["high"] < sol.data["low"]).sum()) == 1
+    n_negative = int((eth.data["close"] <= 0).sum())  # one per okx page of 300
+    assert n_negative == 3 and len(eth.data) == len(bars[("okx", "BTC/USD")].data)
+    assert world.market.backoff_log == []
+    snap = collect_snapshot(world.market, ["BTC/USD", "ETH/USD", "SOL/USD"], AS_OF, venues=("kraken", "okx"), limit=720,
+                            with_books=False)
+    flags = {k: n for k, n in _bar_flags(snap).items() if k[2] != "zero_volume"}
+    assert flags == {("kraken", "SOL/USD", "high_below_low"): 1, ("okx", "ETH/USD", "non_positive_price"): n_negative}
+    clean, _ = snap.clean_bars()
+    n_clean = clean.groupby(["venue", "symbol"]).size()
+    assert n_clean[("kraken", "SOL/USD")] == n_clean[("kraken", "BTC/USD")] - 1
 
 
 def test_ccxt_parse_exceptions_become_bad_response(world):
@@ -825,6 +840,46 @@ def test_credentials_canary_never_appears_in_results_health_or_repr(monkeypatch,
         # public endpoints only, keys or not
         for api in apis.values():
             assert all("/private/" not in u and "/asset/" not in u and "/account/" not in u for u in api.urls)
+    finally:
+        market.close()
+
+
+def _echoes(secret: str) -> dict[str, str]:
+    """Forms a venue's error text may echo a credential in."""
+    import base64
+    from urllib.parse import quote
+
+    return {"verbatim": secret, "url": quote(secret, safe=""), "upper": secret.upper(), "lower": secret.lower(),
+            "base64": base64.b64encode(secret.encode()).decode(), "base64_nopad": base64.b64encode(secret.encode()).decode().rstrip("="),
+            "prefix": secret[:10]}
+
+
+ODD_SECRET = "s3cr3t/Key+With=Odd&Chars"
+
+
+def test_a_secret_read_with_a_trailing_newline_is_stripped_and_no_echo_of_it_escapes(monkeypatch, caplog):
+    monkeypatch.setenv("CR_TEST_KRAKEN_KEY", CANARY_KEY + "\n")
+    monkeypatch.setenv("CR_TEST_KRAKEN_SECRET", ODD_SECRET + "\r\n")
+    cfg = changed(packaged_config().market, ccxt={"api_key_env": {"kraken": "CR_TEST_KRAKEN_KEY", "kraken.secret": "CR_TEST_KRAKEN_SECRET"}})
+    clock = FakeClock()
+    market = CcxtMarket(("kraken",), cfg, clock=clock, sleep=clock.sleep)
+    api = FakeVenueAPI("kraken", AS_OF + timedelta(seconds=30))
+    market.exchange("kraken").fetch = api.fetch
+    market.exchange("kraken").timeout_on_exit = 0
+    assert market.exchange("kraken").apiKey == CANARY_KEY and market.exchange("kraken").secret == ODD_SECRET  # stripped on read
+    forms = {f"key {k}": v for k, v in _echoes(CANARY_KEY).items()} | {f"secret {k}": v for k, v in _echoes(ODD_SECRET).items()}
+    echo = " | ".join(f"{name}={value}" for name, value in forms.items())
+    api.fail("/0/public/OHLC", lambda: ccxt.ExchangeError(f"EAPI:Invalid key: {echo}"))
+    api.fail("/0/public/Depth", lambda: ccxt.ExchangeNotAvailable(f"EGeneral: {echo}"))
+    caplog.set_level(logging.DEBUG)
+    try:
+        results = market.fetch_ohlcv(reqs("kraken"), AS_OF, limit=24) + market.fetch_order_books(reqs("kraken"), AS_OF)
+        texts = [repr(r) for r in results] + [r.detail or "" for r in results]
+        texts += [json.dumps(h.to_dict()) for h in market.health().values()] + [caplog.text]
+        blob = "\n".join(texts)
+        assert "EAPI:Invalid key: key verbatim=***" in blob  # the venue's error is still reported
+        leaked = {name for name, value in forms.items() if value in blob}
+        assert leaked == set()
     finally:
         market.close()
 

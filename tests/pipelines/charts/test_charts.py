@@ -11,7 +11,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from cryptorun_core.artifacts import as_of_folder
+from cryptorun_core.timefmt import as_of_folder
 from cryptorun_pipelines.charts import badge_table, hot_scan_chart_metadata, regime_chart_metadata
 from cryptorun_pipelines.charts import render
 from cryptorun_pipelines.charts.regime import previous_keys, recent_regimes, regime_chart_png

@@ -1,11 +1,11 @@
-"""``distinct_pairs`` of the market assets: the (venue, symbol) pairs of a long table."""
+"""``distinct_pairs`` of the segment reader: the (venue, symbol) pairs of a long table."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from cryptorun_pipelines.assets.market import distinct_pairs
+from cryptorun_core.book_pruning import distinct_pairs
 
 
 def test_distinct_pairs_are_drop_duplicates_in_first_appearance_order():
