@@ -13,7 +13,13 @@ import dagster as dg
 import pandas as pd
 
 from cryptorun_core import evaluation
-from cryptorun_core.artifacts import EVALUATION_FILES, artifact_path, atomic_write, csv_bytes, json_bytes
+from cryptorun_core.artifacts import (
+    EVALUATION_FILES,
+    artifact_path,
+    atomic_write,
+    csv_bytes,
+    json_bytes,
+)
 from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.config import AppConfig
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource

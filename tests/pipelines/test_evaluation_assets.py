@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from cryptorun_core.artifacts import EVALUATION_FILES, artifact_path
+from cryptorun_core.config import CONFIG_PATH_ENV
 from cryptorun_pipelines.assets.evaluation import EVALUATION_JOB
 from cryptorun_pipelines.cli.main import main
 
@@ -63,8 +64,9 @@ def test_evaluation_partition_on_real_hourly_history(tmp_path, clean_env):
     assert "data:image/png;base64" in md["forward_returns_chart"].value and md["uses_data_after_t"].value is True
 
 
-def test_record_then_evaluate_from_the_cli(tmp_path, clean_env, capsys):
+def test_record_then_evaluate_from_the_cli(tmp_path, clean_env, capsys, monkeypatch):
     p = make_pipeline(tmp_path, lambda raw: raw["market"]["record"].update(folder=str(tmp_path / "rec")))
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(p.config_path))  # `--config` exports it: restored after the test
     for t in ("2026-11-20T10:00Z", "2026-11-20T11:00Z"):
         assert main(["--config", str(p.config_path), "record", "--as-of", t, "--json"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -16,7 +16,7 @@ import pytest
 
 from cryptorun_core.artifacts import csv_bytes, json_bytes
 from cryptorun_core.book_pruning import SKIPPED_BOOK_ERROR, read_segment
-from cryptorun_core.config import load_config
+from cryptorun_core.config import CONFIG_PATH_ENV, load_config
 from cryptorun_core.engine import run_scan, score_upper_bound
 from cryptorun_core.market.recorded import RecordedMarket
 from cryptorun_core.market.recording import RecordingSource, part_files
@@ -78,7 +78,7 @@ def test_a_recorded_live_cycle_replays_byte_identical(fakes, tmp_path, score_min
     assert json.loads(again["explain.json"])["counts"] == json.loads(live["explain.json"])["counts"]
 
 
-def test_the_dagster_hot_job_replays_a_recording(tmp_path, clean_env, capsys):
+def test_the_dagster_hot_job_replays_a_recording(tmp_path, clean_env, capsys, monkeypatch):
     """`cryptorun record` at T, then the scan_hot partition ending at T on the recording: the books
     the recorder kept pass the freshness gate (plain replayed history fails it: no books)."""
     from cryptorun_pipelines.cli.main import main
@@ -86,6 +86,7 @@ def test_the_dagster_hot_job_replays_a_recording(tmp_path, clean_env, capsys):
     from .conftest import failure_text, make_pipeline
 
     live = make_pipeline(tmp_path / "live", lambda raw: raw["market"]["record"].update(folder=str(tmp_path / "rec")))
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(live.config_path))  # `--config` exports it: restored after the test
     assert main(["--config", str(live.config_path), "record", "--as-of", "2026-11-20T12:00Z"]) == 0
     assert "recorded simulated at 2026-11-20T12:00:00+00:00" in capsys.readouterr().out
     replay = make_pipeline(tmp_path / "replay", lambda raw: (raw["market"].update(source="replay"),

@@ -56,9 +56,11 @@ def markdown_table(summary) -> str:
     """The summary as a markdown table (returns in %, hit rate in %, Spearman to 3 decimals)."""
     head = "| job | grouping | group | horizon | count | mean % | median % | hit rate % | Spearman(score, fwd) |"
     lines = [head, "|" + "---|" * 9]
-    pct = lambda v: "" if v is None or v != v else f"{100 * v:.3f}"
+    def pct(v) -> str:
+        return "" if pd.isna(v) else f"{100 * v:.3f}"
+
     for r in summary.itertuples(index=False):
-        rho = "" if r.spearman_score is None or r.spearman_score != r.spearman_score else f"{r.spearman_score:.3f}"
-        hit = "" if r.hit_rate is None or r.hit_rate != r.hit_rate else f"{100 * r.hit_rate:.1f}"
+        rho = "" if pd.isna(r.spearman_score) else f"{r.spearman_score:.3f}"
+        hit = "" if pd.isna(r.hit_rate) else f"{100 * r.hit_rate:.1f}"
         lines.append(f"| {r.job} | {r.grouping} | {r.group} | {r.horizon} | {r.count} | {pct(r.mean)} | {pct(r.median)} | {hit} | {rho} |")
     return "\n".join(lines)
