@@ -223,3 +223,21 @@ def test_record_config_errors_name_the_key(record, key, words):
 def test_record_defaults_live_in_scheduler_yaml():
     rec = packaged_config().market.record
     assert rec.enabled is False and rec.retention_days is None and rec.folder.endswith("recordings")
+
+
+def test_a_live_source_is_recorded_when_record_is_enabled(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("cryptorun_core.market.ccxt_live")
+    fake.CcxtMarket = type("FakeCcxtMarket", (), {"from_config": classmethod(lambda cls, config, job: Scripted())})
+    monkeypatch.setitem(sys.modules, "cryptorun_core.market.ccxt_live", fake)
+    base = packaged_config()
+    off = base.model_copy(update={"market": changed(base.market, source="ccxt")})
+    assert isinstance(build_market_source(off), Scripted)  # enabled: false records nothing
+    on = base.model_copy(update={"market": changed(base.market, source="ccxt",
+                                                   record={"enabled": True, "folder": str(tmp_path / "rec"), "retention_days": 3})})
+    src = build_market_source(on)
+    assert isinstance(src, RecordingSource) and src.name == "ccxt" and src.costly_books and src.retention_days == 3
+    collect_snapshot(src, None, T, limit=48)
+    assert part_files(tmp_path / "rec", "bars") and is_recording(tmp_path / "rec")
