@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from cryptorun_core.market.base import (
     BAR_COLUMNS,
@@ -41,7 +40,7 @@ from cryptorun_core.market.base import (
     empty_bars,
     to_utc,
 )
-from cryptorun_core.market.recording import FORMAT, MARKER, part_files
+from cryptorun_core.market.recording import FORMAT, MARKER, part_files, read_part
 from cryptorun_core.market.snapshot import LIVE_BOOK_GRACE_S
 
 _NS = 10**9
@@ -85,7 +84,7 @@ class RecordedMarket(MarketSource):
         with self._lock:
             if name not in self._tables:
                 files = part_files(self.path, name)
-                frames = [pq.read_table(p).to_pandas() for p in files]
+                frames = [read_part(p) for p in files]
                 frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
                 for c in ("recorded_for", "timestamp", "book_time", "fetched_at", "listed_at"):
                     if c in frame.columns:
@@ -116,7 +115,7 @@ class RecordedMarket(MarketSource):
             if key in self._days:
                 return self._days[key]
         files = sorted((self.path / name / f"day={day}").glob("part-*.parquet"))
-        frames = [pq.read_table(p).to_pandas() for p in files]
+        frames = [read_part(p) for p in files]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         for c in ("recorded_for", "book_time", "fetched_at"):
             if c in frame.columns:

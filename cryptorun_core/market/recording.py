@@ -71,6 +71,15 @@ def day_of(ts: Any) -> str:
     return pd.Timestamp(to_utc(ts)).strftime("%Y-%m-%d")
 
 
+def read_part(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One committed part file; ValueError naming the file when it cannot be read (a damaged disk,
+    a file copied in by hand): a recording is never read around a hole silently."""
+    try:
+        return pq.read_table(path, columns=list(columns) if columns else None).to_pandas()
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise ValueError(f"recording part file {path} cannot be read ({type(exc).__name__}: {exc})") from None
+
+
 def part_files(folder: str | os.PathLike[str], table: str) -> list[Path]:
     """Committed part files of ``table`` (temporary files of an unfinished write are hidden dot-files)."""
     return sorted((Path(folder) / table).glob("day=*/part-*.parquet"))
@@ -267,7 +276,7 @@ class RecordingSource(MarketSource):
         """Rows of ``bars`` not yet recorded with the same values (reads the recorded days it touches once)."""
         for day in sorted(set(bars["timestamp"].dt.strftime("%Y-%m-%d")) - self._loaded_bar_days):
             for path in sorted((self.folder / "bars" / f"day={day}").glob("part-*.parquet")):
-                old = pq.read_table(path, columns=["venue", "symbol", "timeframe", *BAR_COLUMNS]).to_pandas()
+                old = read_part(path, ["venue", "symbol", "timeframe", *BAR_COLUMNS])
                 self._remember(old)
             self._loaded_bar_days.add(day)
         ts = bars["timestamp"].array.asi8
@@ -298,7 +307,7 @@ class RecordingSource(MarketSource):
         files = part_files(self.folder, "markets")
         if not files:
             return None
-        frame = pd.concat([pq.read_table(p).to_pandas() for p in files], ignore_index=True)
+        frame = pd.concat([read_part(p) for p in files], ignore_index=True)
         frame = frame[frame["venue"] == venue]
         if frame.empty:
             return None

@@ -241,3 +241,14 @@ def test_a_live_source_is_recorded_when_record_is_enabled(tmp_path, monkeypatch)
     assert isinstance(src, RecordingSource) and src.name == "ccxt" and src.costly_books and src.retention_days == 3
     collect_snapshot(src, None, T, limit=48)
     assert part_files(tmp_path / "rec", "bars") and is_recording(tmp_path / "rec")
+
+
+def test_an_unfinished_write_is_ignored_and_a_damaged_part_is_named(tmp_path):
+    _record(Scripted(), tmp_path / "rec", [T])
+    day = tmp_path / "rec" / "books" / "day=2026-11-20"
+    (day / ".part-2026-11-20T12-15-00Z-dead.parquet.1a2b.tmp").write_bytes(b"PAR1 half a file")  # a killed writer
+    assert _book(_replay(tmp_path / "rec"), T).ok
+    bad = day / "part-2026-11-20T12-15-00Z-beef.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match=f"recording part file {bad} cannot be read"):
+        _book(_replay(tmp_path / "rec"), T)
