@@ -4,7 +4,7 @@
     python -m benchmarks.run --quick    # fewer repetitions, engine sizes up to 2,000
     python -m benchmarks.run --sections floor,engine --live-scale 10
 
-Sections: floor (1), cycles (2), engine (3), backfill (4), live (5); cycles always measures the
+Sections: floor (1), cycles (2), engine (3), backfill (4), live (5), charts (6); cycles always measures the
 floor first (its ratios need it). Results go to ``benchmarks/results/<UTC time>/`` (results.json,
 results.md) and ``benchmarks/results/latest.md``; that folder is git-ignored.
 """
@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from benchmarks.common import RESULTS_DIR, Row, dump_json, fmt_seconds, fmt_value, machine_description, machine_lines
 
-ORDER = ("floor", "cycles", "engine", "backfill", "live")
+ORDER = ("floor", "cycles", "engine", "backfill", "live", "charts")
 
 
 def table(rows: list[Row]) -> str:
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         section("backfill", lambda: mod("backfill").run(a.quick))
     if "live" in wanted:
         section("live", lambda: mod("live").run(a.quick, scale=a.live_scale))
+    if "charts" in wanted:
+        section("charts", lambda: mod("charts").run(a.quick))
 
     elapsed = time.perf_counter() - started
     machine["loadavg_end"] = machine_description()["loadavg_1_5_15"]

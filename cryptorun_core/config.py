@@ -245,6 +245,23 @@ class MarketConfig(_Strict):
         return v
 
 
+class SanitationConfig(_Strict):
+    """Magnitude rules of the bar sanitation (cryptorun_core.quality): a bar outside these bounds is
+    garbage, never a number. Ratios compare a bar with its neighbours in time (one-bar spikes)."""
+
+    min_price_usd: float = Field(gt=0)
+    max_price_usd: float = Field(gt=0)
+    max_bar_usd_volume: float = Field(gt=0)  # close·volume of one bar
+    price_spike_ratio: float = Field(gt=1)
+    volume_spike_ratio: float = Field(gt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SanitationConfig":
+        if not self.min_price_usd < self.max_price_usd:
+            raise InvalidAt("max_price_usd", f"must be above min_price_usd ({self.min_price_usd:g})")
+        return self
+
+
 class TierConfig(_Strict):
     name: str
     min_adv_usd: float = Field(ge=0)
@@ -436,15 +453,48 @@ class JobConfig(_Strict):
         return self.name.replace(".", "_")
 
 
+class MultiprocessExecutorConfig(_Strict):
+    # steps of one run executing at once, each in its own process (0 = one per CPU)
+    max_concurrent: int = Field(ge=0)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CeleryExecutorConfig(_Strict):
+    # the NAMES of the environment variables holding the URLs (they may carry passwords): read by
+    # the run's launcher when the run starts, never stored in the run's config
+    broker_url_env: str
+    backend_url_env: str
+
+    @field_validator("broker_url_env", "backend_url_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not _ENV_NAME.match(v):
+            raise ValueError(f"'{v}' is not an environment variable name (letters, digits and _)")
+        return v
+
+
+class ExecutorConfig(_Strict):
+    """How a run's steps execute (cryptorun_pipelines.executors): all in the run's process, one
+    process per step, or one Celery task per step on workers that share the instance and files."""
+
+    type: Literal["in_process", "multiprocess", "celery"]
+    multiprocess: MultiprocessExecutorConfig
+    celery: CeleryExecutorConfig
+
+
 class AppConfig(_Strict):
     global_: GlobalConfig = Field(alias="global")
     market: MarketConfig
+    sanitation: SanitationConfig
     universe: UniverseConfig
     factors: FactorsConfig
     vadr: VadrConfig
     regime: RegimeConfig
     gates: GatesConfig
     premove: PremoveConfig
+    executor: ExecutorConfig
     jobs: tuple[JobConfig, ...]
 
     model_config = ConfigDict(populate_by_name=True)

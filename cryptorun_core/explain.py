@@ -18,6 +18,7 @@ from cryptorun_core.artifacts import round_named
 from cryptorun_core.config import FACTORS, TIMEFRAME_KEYS, AppConfig
 from cryptorun_core.gates import GATES, tier_thresholds
 from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_core.quality import source_file_problems
 from cryptorun_core.tablehash import table_hash
 from cryptorun_core.timefmt import iso_z
 
@@ -58,6 +59,7 @@ def config_hash(config: AppConfig) -> str:
     settings["market"]["replay"].pop("path", None)
     settings["market"]["ccxt"].pop("ohlcv_cache_dir", None)
     settings["market"].pop("record", None)  # where a cycle is archived shapes no number
+    settings.pop("executor", None)  # where the steps ran does not shape a number
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -78,6 +80,9 @@ def data_quality(bar_issues: pd.DataFrame, metrics: Mapping[str, Any], snapshot:
       that failed (the fetch reason code: ``venue_down``, ``empty_book``, …: action ``missing``);
     - ``unavailable``: evaluated symbols with no bars on any job venue (``not_listed`` when no job
       venue lists them any more, else ``no_bars``);
+    - ``files``: inputs the source could not read (fetch log ``kind`` = ``file``: a replay file
+      that is empty, corrupt or a symlink out of its folder), per (venue, symbol), with the reason
+      code and a sentence naming the file: that symbol was skipped;
     - ``fetch_errors``: failed requests per venue, kind and reason code;
     - ``counts``: entries per reason code.
     """
@@ -97,6 +102,7 @@ def data_quality(bar_issues: pd.DataFrame, metrics: Mapping[str, Any], snapshot:
             np.asarray(metrics["venue"], dtype=object)[bad], m_symbol[bad], np.asarray(metrics["invalid_reason"], dtype=object)[bad])]
     f = snapshot.fetches
     fetch_errors: dict[str, dict[str, dict[str, int]]] = {}
+    file_rows = source_file_problems(f, venues)
     if f is not None and len(f) and {"venue", "symbol", "kind", "ok", "error"}.issubset(f.columns):
         ok = f["ok"].astype(bool).to_numpy()
         on_venue = f["venue"].astype(str).isin(venues).to_numpy()
@@ -130,9 +136,9 @@ def data_quality(bar_issues: pd.DataFrame, metrics: Mapping[str, Any], snapshot:
         for s, n in zip(choice["symbol"], choice["n_bars"]) if int(n) == 0
     ]
     counts: dict[str, int] = {}
-    for r in bar_rows + book_rows + unavailable:
+    for r in bar_rows + book_rows + unavailable + file_rows:
         counts[r["reason"]] = counts.get(r["reason"], 0) + 1
-    return {"bars": bar_rows, "books": book_rows, "unavailable": unavailable, "fetch_errors": fetch_errors,
+    return {"bars": bar_rows, "books": book_rows, "unavailable": unavailable, "files": file_rows, "fetch_errors": fetch_errors,
             "counts": dict(sorted(counts.items()))}
 
 

@@ -14,6 +14,14 @@ reason                 action      what
 ``non_positive_price`` rejected    open, high, low or close is 0 or negative
 ``bad_volume``         rejected    volume is NaN, infinite or negative
 ``high_below_low``     rejected    high < low
+``price_out_of_range`` rejected    open, high, low or close outside [``sanitation.min_price_usd``,
+                                   ``sanitation.max_price_usd``] (e.g. 1e300)
+``volume_out_of_range`` rejected   close·volume above ``sanitation.max_bar_usd_volume``
+``price_spike``        rejected    a one-bar spike: the bar's close, high or low is
+                                   ``sanitation.price_spike_ratio``× above (or below) the closes
+                                   of both its neighbours (the newest bar: of the one before it)
+``volume_spike``       rejected    a one-bar spike of USD volume: ``sanitation.volume_spike_ratio``×
+                                   that of both neighbours (the newest bar is not judged)
 ``duplicate_bar``      repaired    identical copies of one bar: one is kept
 ``duplicate_bar``      rejected    conflicting copies of one bar (same open time, different
                                    values): every copy is dropped, the bar becomes a gap
@@ -23,12 +31,17 @@ reason                 action      what
 ``zero_volume``        kept        the bar traded nothing (legitimate, reported only)
 =====================  ==========  ===========================================================
 
+The magnitude rules (range and spike) apply when :class:`BarRules` are given (every consumer of a
+snapshot passes the configured ones); spikes are judged among the pair's bars that pass every
+other rule (neighbours = the previous and next such bar), after duplicates are resolved.
+
 Open or close outside [low, high] is left alone (venues round their extremes); only an inverted
 range is garbage. The result does not depend on the order of the input rows (same bytes for any permutation).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -41,8 +54,27 @@ from cryptorun_core.timefmt import iso_z
 ISSUE_COLUMNS = ("venue", "symbol", "reason", "action", "n_bars", "first_timestamp")
 BAR_REASONS = (
     "missing_timestamp", "bar_after_as_of", "nan_price", "non_positive_price", "bad_volume", "high_below_low",
-    "duplicate_bar", "out_of_order", "zero_volume",
+    "duplicate_bar", "out_of_order", "zero_volume", "price_out_of_range", "volume_out_of_range", "price_spike",
+    "volume_spike",
 )
+
+
+@dataclass(frozen=True)
+class BarRules:
+    """The magnitude rules' thresholds (config ``sanitation``)."""
+
+    min_price_usd: float
+    max_price_usd: float
+    max_bar_usd_volume: float
+    price_spike_ratio: float
+    volume_spike_ratio: float
+
+    @classmethod
+    def of(cls, config) -> "BarRules":
+        """The rules of an :class:`cryptorun_core.config.AppConfig` (its ``sanitation`` section)."""
+        s = config.sanitation
+        return cls(float(s.min_price_usd), float(s.max_price_usd), float(s.max_bar_usd_volume),
+                   float(s.price_spike_ratio), float(s.volume_spike_ratio))
 _PRICES = ("open", "high", "low", "close")
 
 
@@ -63,7 +95,8 @@ def _issue_rows(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, mask: np.
     ]
 
 
-def sanitize_bars(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1h") -> tuple[pd.DataFrame, pd.DataFrame]:
+def sanitize_bars(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1h",
+                  rules: BarRules | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(clean, issues)``: sound closed bars sorted by (venue, symbol, timestamp), one per open time,
     and one row per (venue, symbol, reason, action) with ``n_bars`` affected and the first open time.
 
@@ -72,7 +105,7 @@ def sanitize_bars(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1
     """
     if bars is None or len(bars) == 0:
         return bars, empty_issues()
-    clean, flags = sanitize_flags(bars, as_of, timeframe)
+    clean, flags = sanitize_flags(bars, as_of, timeframe, rules)
     return clean, issues_from_flags(flags)
 
 
@@ -114,7 +147,8 @@ def _str_values(values: pd.Series) -> np.ndarray:
     return values.astype(str).to_numpy()
 
 
-def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1h") -> tuple[pd.DataFrame, pd.DataFrame]:
+def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "1h",
+                   rules: BarRules | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(clean, flags)``: the clean bars of :func:`sanitize_bars` and one row per flagged input bar
     (``venue, symbol, ts`` (int64 ns, NaT → int64 min), ``reason, action``); a zero-volume duplicate
     has two flags. :func:`issues_from_flags` turns (a subset of) the flags into the issues table."""
@@ -161,6 +195,12 @@ def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "
             ("bad_volume", ~np.isfinite(vol) | (np.nan_to_num(vol, nan=0.0) < 0)),
             ("high_below_low", h < lo),
         )
+        if rules is not None:
+            out_of_range = np.zeros(len(b), dtype=bool)
+            for p in px:
+                out_of_range |= (p < rules.min_price_usd) | (p > rules.max_price_usd)
+            checks += (("price_out_of_range", out_of_range),
+                       ("volume_out_of_range", px[3] * np.nan_to_num(vol, nan=0.0) > rules.max_bar_usd_volume))
     for reason, mask in checks:
         m = ~bad & mask
         flag(m, reason, "rejected")
@@ -198,10 +238,23 @@ def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "
             bad |= m_conf | m_extra
             dropped_dups = True
         del key_same
-    del new_pair
     # dropping rows keeps the canonical order (the rows left have distinct keys)
-    good = order[~bad[order]] if dropped_dups else order
-    del order
+    kept = ~bad[order] if dropped_dups else None
+    good = order[kept] if dropped_dups else order
+    if rules is not None and len(good) > 1:
+        pair_id = np.cumsum(new_pair)
+        spikes = _spikes(good, pair_id[kept] if kept is not None else pair_id, px, vol, rules)
+        for reason, mask in spikes:
+            if mask.any():
+                m = np.zeros(len(b), dtype=bool)
+                m[good[mask]] = True
+                flag(m, reason, "rejected")
+                bad |= m
+        drop = spikes[0][1] | spikes[1][1]
+        if drop.any():
+            good = good[~drop]
+        del pair_id
+    del new_pair, order, kept
     if len(good) == len(b) and presorted:
         clean = b  # already clean and canonical (no copy)
     else:
@@ -220,6 +273,48 @@ def sanitize_flags(bars: pd.DataFrame, as_of: datetime, timeframe: Timeframe = "
         "action": np.concatenate([np.full(len(r), action, dtype=object) for r, _, action in flagged]),
     })
     return clean, flags
+
+
+def _spikes(good: np.ndarray, pair_id: np.ndarray, px: list[np.ndarray], vol: np.ndarray,
+            rules: BarRules) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray]]:
+    """One-bar spikes among the bars ``good`` (rows in canonical order, one per open time; ``pair_id``
+    their pair): ``(("price_spike", mask), ("volume_spike", mask))`` over the positions of ``good``.
+
+    A bar with a neighbour on both sides is a price spike when its high (or close) is ``k``× above
+    both neighbours' closes, or its low (or close) ``k``× below both; the newest bar of a pair is
+    judged against the bar before it only (the oldest, with no bar before it, is not judged).
+    A volume spike is a bar with both neighbours whose close·volume is ``k``× both of theirs."""
+    close = px[3][good]
+    top = np.fmax(px[1][good], close)
+    bottom = np.fmin(px[2][good], close)
+    usd = close * vol[good]
+    n = len(good)
+    has_prev = np.zeros(n, dtype=bool)
+    has_prev[1:] = pair_id[1:] == pair_id[:-1]
+    has_next = np.zeros(n, dtype=bool)
+    has_next[:-1] = has_prev[1:]
+    prev_c = np.empty(n)
+    prev_c[0] = np.nan
+    prev_c[1:] = close[:-1]
+    next_c = np.empty(n)
+    next_c[-1] = np.nan
+    next_c[:-1] = close[1:]
+    # the newest bar compares with the one before it only
+    next_c = np.where(has_next, next_c, prev_c)
+    ref_hi = np.fmax(prev_c, next_c)
+    ref_lo = np.fmin(prev_c, next_c)
+    k = rules.price_spike_ratio
+    with np.errstate(invalid="ignore", over="ignore"):
+        price = has_prev & ((top >= k * ref_hi) | (bottom * k <= ref_lo))
+        prev_u = np.empty(n)
+        prev_u[0] = np.nan
+        prev_u[1:] = usd[:-1]
+        next_u = np.empty(n)
+        next_u[-1] = np.nan
+        next_u[:-1] = usd[1:]
+        ref_u = np.fmax(prev_u, next_u)
+        volume = has_prev & has_next & ~price & (np.fmin(prev_u, next_u) > 0) & (usd >= rules.volume_spike_ratio * ref_u)
+    return ("price_spike", price), ("volume_spike", volume)
 
 
 def _canonical_order(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray]:
@@ -266,3 +361,72 @@ def _canonical_order(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, rows
     new_pair[0] = True
     np.not_equal(pair[1:], pair[:-1], out=new_pair[1:])
     return (pos if every else rows[pos]), False, new_pair
+
+
+def windows_need_sanitation(windows, rules: BarRules | None) -> bool:
+    """Whether some window of a :class:`cryptorun_core.market.windows.BarWindows` holds a bar that
+    :func:`sanitize_flags` would reject (garbage, out of range, a one-bar spike).
+
+    A range read aggregates windows without a per-cycle data-quality report, so it may stand in for
+    the cycles' snapshots only when there is nothing to report; otherwise every cycle is read (and
+    sanitized, and reported) on its own. Conservative: a spike is looked for over each pair's whole
+    series (a superset of what any window sees between two neighbours) and at every window's newest bar."""
+    vals = windows.values
+    if not len(vals):
+        return False
+    px, vol = vals[:, :4], vals[:, 4]
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~(np.isfinite(px).all(axis=1) & (px > 0).all(axis=1) & np.isfinite(vol) & (vol >= 0) & ~(vals[:, 1] < vals[:, 2]))
+        if rules is not None:
+            bad |= ((px < rules.min_price_usd) | (px > rules.max_price_usd)).any(axis=1)
+            bad |= vals[:, 3] * vol > rules.max_bar_usd_volume
+    if bad.any():
+        return True
+    if rules is None:
+        return False
+    pair_id = np.repeat(np.arange(len(windows.offsets) - 1), np.diff(windows.offsets))
+    (_, price), (_, volume) = _spikes(np.arange(len(vals)), pair_id, [vals[:, c] for c in range(4)], vol, rules)
+    # the whole-series rule judges each pair's newest bar against the one before it; inside the
+    # series it sees two neighbours: a window's newest bar is judged against the one before it here
+    last = windows.stop.ravel() - 1
+    start = windows.start.ravel()
+    sel = last - 1 >= start
+    last = last[sel]
+    if len(last):
+        k = rules.price_spike_ratio
+        prev_c = vals[last - 1, 3]
+        top = np.fmax(vals[last, 1], vals[last, 3])
+        bottom = np.fmin(vals[last, 2], vals[last, 3])
+        with np.errstate(invalid="ignore", over="ignore"):
+            if ((top >= k * prev_c) | (bottom * k <= prev_c)).any():
+                return True
+    return bool(price.any() or volume.any())
+
+
+def source_file_problems(fetches: pd.DataFrame | None, venues) -> list[dict]:
+    """The fetch log's unreadable inputs (``kind`` = ``file``) of ``venues``, sorted by venue, symbol."""
+    if fetches is None or not len(fetches) or "kind" not in fetches.columns:
+        return []
+    f = fetches[(fetches["kind"] == "file").to_numpy() & fetches["venue"].astype(str).isin(list(venues)).to_numpy()]
+    rows = [{"venue": str(v), "symbol": str(s), "reason": str(e), "detail": str(d)}
+            for v, s, e, d in zip(f["venue"], f["symbol"], f["error"], f["detail"])]
+    return sorted(rows, key=lambda r: (r["venue"], r["symbol"], r["reason"]))
+
+
+def regime_data_quality(snapshot, venues) -> dict:
+    """The data-quality report of a regime window: what the sanitation rejected or repaired in the
+    bars of the ranked snapshot (every symbol the ranking and the regime universe come from; bars
+    after T are never reported, SPEC §1, and bars kept as they are — zero volume — are not
+    repairs) and the inputs the source could not read. ``counts``: entries per reason code."""
+    flags = snapshot.clean_bars()[1]
+    issues = issues_from_flags(flags[(flags["action"] != "kept").to_numpy() & (flags["reason"] != "bar_after_as_of").to_numpy()
+                                     & flags["venue"].isin(list(venues)).to_numpy()]) if len(flags) else empty_issues()
+    bars = [{k: (int(v) if k == "n_bars" else v) for k, v in r.items()} for r in issues.to_dict("records")]
+    return data_quality_summary(bars, source_file_problems(snapshot.fetches, venues))
+
+
+def data_quality_summary(bars: list[dict], files: list[dict]) -> dict:
+    counts: dict[str, int] = {}
+    for r in bars + files:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+    return {"bars": bars, "files": files, "counts": dict(sorted(counts.items()))}

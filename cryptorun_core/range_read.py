@@ -114,9 +114,15 @@ class RangeRead:
 
 
 def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit: int,
-               symbols_at: SymbolsAt | None = None, reuse: RangeRead | None = None) -> RangeRead:
+               symbols_at: SymbolsAt | None = None, reuse: RangeRead | None = None, rules=None) -> RangeRead:
     """One ``source.bar_windows`` read of every pair listed (of ``symbols_at(i)``) over ``as_ofs``,
-    or ``reuse`` when it was read for the same times and holds every pair needed."""
+    or ``reuse`` when it was read for the same times and holds every pair needed.
+
+    Bars the sanitation (with ``rules``, :class:`cryptorun_core.quality.BarRules`) would reject or
+    repair must reach each cycle's data-quality report: then there is no range read (every T is
+    read the ordinary way)."""
+    from cryptorun_core.quality import windows_need_sanitation
+
     as_ofs = [to_utc(a) for a in as_ofs]
     venues = tuple(venues or source.venues)
     pick = symbols_at or (lambda i: None)
@@ -135,6 +141,8 @@ def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit:
     try:
         windows = source.bar_windows(list(wanted), as_ofs, timeframe=source.native_timeframe, limit=limit)
     except NotImplementedError:
+        return RangeRead(as_ofs, markets, None)
+    if windows_need_sanitation(windows, rules):
         return RangeRead(as_ofs, markets, None)
     return RangeRead(as_ofs, markets, PeriodHistory(windows, source.native_timeframe))
 

@@ -47,6 +47,7 @@ import pandas as pd
 from cryptorun_core.config import FACTORS, REGIMES, AppConfig, RegimeThresholds
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.periods import PairPeriods, kahan_rows, kahan_sum
+from cryptorun_core.quality import BarRules
 from cryptorun_core.schemas import RegimeIndicatorsSchema, validate_frame
 from cryptorun_core.timefmt import iso_z_exact, to_utc
 
@@ -422,6 +423,7 @@ def _compute(snapshot: MarketSnapshot, ranking: pd.DataFrame, config: AppConfig,
     if not symbols:
         raise ValueError("regime: the ranking has no eligible symbols (empty regime universe)")
     n_periods = max(rc.ma_periods, rc.thrust_periods + 1)
+    snapshot.use_bar_rules(BarRules.of(config))
     pairs = snapshot.bar_pairs()
     pairs = pairs[(pairs["venue"].isin(venues) & pairs["symbol"].isin(set(symbols) | {rc.benchmark})).to_numpy()]
     bench = {}

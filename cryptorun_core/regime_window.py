@@ -10,7 +10,7 @@ byte (tests compare them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -20,6 +20,7 @@ from cryptorun_core import range_read
 from cryptorun_core.config import AppConfig
 from cryptorun_core.market.base import MarketSource
 from cryptorun_core.market.snapshot import collect_snapshot
+from cryptorun_core.quality import BarRules, data_quality_summary, regime_data_quality
 from cryptorun_core.regime import INDICATORS, RegimeResult, compute_indicators, regime_result, regime_universe
 from cryptorun_core.timefmt import iso_z_exact, to_utc
 from cryptorun_core.universe import rank_universe
@@ -36,6 +37,10 @@ class RegimeWindow:
     universe_size: int
     timeframe: str
     regime: RegimeResult
+    #: what the bar sanitation rejected or repaired at T and the inputs the source could not read
+    #: (:func:`cryptorun_core.quality.regime_data_quality`); regime.json's format is fixed (SPEC §9),
+    #: so this goes to the materialisation metadata and the run log
+    data_quality: dict = field(default_factory=lambda: data_quality_summary([], []))
 
     def indicator_row(self, partition_key: str) -> pd.DataFrame:
         """The ``regime_indicators`` table of this window (one row; RegimeIndicatorsSchema)."""
@@ -64,9 +69,9 @@ def regime_json_from_row(row: pd.Series | dict, config: AppConfig) -> dict[str, 
 
 
 def _window(as_of: datetime, ranking: pd.DataFrame, indicators: dict, universe: list[str], timeframe: str,
-            config: AppConfig) -> RegimeWindow:
+            config: AppConfig, data_quality: dict) -> RegimeWindow:
     return RegimeWindow(to_utc(as_of), ranking, indicators, len(universe), timeframe,
-                        regime_result(indicators, as_of, len(universe), config))
+                        regime_result(indicators, as_of, len(universe), config), data_quality)
 
 
 def compute_window(source: MarketSource, config: AppConfig, as_of: datetime, hot_size: int, warm_size: int) -> RegimeWindow:
@@ -78,7 +83,7 @@ def compute_window(source: MarketSource, config: AppConfig, as_of: datetime, hot
     wanted = sorted(set(universe) | {config.regime.benchmark})
     sub = collect_snapshot(source, wanted, as_of, venues=venues, limit=limit, with_books=False)
     indicators = compute_indicators(sub, ranking, config, validate=False)
-    return _window(as_of, ranking, indicators, universe, source.native_timeframe, config)
+    return _window(as_of, ranking, indicators, universe, source.native_timeframe, config, regime_data_quality(snapshot, venues))
 
 
 def compute_windows(
@@ -89,10 +94,22 @@ def compute_windows(
     if not (len(as_ofs) > 1 and callable(getattr(source, "bar_windows", None))):
         return [compute_window(source, config, a, hot_size, warm_size) for a in as_ofs]
     venues, limit = config.market.venues, config.market.history_bars
-    read = range_read.read_range(source, as_ofs, venues, limit)
+    read = range_read.read_range(source, as_ofs, venues, limit, rules=BarRules.of(config))
+    if read.history is None:  # bars to report (or no range to serve): each T read, sanitized and reported on its own
+        return [compute_window(source, config, a, hot_size, warm_size) for a in as_ofs]
     rankings = list(range_read.rankings(source, read, config, hot_size, warm_size))
     universes = [regime_universe(r, config) for r in rankings]
     wanted = [sorted(set(u) | {config.regime.benchmark}) for u in universes]
-    read = range_read.read_range(source, as_ofs, venues, limit, symbols_at=wanted.__getitem__, reuse=read)
+    read = range_read.read_range(source, as_ofs, venues, limit, symbols_at=wanted.__getitem__, reuse=read,
+                                 rules=BarRules.of(config))
     values = range_read.indicators(source, read, config, rankings)
-    return [_window(a, r, v, u, source.native_timeframe, config) for a, r, v, u in zip(as_ofs, rankings, values, universes)]
+    # the range read holds only bars with nothing to report: what is left are the unreadable inputs
+    reports = [data_quality_summary([], _unreadable(source, venues, a)) for a in as_ofs]
+    return [_window(a, r, v, u, source.native_timeframe, config, q)
+            for a, r, v, u, q in zip(as_ofs, rankings, values, universes, reports)]
+
+
+def _unreadable(source: MarketSource, venues, as_of: datetime) -> list[dict]:
+    rows = [{"venue": str(r.venue), "symbol": str(r.symbol), "reason": str(r.error), "detail": str(r.detail)}
+            for v in venues for r in source.data_problems(v, as_of)]
+    return sorted(rows, key=lambda r: (r["venue"], r["symbol"], r["reason"]))

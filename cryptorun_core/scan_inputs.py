@@ -19,7 +19,7 @@ from cryptorun_core.config import FACTORS, AppConfig, JobConfig
 from cryptorun_core.explain import json_number
 from cryptorun_core.market.snapshot import BookRuns, MarketSnapshot, SNAPSHOT_BAR_COLUMNS, SNAPSHOT_BOOK_COLUMNS
 from cryptorun_core.microstructure import book_metrics_arrays, refuse_aggregators
-from cryptorun_core.quality import empty_issues, issues_from_flags
+from cryptorun_core.quality import BarRules, empty_issues, issues_from_flags
 from cryptorun_core.rows import expand, first_row
 from cryptorun_core.tablehash import digest, row_hashes
 from cryptorun_core.timefmt import iso_z, utc_timestamp
@@ -65,6 +65,7 @@ def scan_inputs(snapshot: MarketSnapshot, ranking: pd.DataFrame, regime: Mapping
     symbols = rk["symbol"].astype(str).tolist()
     ranked = sorted(set(ranking.loc[ranking["segment"].isin(("hot", "warm")), "symbol"].astype(str)) | set(symbols))
     # inputs used: bars of the ranked universe (VADR p80), books of the evaluated symbols
+    snapshot.use_bar_rules(BarRules.of(config))
     bar_issues: list[pd.DataFrame] = []
     sbars = scan_bars(snapshot, t, history_bars, venues, ranked, bar_issues)
     sbooks = scan_books(snapshot, t, venues, symbols, config)

@@ -15,7 +15,7 @@ import pandera.pandas as pa
 # SPEC §2 (universe) and §6 (regime).
 # ============================================================================================
 
-UNIVERSE_EXCLUSION_REASONS = ("stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_below_min")
+UNIVERSE_EXCLUSION_REASONS = ("stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_below_min", "adv_not_finite")
 UNIVERSE_SEGMENTS = ("hot", "warm", "none")
 UNIVERSE_RANKING_COLUMNS = (
     "rank", "symbol", "adv_usd", "tier", "venues", "n_periods", "eligible", "exclusion_reason", "segment",

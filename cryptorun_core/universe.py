@@ -11,8 +11,9 @@ Interpretive choices (documented here once, referenced from the docstrings):
   pair is *listed* when the snapshot's ``markets`` table has it or the venue supplied bars for
   it. A pair present in ``markets`` counts as active when any of its rows is active; a pair seen
   only in ``bars`` (no listing row, e.g. a hand-built snapshot) is treated as active.
-* **Inactive.** A symbol is ``inactive`` when it is listed inactive on every configured venue
-  that lists it. Otherwise its inactive venue markets are ignored (neither in ``venues`` nor in
+* **Inactive.** A (venue, symbol) market is inactive when the venue lists it inactive or it has no
+  closed bar in period 0 (SPEC §2: a feed, or a replayed file, that ended). A symbol is
+  ``inactive`` when it is inactive on every configured venue that lists it. Otherwise its inactive venue markets are ignored (neither in ``venues`` nor in
   the ADV). For an inactive symbol ``venues``/``adv_usd``/``n_periods`` describe all its
   listings, for diagnostics only.
 * **Complete periods across venues.** Completeness is decided per venue with
@@ -41,6 +42,7 @@ import pandas as pd
 from cryptorun_core.config import AppConfig
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.periods import PairPeriods, bars_per_period, kahan_rows
+from cryptorun_core.quality import BarRules
 from cryptorun_core.schemas import UNIVERSE_RANKING_COLUMNS, UniverseRankingSchema, validate_frame
 
 RANKING_COLUMNS = UNIVERSE_RANKING_COLUMNS
@@ -54,8 +56,9 @@ def rank_universe(
     """Rank every canonical symbol of ``snapshot`` at ``snapshot.as_of`` (SPEC §2).
 
     Exclusions, first match wins: ``stablecoin_or_fiat`` (base in ``config.market.excluded_bases``),
-    ``inactive`` (listed inactive on every venue), ``insufficient_periods`` (fewer than
-    ``config.universe.min_periods`` complete 24h periods), ``adv_below_min`` (ADV below
+    ``inactive`` (inactive on every venue), ``insufficient_periods`` (fewer than
+    ``config.universe.min_periods`` complete 24h periods), ``adv_not_finite`` (the volumes overflow:
+    only possible with magnitude rules looser than the defaults; the ADV is left empty), ``adv_below_min`` (ADV below
     ``config.universe.min_adv_usd``). Eligible symbols are ranked by ADV descending, ties by
     symbol; the first ``hot_size`` are segment ``'hot'``, the next ``warm_size`` ``'warm'``, the
     rest (and every excluded symbol) ``'none'``. See the module docstring for how venues,
@@ -74,6 +77,7 @@ def rank_universe(
     # only closed, sound bars (open + one bar <= T; garbage — NaN / non-positive prices, high < low,
     # conflicting duplicates, … — rejected, identical duplicates once) exist for this cycle: a symbol
     # whose bars all close after T must not even appear (SPEC §1 point-in-time)
+    snapshot.use_bar_rules(BarRules.of(config))
     bar_pairs = snapshot.bar_pairs()
     venues, symbols, active = listed_pairs(
         bar_pairs["venue"].to_numpy(object), bar_pairs["symbol"].to_numpy(object),
@@ -128,6 +132,9 @@ def rank_pairs(
         return check(_empty_ranking())
     symbols, sym = np.unique(periods.symbol, return_inverse=True)  # sorted symbols; pair → symbol
     n_sym = len(symbols)
+    # SPEC §2: a market without a closed bar in period 0 is inactive (a feed or file that ended)
+    traded = periods.n_bars[:, 0] > 0 if periods.n_bars.shape[1] else np.zeros(len(periods.venue), dtype=bool)
+    active = np.asarray(active, dtype=bool) & traded
     # Venues that count for each symbol: its active listings, or all listings when none is active.
     sym_active = np.bincount(sym, weights=active, minlength=n_sym) > 0
     used = active | ~sym_active[sym]
@@ -142,10 +149,12 @@ def rank_pairs(
     excluded_bases = {b.upper() for b in config.market.excluded_bases}
     base = np.array([s.split("/", 1)[0].upper() in excluded_bases for s in symbols.tolist()], dtype=bool)
     reason = np.select(
-        [base, ~sym_active, n_periods < config.universe.min_periods, ~(np.nan_to_num(adv, nan=-np.inf) >= config.universe.min_adv_usd)],
-        ["stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_below_min"],
+        [base, ~sym_active, n_periods < config.universe.min_periods, np.isinf(adv),
+         ~(np.nan_to_num(adv, nan=-np.inf) >= config.universe.min_adv_usd)],
+        ["stablecoin_or_fiat", "inactive", "insufficient_periods", "adv_not_finite", "adv_below_min"],
         default="",
     )
+    adv = np.where(np.isinf(adv), np.nan, adv)  # never written: the reason says why
     eligible = reason == ""
     elig = np.flatnonzero(eligible)
     elig = elig[np.argsort(-adv[elig], kind="stable")]  # ADV descending, ties by symbol (symbols are sorted)

@@ -67,7 +67,7 @@ def build_definitions(
             ]
         )
         checks = build_checks(cadences)
-    jobs = build_jobs(cadences, config.market)
+    jobs = build_jobs(cadences, config.market, config.executor)
     evaluation_assets, evaluation_jobs = build_evaluation_assets(config)  # uses data after T; read by no scan
     return dg.Definitions(
         assets=[*assets, *evaluation_assets],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from cryptorun_core.artifacts import ROLE_ASSETS
-from cryptorun_core.config import JobConfig, MarketConfig
+from cryptorun_core.config import ExecutorConfig, JobConfig, MarketConfig
+from cryptorun_pipelines.executors import build_executor
 from cryptorun_pipelines.partitions import Cadences
 from cryptorun_pipelines.run_tags import job_run_tags
 
@@ -25,8 +26,9 @@ def job_role(job: JobConfig) -> str:
     return "regime" if job.type == "regime" else job.config.universe
 
 
-def build_jobs(cadences: Cadences, market: MarketConfig) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(cadences: Cadences, market: MarketConfig, executor: ExecutorConfig) -> list[dg.UnresolvedAssetJobDefinition]:
     jobs = []
+    executor_def = build_executor(executor)  # config's executor.type, partition checked before any step
     for job in (cadences.regime_job, cadences.hot_job, cadences.warm_job):
         if job is None:
             continue
@@ -43,7 +45,7 @@ def build_jobs(cadences: Cadences, market: MarketConfig) -> list[dg.UnresolvedAs
                 selection=dg.AssetSelection.assets(*ROLE_ASSETS[job_role(job)]),
                 description=description,
                 tags=job_run_tags(job, market),  # the job's settings are its metadata
-                executor_def=dg.in_process_executor,
+                executor_def=executor_def,
                 metadata={"config_job": job.name, "schedule": job.schedule, "enabled": job.enabled, **s.model_dump(mode="json")},
             )
         )

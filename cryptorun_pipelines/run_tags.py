@@ -10,7 +10,9 @@ configured with is job metadata, not a tag (issue #18: a run row with seven tags
 
 The other tags are set by whoever launches the run: ``cryptorun/trigger`` (``schedule``, ``cli``),
 ``cryptorun/worker`` (``pid@host`` of a run executed in the CLI process, so ``schedule status``
-and the run monitor can tell a dead run from a live one) and ``cryptorun/dry_run`` (dry runs).
+and the run monitor can tell a dead run from a live one) and ``cryptorun/dry_run`` (dry runs). The settings tags (``cryptorun/config_path``,
+``cryptorun/artifacts_dir``, ``cryptorun/market_source``) are stamped by the run itself when it
+starts (:data:`SETTINGS_TAGS`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ TRIGGER_TAG = "cryptorun/trigger"
 WORKER_TAG = "cryptorun/worker"
 DRY_RUN_TAG = "cryptorun/dry_run"
 VENUE_TAG_PREFIX = "cryptorun/venue."
+#: the settings a run resolved when it started (field of the cryptorun_config resource → tag),
+#: stamped on the run by cryptorun_pipelines.executors so every step process reads the same
+SETTINGS_TAGS = {
+    "config_path": "cryptorun/config_path",
+    "artifacts_dir": "cryptorun/artifacts_dir",
+    "market_source": "cryptorun/market_source",
+}
 #: the value of a venue tag: the run calls that venue's live API
 VENUE_LIVE = "live"
 #: market sources that call the venues' APIs

@@ -189,6 +189,12 @@ class MarketSource(abc.ABC):
         """One order-book request of :meth:`fetch_order_books`."""
         raise NotImplementedError(f"{type(self).__name__} answers no book request")
 
+    def data_problems(self, venue: str, as_of: datetime) -> list["FetchResult[None]"]:
+        """Inputs of ``venue`` this source could not read at ``as_of`` (a replay file that is empty,
+        corrupt or outside its folder): one failed result per symbol, with a reason code and a
+        sentence naming the input. The snapshot reports them (fetch log ``kind`` = ``file``)."""
+        return []
+
     def health(self) -> dict[str, VenueHealth]:
         """Request accounting since the last :meth:`reset_health` (empty for offline sources)."""
         return {}

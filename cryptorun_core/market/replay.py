@@ -10,10 +10,19 @@ Optional recorded books: ``books/<same stem>.csv`` beside the bar files, columns
 ``timestamp,side,price,amount`` (one row per level, ``side`` = ``bid``/``ask``, all levels of one
 book share its timestamp). The latest book taken at or before T is served, stamped with its own
 time; without a book file ``fetch_order_books`` answers ``no_book`` -- replay never invents a book.
+
+Rows are served as recorded: replay drops, repairs and de-duplicates nothing, so every garbage row
+(NaN or absurd prices, duplicated timestamps, …) reaches the bar sanitation of the cycle
+(:mod:`cryptorun_core.quality`), which rejects or repairs it *with a reason code in the cycle's
+data-quality report*. A file that cannot be read at all (empty, binary junk, a non-UTF-8 row, corrupt
+parquet, missing columns, unparsable timestamps) or a symlink leading out of the folder is skipped:
+its symbol has no bars, and :meth:`ReplayMarket.data_problems` names the file and why
+(``unreadable_file`` / ``file_outside_folder``), which the snapshot's fetch log and the reports carry.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -46,6 +55,9 @@ BOOK_COLUMNS = ("timestamp", "side", "price", "amount")
 BASE_ALIASES = {"MIOTA": "IOTA"}
 _SUFFIXED = re.compile(r"^([A-Z]{2,}?)(\d+)$")  # LUNA1, COMP1, HOT1, UNI3 (not C98: one letter)
 _PRICE_COLUMNS = ("open", "high", "low", "close")
+UNREADABLE_FILE = "unreadable_file"
+FILE_OUTSIDE_FOLDER = "file_outside_folder"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,13 @@ class _Series:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+
+    @property
+    def strictly_ascending(self) -> bool:
+        return len(self.ts) < 2 or bool((np.diff(self.ts) > 0).all())
+
+
+_NO_SERIES = _Series(*(np.zeros(0, dtype=np.int64 if i == 0 else float) for i in range(6)))
 
 
 @dataclass(frozen=True)
@@ -128,23 +147,24 @@ class ReplayMarket(MarketSource):
             raise ValueError(f"replay folder {self.path} does not exist or is not a folder")
         self.resolution: Timeframe = resolution
         self.venue = venue
+        self.problems: dict[str, tuple[str, str, str]] = {}
+        """symbol → (file name, reason code, sentence) of every file that could not be read; filled
+        when the folder is indexed (symlinks) and as files are loaded (:meth:`load_all` loads all)."""
         self._files = self._index_files()
-        if not self._files:
+        if not self._files and not self.problems:
             raise ValueError(f"replay folder {self.path} holds no *.csv or *.parquet bar files")
         self._series: dict[str, _Series] = {}
         self._books: dict[str, _Books | None] = {}
         self._lock = threading.Lock()
-        self.dropped_rows: dict[str, int] = {}
-        """Rows dropped per canonical symbol (NaN or non-positive price, bad volume, duplicate
-        timestamp); filled as files are loaded -- call :meth:`load_all` to load every file."""
 
     # -- files --------------------------------------------------------------------------------
 
     def _index_files(self) -> dict[str, tuple[Path, str, str]]:
         """canonical symbol -> (file, native stem, base). An unsuffixed name wins a collision
         (LUNA-USD stays LUNA/USD and LUNA1-USD keeps its digit)."""
-        files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".parquet"))
+        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in (".csv", ".parquet") and (p.is_file() or p.is_symlink()))
         index: dict[str, tuple[Path, str, str]] = {}
+        inside = self.path.resolve()
         exact = {_split_stem(p)[0] for p in files}
         for p in files:
             written, _quote = _split_stem(p)
@@ -152,6 +172,14 @@ class ReplayMarket(MarketSource):
             if base != written and base in exact:
                 base = written
             symbol = f"{base}/USD"
+            target = p.resolve()
+            if not target.is_relative_to(inside):
+                self._problem(symbol, p, FILE_OUTSIDE_FOLDER,
+                              f"{p.name} is a symlink that leads out of the replay folder ({target}); refused")
+                continue
+            if not target.is_file():
+                self._problem(symbol, p, UNREADABLE_FILE, f"{p.name} is a symlink to no file ({target}); {symbol} is skipped")
+                continue
             if symbol in index:
                 raise ValueError(f"{p}: maps to {symbol}, which {index[symbol][0].name} already provides")
             index[symbol] = (p, p.stem, base)
@@ -169,29 +197,43 @@ class ReplayMarket(MarketSource):
         for symbol in self._files:
             self._load(symbol)
 
+    def _problem(self, symbol: str, path: Path, reason: str, detail: str) -> None:
+        if symbol not in self.problems:
+            log.warning("replay %s: %s: %s", self.path, reason, detail)
+        self.problems[symbol] = (path.name, reason, detail)
+
+    def data_problems(self, venue: str, as_of: datetime) -> list[FetchResult]:
+        """One failed result per file of the folder that cannot be read (loads every file once)."""
+        if venue != self.venue:
+            return []
+        self.load_all()
+        return [FetchResult(venue, symbol, None, stamped_at=to_utc(as_of), error=reason, detail=detail)
+                for symbol, (_name, reason, detail) in sorted(self.problems.items())]
+
     def _load(self, symbol: str) -> _Series:
         series = self._series.get(symbol)
         if series is not None:
             return series
         with self._lock:
             if symbol not in self._series:
-                self._series[symbol] = self._parse(symbol)
+                path = self._files[symbol][0]
+                try:
+                    self._series[symbol] = self._parse(symbol)
+                except Exception as exc:  # noqa: BLE001 - one unreadable file must not end the cycle
+                    why = str(exc) if isinstance(exc, ValueError) and str(exc).startswith(str(path)) else f"{type(exc).__name__}: {exc}"
+                    why = why.removeprefix(f"{path}: ")
+                    self._problem(symbol, path, UNREADABLE_FILE, f"{path.name} cannot be read ({why}); {symbol} is skipped")
+                    self._series[symbol] = _NO_SERIES
             return self._series[symbol]
 
     def _parse(self, symbol: str) -> _Series:
+        """Every row of the file, in time order (ties in file order); no value is judged here."""
         path = self._files[symbol][0]
         frame = _check_columns(path, _read_table(path), BAR_COLUMNS)
         ts = _parse_times(path, frame["timestamp"])
         values = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in BAR_COLUMNS[1:]}
-        prices = np.column_stack([values[c] for c in _PRICE_COLUMNS])
-        good = np.isfinite(prices).all(axis=1) & (prices > 0).all(axis=1)
-        good &= np.isfinite(values["volume"]) & (values["volume"] >= 0)
-        order = np.argsort(ts[good], kind="stable")
-        kept_ts = ts[good][order]
-        unique = np.concatenate([[True], np.diff(kept_ts) != 0]) if len(kept_ts) else np.zeros(0, bool)
-        self.dropped_rows[symbol] = int(len(ts) - unique.sum())
-        pick = np.flatnonzero(good)[order][unique]
-        return _Series(ts[pick], *(values[c][pick] for c in BAR_COLUMNS[1:]))
+        order = np.argsort(ts, kind="stable")
+        return _Series(ts[order], *(values[c][order] for c in BAR_COLUMNS[1:]))
 
     def _load_books(self, symbol: str) -> _Books | None:
         if symbol in self._books:
@@ -199,6 +241,8 @@ class ReplayMarket(MarketSource):
         stem = self._files[symbol][1]
         path = self.path / "books" / f"{stem}.csv"
         books = None
+        if path.is_symlink() and not path.resolve().is_relative_to(self.path.resolve()):
+            raise ValueError(f"books/{path.name} is a symlink that leads out of the replay folder; refused")
         if path.is_file():
             frame = _check_columns(path, _read_table(path), BOOK_COLUMNS)
             frame = frame.assign(
@@ -275,7 +319,11 @@ class ReplayMarket(MarketSource):
         bad = self._bad_request(venue, symbol, as_of)
         if bad is not None:
             return bad
-        books = self._load_books(symbol)
+        try:
+            books = self._load_books(symbol)
+        except Exception as exc:  # noqa: BLE001 - an unreadable book file is no book, named
+            detail = f"{symbol}: recorded book file books/{self._files[symbol][1]}.csv cannot be read ({type(exc).__name__}: {exc})"
+            return FetchResult(venue, symbol, None, stamped_at=as_of, error="no_book", detail=detail)
         t_ns = pd.Timestamp(as_of).value
         idx = -1 if books is None else int(np.searchsorted(books.times, t_ns, side="right")) - 1
         if books is None or idx < 0:
@@ -302,6 +350,8 @@ class ReplayMarket(MarketSource):
             if venue != self.venue or symbol not in self._files:
                 raise NotImplementedError(f"replay has no {symbol} on {venue}")
             sr = self._load(symbol)
+            if not sr.strictly_ascending:  # duplicated open times: sanitized (and reported) cycle by cycle
+                raise NotImplementedError(f"replay: {self.file_for(symbol).name} repeats open times")
             end = np.searchsorted(sr.ts, cutoff, side="right")
             start = np.maximum(0, end - limit)
             lo, hi = int(start.min()), int(end.max())  # only the rows some T reads

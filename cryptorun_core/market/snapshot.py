@@ -37,7 +37,8 @@ class MarketSnapshot:
 
     - ``bars``: long table ``venue, symbol, timestamp, open, high, low, close, volume`` (closed bars only)
     - ``books``: long table of levels ``venue, symbol, side ('bid'|'ask'), price, amount, book_time``
-    - ``fetches``: one row per request answered (``kind`` = ``ohlcv`` | ``book``), with the reason code of failures
+    - ``fetches``: one row per request answered (``kind`` = ``ohlcv`` | ``book``), with the reason code of failures,
+      and one per input the source could not read (``kind`` = ``file``: ``unreadable_file``, ``file_outside_folder``)
     - ``markets``: the markets listed per venue
     - ``health``: per-venue request accounting (``VenueHealth.to_dict``)
     """
@@ -50,6 +51,15 @@ class MarketSnapshot:
     fetches: pd.DataFrame
     markets: pd.DataFrame
     health: dict[str, dict] = field(default_factory=dict)
+    #: the magnitude rules of the bar sanitation (``quality.BarRules``); every consumer with a config
+    #: sets them (:meth:`use_bar_rules`) before reading the clean bars
+    bar_rules: object = None
+
+    def use_bar_rules(self, rules) -> "MarketSnapshot":
+        """Sanitize with ``rules`` from now on (the memoised clean bars follow the rules)."""
+        if rules != self.bar_rules:
+            self.bar_rules = rules
+        return self
 
     # -- per-snapshot memo (snapshots are treated as immutable; a replaced table invalidates) -----
 
@@ -62,7 +72,7 @@ class MarketSnapshot:
         """``build()`` once per (``table`` object, as_of, timeframe): replacing the table invalidates."""
         memo = self.__dict__.setdefault("_memo", {})
         frame = getattr(self, table)
-        key = (name, id(frame), len(frame), str(self.as_of), self.timeframe)
+        key = (name, id(frame), len(frame), str(self.as_of), self.timeframe, self.bar_rules)
         hit = memo.get(name)
         if hit is not None and hit[0] == key and hit[1] is frame:
             return hit[2]
@@ -101,7 +111,7 @@ class MarketSnapshot:
             frame["timestamp"] = ts.to_numpy() if not isinstance(ts.dtype, pd.DatetimeTZDtype) else ts.array
             for c in cols[3:]:
                 frame[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(float)
-        clean, flags = sanitize_flags(frame, self.as_of, self.timeframe)
+        clean, flags = sanitize_flags(frame, self.as_of, self.timeframe, self.bar_rules)
         if len(clean):
             ts = clean["timestamp"]
             if not (isinstance(ts.dtype, pd.DatetimeTZDtype) and str(ts.dtype) == "datetime64[ns, UTC]"):
@@ -446,6 +456,9 @@ def collect_snapshot(
                 [f"{v}: {e}" for v, e in listing_errors.items()] + faults
             )
             raise MarketDataError(f"no venue answered at {as_of.isoformat()}: no bars from any venue ({detail})")
+    for venue in venues:  # files or records the source could not read: reported, never silently skipped
+        if venue not in listing_errors:
+            fetch_rows.extend(_fetch_rows(source.data_problems(venue, as_of), "file"))
     for venue, err in listing_errors.items():
         fetch_rows.append({"venue": venue, "symbol": "*", "kind": "markets", "ok": False, "error": listing_reasons[venue], "detail": err,
                            "from_cache": False, "ttl_remaining_s": None, "stamped_at": pd.NaT, "latency_ms": 0.0, "requests": 0})

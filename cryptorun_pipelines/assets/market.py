@@ -8,6 +8,7 @@ from cryptorun_core.asset_keys import REGIME_WEIGHTS, SNAPSHOT, UNIVERSE_RANKING
 from cryptorun_core.book_pruning import distinct_pairs, read_segment
 from cryptorun_core.config import JobConfig
 from cryptorun_core.market.snapshot import MarketSnapshot
+from cryptorun_core.quality import source_file_problems
 from cryptorun_pipelines.assets.common import MarketSnapshotType, duration_metadata, timed
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
@@ -77,6 +78,8 @@ def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef, sour
         as_of = as_of_for_key(pdef, context.partition_key)
         with timed() as t, market_source.open(job_cfg) as source:
             snapshot = read_segment(source, config, job_cfg, universe_ranking, as_of, segment, regime=more.get("regime_weights"))
+        for problem in source_file_problems(snapshot.fetches, job_cfg.config.venues):  # also in explain.json data_quality.files
+            context.log.warning(f"{problem['venue']} {problem['symbol']} skipped: {problem['reason']}: {problem['detail']}")
         context.add_output_metadata(
             {
                 **snapshot_metadata(snapshot),

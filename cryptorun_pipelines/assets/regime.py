@@ -57,6 +57,24 @@ def indicator_metadata(window: RegimeWindow) -> dict[str, Any]:
     return {**{k: dg.MetadataValue.float(float(window.indicators[k])) for k in INDICATORS}, "universe_size": window.universe_size}
 
 
+def data_quality_metadata(window: RegimeWindow) -> dict[str, Any]:
+    """What the bar sanitation rejected or repaired at T and the files the source could not read
+    (regime.json's format is fixed by SPEC §9, so the report lives here and in the run log)."""
+    dq = window.data_quality
+    return {"data_quality": dg.MetadataValue.json(dq),
+            "bars_rejected_or_repaired": sum(int(b["n_bars"]) for b in dq["bars"]),
+            "unreadable_files": len(dq["files"])}
+
+
+def log_data_quality(log, key: str, window: RegimeWindow) -> None:
+    dq = window.data_quality
+    if not dq["counts"]:
+        return
+    parts = [f"{b['venue']} {b['symbol']}: {b['n_bars']} bar(s) {b['action']} ({b['reason']})" for b in dq["bars"]]
+    parts += [f"{f['venue']} {f['symbol']}: {f['reason']}: {f['detail']}" for f in dq["files"]]
+    log.warning(f"regime {key}: data quality: " + "; ".join(parts))
+
+
 def weights_metadata(regime: dict) -> dict[str, Any]:
     return {**regime_metadata(regime), "weight_blend": dg.MetadataValue.json(regime["weight_blend"])}
 
@@ -114,7 +132,9 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
             context.add_asset_metadata(ranking_metadata(window.ranking), asset_key=UNIVERSE_RANKING, partition_key=key)
             context.add_asset_metadata(indicator_metadata(window), asset_key=REGIME_INDICATORS, partition_key=key)
             regime = values[REGIME_WEIGHTS][key]
-            context.add_asset_metadata({**weights_metadata(regime), **indicator_metadata(window)}, asset_key=REGIME_WEIGHTS, partition_key=key)
+            context.add_asset_metadata({**weights_metadata(regime), **indicator_metadata(window), **data_quality_metadata(window)},
+                                       asset_key=REGIME_WEIGHTS, partition_key=key)
+            log_data_quality(context.log, key, window)
         run_wide = _run_metadata(context, config, pdef, keys, values, t["seconds"], source.name)
         for name in OUTS:
             yield dg.Output(pack(values[name], keys), output_name=name, metadata=run_wide.get(name, {}))

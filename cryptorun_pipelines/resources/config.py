@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from cryptorun_core.config import ARTIFACTS_DIR_ENV, MARKET_SOURCE_ENV, AppConfig, JobConfig, load_config
+from cryptorun_pipelines.run_tags import SETTINGS_TAGS
 
 
 class CryptoRunConfigResource(dg.ConfigurableResource):
@@ -18,6 +19,7 @@ class CryptoRunConfigResource(dg.ConfigurableResource):
     market_source: Optional[str] = Field(default=None, description="Overrides market.source: simulated | replay | ccxt.")
 
     _config: Optional[AppConfig] = PrivateAttr(default=None)
+    _launched: dict = PrivateAttr(default_factory=dict)
 
     @classmethod
     def of(cls, config: AppConfig, config_path: str, *, at_launch: bool = True):
@@ -26,14 +28,23 @@ class CryptoRunConfigResource(dg.ConfigurableResource):
         return cls.configure_at_launch(**values) if at_launch else cls(**values)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # what the run's own process resolved when the run started (cryptorun_pipelines.executors
+        # stamps it on the run): a step in another process or on a Celery worker reads the same
+        # files, whatever that process's environment says
+        tags = context.dagster_run.tags if context.dagster_run is not None else {}
+        self._launched = {field: tags[tag] for field, tag in SETTINGS_TAGS.items() if tags.get(tag)}
         self.load()
+
+    def setting(self, field: str) -> Optional[str]:
+        """``config_path`` / ``artifacts_dir`` / ``market_source`` as this run reads it."""
+        return self._launched.get(field, getattr(self, field))
 
     def load(self) -> AppConfig:
         """The validated config (read once per process of a run)."""
         if self._config is None:
-            overrides = {ARTIFACTS_DIR_ENV: self.artifacts_dir, MARKET_SOURCE_ENV: self.market_source}
+            overrides = {ARTIFACTS_DIR_ENV: self.setting("artifacts_dir"), MARKET_SOURCE_ENV: self.setting("market_source")}
             self._config = load_config(
-                self.config_path, check_artifacts_dir=False, environ={k: v for k, v in overrides.items() if v}
+                self.setting("config_path"), check_artifacts_dir=False, environ={k: v for k, v in overrides.items() if v}
             )
         return self._config
 

@@ -101,6 +101,12 @@ BROKEN = [
     ("tiers out of order", ("universe", "tiers", 0, "min_adv_usd"), 50_000, "universe.tiers", "decreasing"),
     ("bad log level", ("global", "log_level"), "LOUD", "global.log_level", "INFO"),
     ("job venue not configured", ("jobs", 0, "config", "venues"), ["kraken", "kraken2"], "jobs[scan.hot].config.venues", "unknown venue"),
+    ("missing sanitation section", ("sanitation",), _DELETE, "sanitation", "missing"),
+    ("missing spike ratio", ("sanitation", "price_spike_ratio"), _DELETE, "sanitation.price_spike_ratio", "missing"),
+    ("spike ratio of 1 rejects every bar", ("sanitation", "volume_spike_ratio"), 1, "sanitation.volume_spike_ratio", "greater than 1"),
+    ("negative price bound", ("sanitation", "min_price_usd"), -1, "sanitation.min_price_usd", "greater than 0"),
+    ("price bounds inverted", ("sanitation", "max_price_usd"), 1e-12, "sanitation.max_price_usd", "above min_price_usd"),
+    ("unknown sanitation key", ("sanitation", "max_volume"), 5, "sanitation.max_volume", "unknown key"),
 ]
 
 

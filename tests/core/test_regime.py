@@ -375,6 +375,8 @@ def _reference(ref, t: pd.Timestamp, cfg) -> dict:
         days = sorted(ts for ts in rows if ts + day <= t)
         if sym.split("/")[0] in cfg.market.excluded_bases or len(days) < cfg.universe.min_periods:
             continue
+        if t - day not in rows:  # SPEC §2: no bar in period 0 → inactive (ALGO, CHZ, OMG end of Dec 2021)
+            continue
         last7 = days[-7:]
         adv = sum(rows[ts][0] * rows[ts][1] for ts in last7) / len(last7)
         if adv >= cfg.universe.min_adv_usd:

@@ -121,13 +121,28 @@ def test_exclusions(hourly_bars, make_snapshot, markets_from_bars, app_config):
     assert _row(ranking, "DDD/USD")["venues"] == "kraken,okx"  # all listings shown when none is active
 
 
-def test_listed_without_bars_is_insufficient(hourly_bars, make_snapshot, markets_from_bars, app_config):
+def test_listed_without_bars_is_inactive(hourly_bars, make_snapshot, markets_from_bars, app_config):
+    """SPEC §2: a listing with no closed bar in period 0 is an inactive market."""
     bars = hourly_bars("AAA/USD", "kraken", np.full(7 * 24, 1.0), 300_000.0, T)
     ghost = hourly_bars("NEW/USD", "okx", [1.0], 1.0, T)
     markets = markets_from_bars(pd.concat([bars, ghost]))
     ranking = rank_universe(make_snapshot(bars, T, markets=markets), app_config, validate=True)
     new = _row(ranking, "NEW/USD")
-    assert new["exclusion_reason"] == "insufficient_periods" and new["n_periods"] == 0 and np.isnan(new["adv_usd"])
+    assert new["exclusion_reason"] == "inactive" and new["n_periods"] == 0 and np.isnan(new["adv_usd"])
+
+
+def test_no_bar_in_period_0_is_inactive_even_with_a_long_history(hourly_bars, make_snapshot, app_config):
+    """A feed (or replayed file) that ended 25 h before T: inactive, not ranked; one venue that
+    stopped leaves the symbol active on the others, without that venue's volume."""
+    full = hourly_bars("AAA/USD", "kraken", np.full(10 * 24, 2.0), 300_000.0, T)
+    ended = hourly_bars("BBB/USD", "kraken", np.full(10 * 24, 2.0), 300_000.0, pd.Timestamp(T) - pd.Timedelta(hours=25))
+    other = hourly_bars("AAA/USD", "okx", np.full(10 * 24, 2.0), 300_000.0, pd.Timestamp(T) - pd.Timedelta(hours=25))
+    ranking = rank_universe(make_snapshot(pd.concat([full, ended, other], ignore_index=True), T), app_config, validate=True)
+    bbb = _row(ranking, "BBB/USD")
+    assert bbb["exclusion_reason"] == "inactive" and not bbb["eligible"] and bbb["segment"] == "none"
+    aaa = _row(ranking, "AAA/USD")
+    assert aaa["eligible"] and aaa["venues"] == "kraken"
+    assert aaa["adv_usd"] == pytest.approx(24 * 2.0 * 300_000.0)
 
 
 def test_daily_only_snapshot(daily_bars, make_snapshot, app_config):
@@ -216,3 +231,19 @@ def test_bars_after_T_change_nothing(hourly_bars, make_snapshot, app_config, see
     snap = make_snapshot(pd.concat([bars, late], ignore_index=True), T)
     snap.markets = make_snapshot(bars, T).markets
     pd.testing.assert_frame_equal(base, rank_universe(snap, app_config))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_an_overflowing_adv_is_excluded_and_never_written(app_config):
+    """Only possible with magnitude rules looser than the defaults (a close·volume beyond 1e308):
+    the symbol is excluded as adv_not_finite and its ADV left empty, never inf."""
+    from cryptorun_core.periods import PairPeriods
+    from cryptorun_core.universe import rank_pairs
+
+    venue = np.array(["kraken", "kraken"], dtype=object)
+    symbol = np.array(["AAA/USD", "BBB/USD"], dtype=object)
+    periods = PairPeriods(venue, symbol, np.full((2, 8), 24, np.int64), np.array([[1e6] * 8, [np.inf] + [1e6] * 7]),
+                          np.ones((2, 8)))
+    ranking = rank_pairs(periods, np.array([True, True]), app_config, "1h", validate=True).set_index("symbol")
+    assert ranking.loc["BBB/USD", "exclusion_reason"] == "adv_not_finite" and np.isnan(ranking.loc["BBB/USD", "adv_usd"])
+    assert ranking.loc["AAA/USD", "rank"] == 1

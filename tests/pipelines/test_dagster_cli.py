@@ -60,3 +60,37 @@ def test_dagster_job_execute_dry_run_then_real(tmp_path):
     assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == SPEC_REGIME | SPEC_SCAN_HOT
     explain = json.loads((folder / "explain.json").read_text())
     assert explain["inputs"]["regime_weights"] == "2026-11-20-08:00"
+
+
+REFUSED = [
+    ({"dagster/partition": "2026-11-20-11:46"},
+     "'2026-11-20-11:46' is not a partition of scan_hot (one every 15 min from {first}): the nearest are 2026-11-20-11:45 and 2026-11-20-12:00"),
+    # (a key Dagster cannot even parse, "2026-11-20 11:45", fails in Dagster's run creation, before any executor)
+    ({"dagster/partition": "2026-11-20-9:45"}, "'2026-11-20-9:45' is not a partition key of scan_hot: write it 2026-11-20-09:45"),
+    ({"dagster/asset_partition_range_start": "2026-11-20-12:00", "dagster/asset_partition_range_end": "2026-11-20-11:00"},
+     "the range of scan_hot is inverted: start 2026-11-20-12:00 is after end 2026-11-20-11:00"),
+    ({}, "scan_hot is partitioned: give the partition it fills with the tag dagster/partition"),
+]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+@pytest.mark.parametrize("tags,sentence", REFUSED, ids=["off-tick", "malformed", "inverted-range", "no-tag"])
+def test_dagster_job_execute_refuses_a_bad_partition_before_any_step(tmp_path, executor, tags, sentence):
+    from cryptorun_core.config import load_config
+    from cryptorun_pipelines.partitions import build_cadences, format_key
+
+    raw = small_config_dict(tmp_path / "artifacts")
+    raw["executor"]["type"] = executor
+    env = env_for(tmp_path)
+    write_config(Path(env["CRYPTORUN_CONFIG"]), raw)
+    first = format_key(build_cadences(load_config(env["CRYPTORUN_CONFIG"])).hot.start)
+    proc = dagster(env, "job", "execute", "-m", MODULE, "-j", "scan_hot", *(["--tags", json.dumps(tags)] if tags else []))
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    # one line says what is wrong with the key and which keys are valid; no step started, nothing written
+    refused = [line for line in logs.splitlines() if line.startswith("cryptorun_pipelines.executors.PartitionRefused")]
+    assert len(refused) == 1, logs[-3000:]
+    assert refused[0].startswith(f"cryptorun_pipelines.executors.PartitionRefused: {sentence.format(first=first)}"), refused
+    assert "STEP_START" not in logs and "Invariant" not in logs and "IndexError" not in logs
+    assert not (tmp_path / "artifacts").exists()

@@ -196,3 +196,326 @@ def test_garbage_through_the_dagster_job(pipeline, monkeypatch):
     signals = pd.read_csv(io.BytesIO((folder / "signals.csv").read_bytes()), keep_default_na=False, na_values=[""])
     if len(signals):
         SignalsSchema.validate(signals)
+
+
+# ----------------------------------------------------------------------------------------------
+# replay: every garbage row reaches the report, unreadable files are named, ended files inactive
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from cryptorun_core.market.replay import ReplayMarket  # noqa: E402
+from cryptorun_core.market.snapshot import MarketSnapshot  # noqa: E402
+from cryptorun_core.regime_window import compute_window, compute_windows  # noqa: E402
+
+from ..pipeline_support import make_pipeline, small_config_dict, write_config  # noqa: E402
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real OHLCV fixtures not found at {REAL}")
+REPLAY_SYMBOLS = ("BTC", "ETH", "ADA", "XRP", "DOGE", "BNB", "LTC", "LINK", "BCH", "ALGO", "EOS", "ETC", "TRX", "XLM")
+RT = datetime(2021, 9, 15, tzinfo=timezone.utc)  # daily replay: T at 00:00, period 0 = 2021-09-14
+
+
+def _replay_raw(tmp: Path, folder: Path, resolution: str = "1d") -> dict:
+    raw = small_config_dict(tmp / "artifacts")
+    raw["global"]["partitions_start"] = "2021-01-01T00:00:00Z"
+    raw["market"]["source"] = "replay"
+    raw["market"]["replay"] = {"path": str(folder), "resolution": resolution, "venue": "kraken"}
+    raw["market"]["venues"] = ["kraken"]
+    raw["market"]["microstructure_sources"] = ["kraken"]
+    for job in raw["jobs"]:
+        job["config"]["venues"] = ["kraken"]
+    return raw
+
+
+@pytest.fixture(scope="module")
+def replay_base(tmp_path_factory):
+    if not REAL.is_dir():
+        pytest.skip(f"real OHLCV fixtures not found at {REAL}")
+    root = tmp_path_factory.mktemp("replay")
+    folder = root / "clean"
+    folder.mkdir()
+    for base in REPLAY_SYMBOLS:
+        frame = pd.read_csv(REAL / "daily" / f"{base}-USD.csv", dtype=str)
+        frame[(frame["timestamp"] >= "2021-06-01") & (frame["timestamp"] < "2021-09-15")].to_csv(folder / f"{base}-USD.csv", index=False)
+    config = load_config(write_config(root / "config.yaml", _replay_raw(root, folder)))
+    return root, folder, config
+
+
+def _variant(replay_base, name: str, edit) -> Path:
+    root, clean, _ = replay_base
+    folder = root / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(clean, folder)
+    edit(folder)
+    return folder
+
+
+def _window(replay_base, folder: Path, t=RT):
+    return compute_window(ReplayMarket(folder, resolution="1d", venue="kraken"), replay_base[2], t, 10, 20)
+
+
+def _rows(folder: Path, base: str) -> list[str]:
+    return (folder / f"{base}-USD.csv").read_text().splitlines()
+
+
+def _write_rows(folder: Path, base: str, rows: list[str]) -> None:
+    (folder / f"{base}-USD.csv").write_text("\n".join(rows) + "\n")
+
+
+def _day_row(rows: list[str], day: str) -> int:
+    return next(i for i, r in enumerate(rows) if r.startswith(day))
+
+
+def _scaled(row: str, column: str, factor: float) -> str:
+    cells = row.split(",")
+    i = ["timestamp", "open", "high", "low", "close", "volume"].index(column)
+    cells[i] = repr(float(cells[i]) * factor)
+    return ",".join(cells)
+
+
+def _dq_bars(window) -> set[tuple]:
+    return {(b["symbol"], b["reason"], b["action"], b["n_bars"]) for b in window.data_quality["bars"]}
+
+
+@pytest.fixture(scope="module")
+def replay_clean(replay_base):
+    return _window(replay_base, replay_base[1])
+
+
+@needs_real
+@pytest.mark.parametrize("bad_first", [True, False], ids=["bad_copy_first", "bad_copy_last"])
+def test_replay_conflicting_duplicate_is_dropped_as_a_pair_and_reported(replay_base, replay_clean, bad_first):
+    """Observed before: replay kept the file's first copy, silently — with the bad copy (30× the
+    volume) first ETH's ADV quintupled and it ranked 1st, and data_quality stayed empty."""
+    def edit(folder):
+        rows = _rows(folder, "ETH")
+        i = _day_row(rows, "2021-09-12")
+        bad = _scaled(rows[i], "volume", 30.0)
+        rows[i:i + 1] = [bad, rows[i]] if bad_first else [rows[i], bad]
+        _write_rows(folder, "ETH", rows)
+
+    window = _window(replay_base, _variant(replay_base, f"dup_{bad_first}", edit))
+    assert ("ETH/USD", "duplicate_bar", "rejected", 2) in _dq_bars(window)
+    assert window.data_quality["counts"] == {"duplicate_bar": 1}
+    eth, eth_clean = (w.ranking.set_index("symbol").loc["ETH/USD"] for w in (window, replay_clean))
+    assert eth["rank"] == eth_clean["rank"] and eth["adv_usd"] == pytest.approx(eth_clean["adv_usd"], rel=0.5)
+
+
+@needs_real
+def test_replay_conflicting_duplicates_give_the_same_bytes_whatever_the_file_order(replay_base):
+    def edit(bad_first):
+        def apply(folder):
+            rows = _rows(folder, "ETH")
+            i = _day_row(rows, "2021-09-12")
+            bad = _scaled(rows[i], "close", 1.5)
+            rows[i:i + 1] = [bad, rows[i]] if bad_first else [rows[i], bad]
+            _write_rows(folder, "ETH", rows)
+        return apply
+
+    a = _window(replay_base, _variant(replay_base, "order_a", edit(True)))
+    b = _window(replay_base, _variant(replay_base, "order_b", edit(False)))
+    pd.testing.assert_frame_equal(a.ranking, b.ranking, check_exact=True)
+    assert json_bytes(a.regime_json("k")) == json_bytes(b.regime_json("k")) and a.data_quality == b.data_quality
+
+
+@needs_real
+def test_replay_identical_duplicate_is_collapsed_and_reported(replay_base, replay_clean):
+    def edit(folder):
+        rows = _rows(folder, "BTC")
+        i = _day_row(rows, "2021-09-10")
+        rows.insert(i, rows[i])
+        _write_rows(folder, "BTC", rows)
+
+    window = _window(replay_base, _variant(replay_base, "identical", edit))
+    assert _dq_bars(window) == {("BTC/USD", "duplicate_bar", "repaired", 1)}
+    pd.testing.assert_frame_equal(window.ranking, replay_clean.ranking, check_exact=True)
+
+
+GARBAGE_ROWS = {  # (column, new text) → (reason)
+    "nan_close": ("close", "", "nan_price"),
+    "negative_low": ("low", "-3", "non_positive_price"),
+    "close_1e300": ("close", "1e300", "price_out_of_range"),
+    "volume_1e300": ("volume", "1e300", "volume_out_of_range"),
+    "spike_100x": ("close", None, "price_spike"),
+}
+
+
+@needs_real
+@pytest.mark.parametrize("kind", sorted(GARBAGE_ROWS))
+def test_replay_garbage_rows_are_reported_and_never_become_numbers(replay_base, replay_clean, kind):
+    """Observed before: NaN / negative rows were dropped by replay with no report; a close or volume
+    of 1e300 gave ADV 2e306 (numpy overflow warning) and a 100× one-bar spike ranked the symbol 1st."""
+    column, text, reason = GARBAGE_ROWS[kind]
+    target = "LINK"
+
+    def edit(folder):
+        rows = _rows(folder, target)
+        i = _day_row(rows, "2021-09-11")
+        if text is None:  # the day's close and high 100× its neighbours'
+            rows[i] = _scaled(_scaled(rows[i], "close", 100.0), "high", 100.0)
+        else:
+            cells = rows[i].split(",")
+            cells[["timestamp", "open", "high", "low", "close", "volume"].index(column)] = text
+            rows[i] = ",".join(cells)
+        _write_rows(folder, target, rows)
+
+    window = _window(replay_base, _variant(replay_base, kind, edit))
+    assert _dq_bars(window) == {(f"{target}/USD", reason, "rejected", 1)}
+    ranking = window.ranking.set_index("symbol")
+    clean = replay_clean.ranking.set_index("symbol")
+    assert np.isfinite(ranking["adv_usd"].dropna()).all() and ranking["adv_usd"].max() == clean["adv_usd"].max()
+    assert abs(ranking.loc[f"{target}/USD", "rank"] - clean.loc[f"{target}/USD", "rank"]) <= 1  # one day fewer, no more
+    assert ranking.loc[f"{target}/USD", "adv_usd"] == pytest.approx(clean.loc[f"{target}/USD", "adv_usd"], rel=0.3)
+    assert all(np.isfinite(v) for v in window.indicators.values())
+
+
+UNREADABLE = {
+    "empty": lambda p: p.write_bytes(b""),
+    "binary_junk": lambda p: p.write_bytes(bytes(range(256)) * 8),
+    "non_utf8_row": lambda p: p.write_bytes(p.read_bytes() + "2021-09-15T00:00:00Z,1,1,1,1,\xe9\n".encode("latin-1")),
+    "corrupt_parquet": None,
+}
+
+
+@needs_real
+@pytest.mark.parametrize("kind", sorted(UNREADABLE))
+def test_replay_one_unreadable_file_skips_only_its_symbol(replay_base, replay_clean, kind):
+    """Observed before: the whole cycle aborted with "no venue answered … EmptyDataError", naming no file."""
+    def edit(folder):
+        path = folder / "DOGE-USD.csv"
+        if kind == "corrupt_parquet":
+            path.unlink()
+            (folder / "DOGE-USD.parquet").write_bytes(b"PAR1" + bytes(range(200)) + b"PAR1")
+        else:
+            UNREADABLE[kind](path)
+
+    window = _window(replay_base, _variant(replay_base, f"unreadable_{kind}", edit))
+    (problem,) = window.data_quality["files"]
+    name = "DOGE-USD.parquet" if kind == "corrupt_parquet" else "DOGE-USD.csv"
+    assert problem["symbol"] == "DOGE/USD" and problem["reason"] == "unreadable_file" and name in problem["detail"]
+    assert window.data_quality["counts"] == {"unreadable_file": 1}
+    others = replay_clean.ranking[replay_clean.ranking["symbol"] != "DOGE/USD"]
+    assert list(window.ranking["symbol"]) == list(others["symbol"])  # the rest goes on, unchanged
+    assert "DOGE/USD" not in set(window.ranking["symbol"])
+
+
+@needs_real
+def test_replay_symlink_out_of_the_folder_is_refused_and_reported(replay_base, replay_clean, tmp_path):
+    outside = tmp_path / "SHIB-USD.csv"
+    shutil.copy(replay_base[1] / "BTC-USD.csv", outside)
+    window = _window(replay_base, _variant(replay_base, "symlink", lambda f: (f / "SHIB-USD.csv").symlink_to(outside)))
+    (problem,) = window.data_quality["files"]
+    assert problem["reason"] == "file_outside_folder" and "SHIB-USD.csv" in problem["detail"]
+    pd.testing.assert_frame_equal(window.ranking, replay_clean.ranking, check_exact=True)
+
+
+@needs_real
+def test_replay_symbol_whose_file_ended_is_inactive(replay_base, replay_clean):
+    """Observed before: ALGO and CHZ end 2022-02-02 and were still ranked on 02-13 (SPEC §2: no bar
+    in period 0 → inactive)."""
+    def edit(folder):
+        rows = _rows(folder, "XRP")
+        _write_rows(folder, "XRP", rows[: _day_row(rows, "2021-09-12")])  # last bar 2021-09-11
+
+    window = _window(replay_base, _variant(replay_base, "ended", edit))
+    xrp = window.ranking.set_index("symbol").loc["XRP/USD"]
+    assert xrp["exclusion_reason"] == "inactive" and xrp["segment"] == "none" and pd.isna(xrp["rank"])
+    assert replay_clean.ranking.set_index("symbol").loc["XRP/USD", "eligible"]
+    assert "XRP/USD" not in window.regime.details.get("symbols", []) if window.regime.details else True
+
+
+@needs_real
+def test_replay_range_reads_report_what_single_reads_report(replay_base):
+    """A regime backfill (one range read) gives each partition the data-quality report, ranking and
+    regime a run of that partition alone gives — garbage or not."""
+    def edit(folder):
+        rows = _rows(folder, "ETH")
+        i = _day_row(rows, "2021-09-12")
+        rows.insert(i, _scaled(rows[i], "close", 1.5))
+        _write_rows(folder, "ETH", rows)
+        (folder / "DOGE-USD.csv").write_bytes(b"")
+
+    times = [RT - timedelta(days=2), RT - timedelta(days=1), RT]
+    for folder in (replay_base[1], _variant(replay_base, "range", edit)):
+        batch = compute_windows(ReplayMarket(folder, resolution="1d", venue="kraken"), replay_base[2], times, 10, 20)
+        for t, got in zip(times, batch):
+            alone = _window(replay_base, folder, t)
+            pd.testing.assert_frame_equal(got.ranking, alone.ranking, check_exact=True)
+            assert got.regime_json("k") == alone.regime_json("k") and got.data_quality == alone.data_quality
+    assert {b["reason"] for b in batch[-1].data_quality["bars"]} == {"duplicate_bar"}
+    assert [f["symbol"] for f in batch[-1].data_quality["files"]] == ["DOGE/USD"]
+
+
+@needs_real
+def test_replay_scan_reports_every_repair_in_explain_and_writes_no_absurd_number(tmp_path):
+    """An hourly replay cycle with a 1e300 close, a NaN row, a 100× spike and an unreadable file:
+    explain.json data_quality names each, premove and the evaluated numbers stay finite."""
+    folder = tmp_path / "hourly"
+    folder.mkdir()
+    for base in ("BTC", "ETH", "LTC", "XRP", "BCH"):
+        frame = pd.read_csv(REAL / "hourly" / f"{base}-USD.csv", dtype=str)
+        frame[(frame["timestamp"] >= "2021-04-01") & (frame["timestamp"] < "2021-06-01T12")].to_csv(folder / f"{base}-USD.csv", index=False)
+    for base, hour, column, factor in (("ETH", "2021-06-01T05", "close", 1e300 / 3000), ("LTC", "2021-05-31T20", "close", 100.0),
+                                        ("LTC", "2021-05-31T20", "high", 100.0)):
+        rows = _rows(folder, base)
+        i = _day_row(rows, hour)
+        rows[i] = _scaled(rows[i], column, factor)
+        _write_rows(folder, base, rows)
+    rows = _rows(folder, "BTC")
+    i = _day_row(rows, "2021-06-01T03")
+    rows[i] = ",".join(rows[i].split(",")[:4] + ["", rows[i].split(",")[5]])
+    _write_rows(folder, "BTC", rows)
+    (folder / "JUNK-USD.csv").write_bytes(bytes(range(256)) * 4)
+    config = load_config(write_config(tmp_path / "config.yaml", _replay_raw(tmp_path, folder, "1h")))
+    market = ReplayMarket(folder, resolution="1h", venue="kraken")
+    t = datetime(2021, 6, 1, 12, tzinfo=timezone.utc)
+    uni = collect_snapshot(market, None, t, limit=720, with_books=False)
+    ranking = rank_universe(uni, config, hot_size=10, warm_size=20)
+    regime = {**compute_regime(uni, ranking, config).to_dict(), "partition_key": "k"}
+    assert np.isfinite(ranking["adv_usd"]).all() and ranking["eligible"].all()
+    snap = collect_snapshot(market, segment_symbols(ranking, "hot"), t, limit=720)
+    res = run_scan(snap, ranking, regime, config, config.job("scan.hot"))
+    dq = res.explain["data_quality"]
+    got = {(b["symbol"], b["reason"], b["action"]) for b in dq["bars"]}
+    assert {("ETH/USD", "price_out_of_range", "rejected"), ("BTC/USD", "nan_price", "rejected"),
+            ("LTC/USD", "price_spike", "rejected")} <= got
+    assert [(f["symbol"], f["reason"]) for f in dq["files"]] == [("JUNK/USD", "unreadable_file")]
+    assert "JUNK-USD.csv" in dq["files"][0]["detail"]
+    text = json_bytes(res.explain).decode()
+    assert "Infinity" not in text and "NaN" not in text and "e+29" not in text and "e+30" not in text
+    numbers = res.premove.select_dtypes("number").to_numpy(float)
+    assert np.isfinite(numbers[~np.isnan(numbers)]).all() and (np.nan_to_num(numbers) < 1e12).all()
+    ev = res.evaluated.select_dtypes("number").to_numpy(float)
+    assert np.isfinite(ev[~np.isnan(ev)]).all()
+
+
+@needs_real
+def test_replay_regime_job_reports_data_quality_in_its_metadata(replay_base, tmp_path):
+    """The regime job had no data-quality output at all: now each partition's regime_weights
+    materialisation carries the report (regime.json's format is fixed by SPEC §9) and the run log a warning."""
+    def edit(folder):
+        rows = _rows(folder, "ETH")
+        i = _day_row(rows, "2021-09-12")
+        rows.insert(i, _scaled(rows[i], "volume", 30.0))
+        _write_rows(folder, "ETH", rows)
+        (folder / "DOGE-USD.csv").write_bytes(b"")
+
+    folder = _variant(replay_base, "pipeline", edit)
+    pipe = make_pipeline(tmp_path, lambda raw: raw.update(_replay_raw(tmp_path / "artifacts", folder)))
+    result = pipe.run("regime_refresh", "2021-09-14-20:00")
+    assert result.success, failure_text(result)
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "regime_weights"]
+    meta = mats[0].step_materialization_data.materialization.metadata
+    dq = meta["data_quality"].value
+    assert {(b["symbol"], b["reason"], b["action"]) for b in dq["bars"]} == {("ETH/USD", "duplicate_bar", "rejected")}
+    assert [f["symbol"] for f in dq["files"]] == ["DOGE/USD"] and "DOGE-USD.csv" in dq["files"][0]["detail"]
+    assert meta["bars_rejected_or_repaired"].value == 2 and meta["unreadable_files"].value == 1
+    warnings = [e.message for e in result.all_events if e.event_type_value == "ENGINE_EVENT" or e.is_step_event]
+    logs = [r.user_message for r in pipe.instance.all_logs(result.run_id) if r.user_message]
+    assert any("data quality" in m and "DOGE-USD.csv" in m and "duplicate_bar" in m for m in logs), warnings
+    regime_json = json.loads((pipe.artifacts / "2021-09-15T00-00-00Z" / "regime.json").read_text())
+    assert "data_quality" not in regime_json

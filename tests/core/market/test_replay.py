@@ -167,8 +167,7 @@ def test_is_a_daily_market_source_for_one_venue(daily, hourly):
     other = daily.fetch_ohlcv([("okx", "BTC/USD"), ("kraken", "NOPE/USD")], datetime(2021, 1, 1, tzinfo=UTC))
     assert [r.error for r in other] == ["bad_symbol", "bad_symbol"]
     assert daily.fetch_ohlcv([("kraken", "BTC/USD")], datetime(2021, 1, 1, tzinfo=UTC), timeframe="1h")[0].error == "no_data"
-    daily.load_all()
-    assert set(daily.dropped_rows) == set(daily.symbols) and sum(daily.dropped_rows.values()) == 0
+    assert daily.data_problems("kraken", datetime(2022, 2, 14, tzinfo=UTC)) == [] and daily.problems == {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,29 +197,103 @@ def test_missing_folder_raises(tmp_path):
         ReplayMarket(tmp_path)
 
 
+def _problem(market: ReplayMarket, symbol: str) -> tuple[str, str]:
+    (got,) = [r for r in market.data_problems("kraken", datetime(2024, 2, 1, tzinfo=UTC)) if r.symbol == symbol]
+    assert not got.ok and got.data is None
+    return got.error, got.detail
+
+
 def test_bad_columns_name_the_file_and_the_problem(tmp_path):
     _write(tmp_path / "BTC-USD.csv", "time,open,high,low,close\n2024-01-01,1,1,1,1\n")
+    _write(tmp_path / "ETH-USD.csv", GOOD)
     market = ReplayMarket(tmp_path)
-    with pytest.raises(ValueError) as err:
-        market.fetch_ohlcv([("kraken", "BTC/USD")], datetime(2024, 2, 1, tzinfo=UTC), timeframe="1d")
-    assert "BTC-USD.csv" in str(err.value) and "timestamp" in str(err.value) and "volume" in str(err.value)
+    got = market.fetch_ohlcv([("kraken", "BTC/USD")], datetime(2024, 2, 1, tzinfo=UTC), timeframe="1d")[0]
+    assert got.error == "no_data"
+    reason, detail = _problem(market, "BTC/USD")
+    assert reason == "unreadable_file"
+    assert "BTC-USD.csv" in detail and "timestamp" in detail and "volume" in detail
+    assert [m.symbol for m in market.list_markets("kraken", datetime(2024, 2, 1, tzinfo=UTC))] == ["ETH/USD"]
 
 
-def test_unparseable_timestamps_and_foreign_quotes_raise(tmp_path):
+def test_unparseable_timestamps_are_reported_and_foreign_quotes_raise(tmp_path):
     _write(tmp_path / "a" / "ETH-USD.csv", "timestamp,open,high,low,close,volume\nyesterday,1,1,1,1,1\n")
-    with pytest.raises(ValueError, match="ETH-USD.csv.*timestamp"):
-        ReplayMarket(tmp_path / "a").load_all()
+    reason, detail = _problem(ReplayMarket(tmp_path / "a"), "ETH/USD")
+    assert reason == "unreadable_file" and "ETH-USD.csv" in detail and "timestamp" in detail
     _write(tmp_path / "b" / "ETH-EUR.csv", GOOD)
     with pytest.raises(ValueError, match="ETH-EUR.csv.*EUR"):
         ReplayMarket(tmp_path / "b")
 
 
-def test_bad_rows_are_dropped_and_counted(tmp_path):
+def test_bad_rows_are_served_as_recorded_for_the_sanitation_to_report(tmp_path):
+    """Replay judges no value: the zero low, the blank high and the negative close reach the
+    cycle's sanitation (which rejects them with a reason code), in time order."""
     _write(tmp_path / "SOL-USD.csv", GOOD)
     market = ReplayMarket(tmp_path)
     bars = market.fetch_ohlcv([("kraken", "SOL/USD")], datetime(2024, 2, 1, tzinfo=UTC), timeframe="1d")[0].data
-    assert list(bars["close"]) == [10.5, 11.5, 11.1]
-    assert market.dropped_rows == {"SOL/USD": 3}
+    assert list(bars["close"]) == [10.5, 11.5, 11.0, 10.8, -1.0, 11.1]
+    assert bars["high"].isna().sum() == 1 and market.problems == {}
+
+
+UNREADABLE = {
+    "empty": b"",
+    "binary_junk": bytes(range(256)) * 4,
+    "non_utf8_row": GOOD.encode() + "2024-01-07T00:00:00Z,11,12,10,11,5\xe9\n".encode("latin-1"),
+    "header_only_garbage": b"\x00\x01\x02,\x03\n\x04,\x05\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNREADABLE))
+def test_one_unreadable_file_skips_its_symbol_only(tmp_path, kind):
+    (tmp_path / "BAD-USD.csv").write_bytes(UNREADABLE[kind])
+    _write(tmp_path / "ETH-USD.csv", GOOD)
+    market = ReplayMarket(tmp_path)
+    t = datetime(2024, 2, 1, tzinfo=UTC)
+    assert [m.symbol for m in market.list_markets("kraken", t)] == ["ETH/USD"]
+    reason, detail = _problem(market, "BAD/USD")
+    assert reason == "unreadable_file" and "BAD-USD.csv" in detail
+    snapshot = collect_snapshot(market, None, t, limit=30)  # the cycle goes on with the rest
+    assert set(snapshot.bars["symbol"]) == {"ETH/USD"}
+    files = snapshot.fetches[snapshot.fetches["kind"] == "file"]
+    assert list(files["symbol"]) == ["BAD/USD"] and list(files["error"]) == ["unreadable_file"]
+    assert "BAD-USD.csv" in files["detail"].iloc[0]
+
+
+def test_corrupt_parquet_is_reported(tmp_path):
+    frame = _csv(_write(tmp_path / "src.csv", GOOD))
+    (tmp_path / "src.csv").unlink()
+    frame.to_parquet(tmp_path / "BTC-USD.parquet")
+    data = (tmp_path / "BTC-USD.parquet").read_bytes()
+    (tmp_path / "BTC-USD.parquet").write_bytes(data[: len(data) // 2] + b"\0" * 64 + data[-8:])
+    _write(tmp_path / "ETH-USD.csv", GOOD)
+    market = ReplayMarket(tmp_path)
+    reason, detail = _problem(market, "BTC/USD")
+    assert reason == "unreadable_file" and "BTC-USD.parquet" in detail
+    assert [m.symbol for m in market.list_markets("kraken", datetime(2024, 2, 1, tzinfo=UTC))] == ["ETH/USD"]
+
+
+def test_a_symlink_out_of_the_folder_is_refused(tmp_path):
+    outside = _write(tmp_path / "elsewhere" / "BTC-USD.csv", GOOD)
+    folder = tmp_path / "replay"
+    _write(folder / "ETH-USD.csv", GOOD)
+    (folder / "BTC-USD.csv").symlink_to(outside)
+    (folder / "SOL-USD.csv").symlink_to(folder / "ETH-USD.csv")  # inside the folder: fine
+    market = ReplayMarket(folder)
+    assert market.symbols == ["ETH/USD", "SOL/USD"]
+    reason, detail = _problem(market, "BTC/USD")
+    assert reason == "file_outside_folder" and "BTC-USD.csv" in detail
+    got = market.fetch_ohlcv([("kraken", "BTC/USD")], datetime(2024, 2, 1, tzinfo=UTC), timeframe="1d")[0]
+    assert got.error == "bad_symbol"
+
+
+def test_duplicated_open_times_are_served_for_the_sanitation_not_range_read(tmp_path):
+    """Both copies of a duplicated day are served (file order never decides); a range read of such a
+    file is refused, so every cycle is sanitized (and reported) on its own."""
+    _write(tmp_path / "ETH-USD.csv", GOOD.replace("2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z"))
+    market = ReplayMarket(tmp_path)
+    bars = market.fetch_ohlcv([("kraken", "ETH/USD")], datetime(2024, 2, 1, tzinfo=UTC), timeframe="1d")[0].data
+    assert (bars["timestamp"] == pd.Timestamp("2024-01-01", tz="UTC")).sum() == 2
+    with pytest.raises(NotImplementedError, match="ETH-USD.csv"):
+        market.bar_windows([("kraken", "ETH/USD")], [datetime(2024, 2, 1, tzinfo=UTC)], timeframe="1d", limit=30)
 
 
 def test_parquet_files_and_suffix_collisions(tmp_path):
@@ -254,3 +327,18 @@ def test_recorded_books_are_served_as_of_t(tmp_path):
     np.testing.assert_array_equal(mid.data.asks, [[101, 1]])
     late, = market.fetch_order_books([("kraken", "BTC/USD")], datetime(2024, 3, 1, tzinfo=UTC), depth=1)
     np.testing.assert_array_equal(late.data.asks, [[105, 3]])
+
+
+@needs_real
+def test_real_files_that_ended_are_inactive_not_ranked(daily):
+    """ALGO and CHZ end 2022-02-02: on 2022-02-13 they have no bar in period 0 (SPEC §2), so they
+    are inactive — before, they were still ranked."""
+    from cryptorun_core.config import load_config
+    from cryptorun_core.universe import rank_universe
+
+    config = load_config(check_artifacts_dir=False)
+    t = datetime(2022, 2, 13, tzinfo=UTC)
+    ranking = rank_universe(collect_snapshot(daily, None, t, venues=["kraken"], limit=30, with_books=False), config).set_index("symbol")
+    for symbol in ("ALGO/USD", "CHZ/USD"):
+        assert ranking.loc[symbol, "exclusion_reason"] == "inactive" and ranking.loc[symbol, "segment"] == "none"
+    assert ranking.loc["BTC/USD", "rank"] == 1

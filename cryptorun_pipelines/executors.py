@@ -1,0 +1,173 @@
+"""The executor of every job, chosen by ``executor:`` in config/scheduler.yaml.
+
+``in_process`` (all steps in the run's process), ``multiprocess`` (one process per step, at most
+``max_concurrent`` at once) or ``celery`` (one Celery task per step, on ``dagster-celery`` workers
+sharing the instance and the artifacts folder; broker and backend URLs read from the environment
+variables the config names, when the run starts). Steps hand each other data only through the
+artifact IO manager, so every executor writes the same bytes.
+
+Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process before any step:
+
+- **the partition check**: a run whose partition tags are not a closed partition of its job
+  (:func:`~cryptorun_pipelines.partitions.run_partition_problem`: off-tick, malformed, too early,
+  still open, inverted range, no tag) fails with that one sentence and writes nothing, however it
+  was launched (UI, ``dagster job execute``, schedule, backfill) and whatever the executor;
+- **dry runs stay in one process**: a dry run keeps what it computes in memory only, so under a
+  multi-process executor its steps run in the run's process (an engine event says so);
+- **the launcher's settings travel with the run**: the config file, artifacts folder and market
+  source the run resolved are stamped on it as tags (:data:`SETTINGS_TAGS`); every step process, a
+  Celery worker on another host included, reads them from there
+  (:meth:`CryptoRunConfigResource.setup_for_execution`) instead of from its own environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.executor_definition import ExecutorDefinition
+from dagster._core.events import DagsterEvent, EngineEventData
+from dagster._core.execution.retries import RetryMode
+from dagster._core.executor.base import Executor
+from dagster._core.executor.in_process import InProcessExecutor
+
+from cryptorun_core.config import ExecutorConfig
+from cryptorun_pipelines.partitions import run_partition_problem
+from cryptorun_pipelines.run_tags import SETTINGS_TAGS
+
+UTC = timezone.utc
+
+#: the resource whose resolved config is stamped on the run, and the IO manager that knows dry runs
+CONFIG_RESOURCE = "cryptorun_config"
+IO_MANAGER = "io_manager"
+
+
+class PartitionRefused(dg.DagsterError):
+    """The run's partition tags are not a partition its job may fill now (the message says why)."""
+
+
+class CeleryUrlMissing(dg.DagsterError):
+    """The environment variable the config names for a Celery URL is not set in the launcher."""
+
+
+def _celery_executor() -> ExecutorDefinition:
+    try:
+        from dagster_celery import celery_executor
+    except ImportError as exc:  # pragma: no cover - the production extra is not installed
+        raise ImportError(
+            "executor.type is celery but dagster-celery is not installed: pip install 'cryptorun[production]'"
+        ) from exc
+    return celery_executor
+
+
+def _env_url(environ: Mapping[str, str], key: str, name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise CeleryUrlMissing(f"executor.celery.{key}: the environment variable {name} is not set (the Celery URL)")
+    return value
+
+
+def celery_config(settings: ExecutorConfig, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The dagster-celery executor config of ``settings``: the URLs from the environment."""
+    env = os.environ if environ is None else environ
+    celery = settings.celery
+    return {
+        "broker": _env_url(env, "broker_url_env", celery.broker_url_env),
+        "backend": _env_url(env, "backend_url_env", celery.backend_url_env),
+    }
+
+
+def inner_executor(settings: ExecutorConfig) -> tuple[ExecutorDefinition, Any]:
+    """The Dagster executor ``settings`` selects, and its config (a callable: read at run start)."""
+    if settings.type == "in_process":
+        return dg.in_process_executor, {}
+    if settings.type == "multiprocess":
+        return dg.multiprocess_executor, {"max_concurrent": settings.multiprocess.max_concurrent}
+    return _celery_executor(), lambda: celery_config(settings)
+
+
+def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
+    """The executor definition of every job: the one ``settings`` selects, checked and configured."""
+    inner, config = inner_executor(settings)
+
+    def create(init_context) -> Executor:
+        executor_config = dict(init_context.executor_config)
+        if callable(config):
+            executor_config.update(config())
+        elif config:
+            executor_config.update(config)
+        wrapped = init_context.__class__(
+            job=init_context.job, executor_def=inner, executor_config=executor_config, instance=init_context.instance,
+        )
+        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process")
+
+    return ExecutorDefinition(
+        name=f"cryptorun_{settings.type}",
+        config_schema=inner.config_schema,
+        requirements=lambda executor_config: inner.get_requirements(executor_config),
+        executor_creation_fn=create,
+        description=f"{inner.description or inner.name} Chosen by executor.type in the CryptoRun config; the run's "
+        "partition is checked before any step.",
+    )
+
+
+def _resolved_config(plan_context, resource: str) -> Mapping[str, Any]:
+    """The config ``resource`` gets in this run: the run's config with the definitions' defaults."""
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    resolved = ResolvedRunConfig.build(plan_context.job.get_definition(), plan_context.run_config).resources.get(resource)
+    value = resolved.config if resolved is not None else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def settings_tags(plan_context) -> dict[str, str]:
+    """The run's config file, artifacts folder and market source, as the launcher resolved them."""
+    values = _resolved_config(plan_context, CONFIG_RESOURCE)
+    return {tag: str(values[field]) for field, tag in SETTINGS_TAGS.items() if values.get(field)}
+
+
+def is_dry_run(plan_context) -> bool:
+    return bool(_resolved_config(plan_context, IO_MANAGER).get("dry_run"))
+
+
+class CheckedExecutor(Executor):
+    """Checks the run's partition, keeps a dry run in one process and stamps the run's settings,
+    then hands the plan to the executor the config chose."""
+
+    def __init__(self, inner: Executor, *, multi_process: bool):
+        self.inner = inner
+        self.multi_process = multi_process
+
+    @property
+    def retries(self) -> RetryMode:
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self.inner.step_dependency_config
+
+    def __getattr__(self, name: str) -> Any:  # e.g. app_args(), which the Celery loop asks its executor for
+        return getattr(self.inner, name)
+
+    def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
+        job_def = plan_context.job.get_definition()
+        run = plan_context.dagster_run
+        if job_def.partitions_def is not None:
+            problem = run_partition_problem(job_def.partitions_def, run.tags, datetime.now(UTC), job=job_def.name)
+            if problem:
+                raise PartitionRefused(problem)
+        tags = settings_tags(plan_context)
+        if tags and any(run.tags.get(k) != v for k, v in tags.items()):
+            plan_context.instance.add_run_tags(run.run_id, tags)
+        if self.multi_process and is_dry_run(plan_context):
+            yield DagsterEvent.engine_event(
+                plan_context,
+                "dry run: every step runs in this process (a dry run keeps its values in memory only)",
+                EngineEventData(),
+            )
+            yield from InProcessExecutor(retries=self.inner.retries, marker_to_close=None).execute(plan_context, execution_plan)
+            return
+        yield from self.inner.execute(plan_context, execution_plan)

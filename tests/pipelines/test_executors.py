@@ -1,0 +1,198 @@
+"""The executor chosen by ``executor:`` in the config (cryptorun_pipelines.executors).
+
+Fast tests: the executor each setting builds, the Celery URLs read from the environment the config
+names. End to end (the real ``dagster job execute``, a temporary DAGSTER_HOME): a regime backfill of
+12 partitions and a hot cycle under the multiprocess executor and on a real Celery worker (Redis
+from the ``redis_url`` fixture) write exactly the bytes the in-process executor writes; a dry run
+under a multi-process executor runs in one process and writes nothing; the Celery worker reads the
+artifacts folder the run resolved, not its own environment's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+import pytest
+
+from cryptorun_core.config import changed, packaged_config
+from cryptorun_pipelines.executors import CeleryUrlMissing, build_executor, celery_config
+
+from .conftest import REPO, SPEC_REGIME, SPEC_SCAN_HOT, small_config_dict, write_config
+
+BIN = Path(sys.executable).parent
+MODULE = "cryptorun_pipelines.definitions"
+#: 12 regime windows (4 h each) up to the one closing 2026-11-20T12:00Z, then the hot cycle at T 12:00 that reads it
+BACKFILL = {"dagster/asset_partition_range_start": "2026-11-18-12:00", "dagster/asset_partition_range_end": "2026-11-20-08:00"}
+HOT_KEY = "2026-11-20-11:45"
+
+
+# -- what each setting builds ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,inner", [("in_process", "in_process"), ("multiprocess", "multiprocess"), ("celery", "celery")])
+def test_each_type_builds_its_executor_under_the_check(kind, inner):
+    settings = changed(packaged_config().executor, type=kind)
+    executor = build_executor(settings)
+    assert executor.name == f"cryptorun_{kind}"
+    requirements = executor.get_requirements({})
+    # every executor but in_process needs a job it can rebuild in another process and a persistent instance
+    assert bool(requirements) == (inner != "in_process")
+
+
+def test_celery_urls_come_from_the_variables_the_config_names():
+    settings = changed(packaged_config().executor, type="celery", celery={"broker_url_env": "MY_BROKER", "backend_url_env": "MY_BACKEND"})
+    assert celery_config(settings, {"MY_BROKER": "redis://h:1/2", "MY_BACKEND": "redis://h:1/3"}) == {
+        "broker": "redis://h:1/2", "backend": "redis://h:1/3",
+    }
+    with pytest.raises(CeleryUrlMissing) as err:
+        celery_config(settings, {"MY_BROKER": "redis://h:1/2"})
+    assert str(err.value) == "executor.celery.backend_url_env: the environment variable MY_BACKEND is not set (the Celery URL)"
+
+
+def test_every_job_gets_the_configured_executor(tmp_path):
+    from cryptorun_pipelines.build import build_definitions
+
+    raw = small_config_dict(tmp_path / "artifacts")
+    raw["executor"]["type"] = "multiprocess"
+    path = write_config(tmp_path / "scheduler.yaml", raw)
+    from cryptorun_core.config import load_config
+
+    defs = build_definitions(load_config(path), config_path=path)
+    for name in ("scan_hot", "scan_warm", "regime_refresh"):
+        assert defs.resolve_job_def(name).executor_def.name == "cryptorun_multiprocess"
+
+
+# -- end to end: the same bytes under every executor -------------------------------------------
+
+
+def artifact_bytes(root: Path) -> dict[str, str]:
+    """Every file a reader sees under ``root`` (set members through their links), by path: its sha256."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if ".sets" in rel.parts or not path.is_file():
+            continue
+        out[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def environment(root: Path, executor: str, **extra: str) -> tuple[dict[str, str], Path]:
+    """A config of the small simulated market with ``executor``, a fresh DAGSTER_HOME, and the
+    environment of a shell that runs `dagster` with them (the venv's bin first on PATH)."""
+    artifacts = root / "artifacts"
+    raw = small_config_dict(artifacts)
+    raw["executor"]["type"] = executor
+    config = write_config(root / "config" / "scheduler.yaml", raw)
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTORUN_", "DAGSTER_"))}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", CRYPTORUN_CONFIG=str(config), DAGSTER_HOME=str(home), **extra)
+    return env, artifacts
+
+
+def dagster_execute(env: dict[str, str], job: str, tags: dict[str, str], *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "dagster"), "job", "execute", "-m", MODULE, "-j", job, "--tags", json.dumps(tags), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def backfill_then_hot_cycle(env: dict[str, str]) -> None:
+    for job, tags in (("regime_refresh", BACKFILL), ("scan_hot", {"dagster/partition": HOT_KEY})):
+        proc = dagster_execute(env, job, tags)
+        assert proc.returncode == 0, f"{job}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def in_process_bytes(tmp_path_factory) -> dict[str, str]:
+    """What the in-process executor writes for the backfill and the hot cycle (the reference)."""
+    env, artifacts = environment(tmp_path_factory.mktemp("in_process"), "in_process")
+    backfill_then_hot_cycle(env)
+    written = artifact_bytes(artifacts)
+    hot = artifacts / "2026-11-20T12-00-00Z"
+    assert {p.name for p in hot.iterdir() if not p.name.startswith(".")} == SPEC_REGIME | SPEC_SCAN_HOT
+    assert sum(1 for k in written if k.endswith("/regime.json")) == 12
+    return written
+
+
+@pytest.mark.e2e
+def test_multiprocess_writes_the_bytes_of_in_process(tmp_path, in_process_bytes):
+    env, artifacts = environment(tmp_path, "multiprocess")
+    backfill_then_hot_cycle(env)
+    assert artifact_bytes(artifacts) == in_process_bytes
+
+
+@pytest.mark.e2e
+def test_a_dry_run_under_multiprocess_runs_in_one_process_and_writes_nothing(tmp_path):
+    env, artifacts = environment(tmp_path, "multiprocess")
+    proc = dagster_execute(env, "scan_hot", {"dagster/partition": HOT_KEY}, "-c", "config/dry_run.yaml")
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode == 0, logs[-4000:]
+    assert "dry run: every step runs in this process" in logs
+    assert "dry run: would write hot_signals" in logs and "Multiprocess executor" not in logs
+    assert not artifacts.exists()
+
+
+def _redis_db_url(base: str, db: int) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
+
+
+@pytest.fixture
+def celery_worker(tmp_path, redis_url):
+    """A dagster-celery worker on its own Redis database, with the environment a worker host would
+    have: the venv on PATH, the shared instance and config file, and nothing else of ours (no
+    artifacts folder override: that comes with each run)."""
+    db = 1 + int(hashlib.sha256(str(tmp_path).encode()).hexdigest(), 16) % 15
+    url = _redis_db_url(redis_url, db)
+    env, artifacts = environment(
+        tmp_path / "celery", "celery", CRYPTORUN_CELERY_BROKER_URL=url, CRYPTORUN_CELERY_BACKEND_URL=url,
+    )
+    worker_env = {k: v for k, v in env.items() if not k.startswith("CRYPTORUN_CELERY_")}
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "dagster_celery.app", "-b", url, "--result-backend", url, "worker",
+         "-Q", "dagster", "--pool", "solo", "-n", f"cryptorun-test-{db}@%h", "--without-gossip", "--without-mingle",
+         "--loglevel", "INFO"],
+        cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        yield env, artifacts, tmp_path / "worker.log"
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        log.close()
+
+
+@pytest.mark.e2e
+def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_path, celery_worker, in_process_bytes):
+    env, config_artifacts, worker_log = celery_worker
+    # the launcher overrides the artifacts folder; the worker's environment does not: it must follow the run
+    artifacts = tmp_path / "launched-artifacts"
+    env = {**env, "CRYPTORUN_ARTIFACTS_DIR": str(artifacts)}
+    try:
+        backfill_then_hot_cycle(env)
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        raise AssertionError(f"{exc}\n--- worker log ---\n{worker_log.read_text()[-4000:]}") from None
+    assert artifact_bytes(artifacts) == in_process_bytes
+    assert not config_artifacts.exists(), "a worker wrote into its own environment's artifacts folder"
+    # every step ran as a Celery task on the worker
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    runs = instance.get_runs()
+    assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.tags["cryptorun/artifacts_dir"] == str(artifacts) for r in runs)
+    logs = worker_log.read_text()
+    assert logs.count("execute_plan") >= 3 and "succeeded" in logs
