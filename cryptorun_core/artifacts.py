@@ -39,7 +39,12 @@ PREMOVE_COLUMNS = (
     "timestamp", "symbol", "venue", "premove_score", "state", "compression", "volume_build", "book_imbalance",
     "gates_passed", "execution_risk", "spread_bps", "depth_usd",
 )
-COLUMNS = {"signals": SIGNALS_COLUMNS, "warm_signals": WARM_SIGNALS_COLUMNS, "premove": PREMOVE_COLUMNS}
+#: signal evaluation (issue #17; uses data after T): one row per evaluated symbol of a past cycle
+EVALUATION_COLUMNS = ("as_of", "job", "segment", "symbol", "venue", "tier", "regime", "score", "decision", "score_gate",
+                      "primary_reason", "fwd_1h", "fwd_4h", "fwd_24h")
+EVALUATION_SUMMARY_COLUMNS = ("job", "grouping", "group", "horizon", "count", "mean", "median", "hit_rate", "spearman_score")
+COLUMNS = {"signals": SIGNALS_COLUMNS, "warm_signals": WARM_SIGNALS_COLUMNS, "premove": PREMOVE_COLUMNS,
+           "evaluation": EVALUATION_COLUMNS, "evaluation_summary": EVALUATION_SUMMARY_COLUMNS}
 
 # --------------------------------------------------------------------------------------------
 # the registry: every file a cycle writes, once
@@ -74,6 +79,9 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(keys.HOT_EXPLAIN, "hot", "explain.json", "json", "artifacts"),
     Artifact(keys.WARM_SNAPSHOT, "warm", "snapshots/scan_warm", "snapshot", "cache"),
     Artifact(keys.WARM_SIGNALS, "warm", "warm_signals.csv", "csv", "artifacts", "warm_signals"),
+    # signal evaluation: uses data after T; the folder {artifacts_dir}/evaluation/<day or range>/ holding
+    # EVALUATION_FILES, never read by a scan
+    Artifact(keys.SIGNAL_EVALUATION, "evaluation", "evaluation", "folder", "evaluation"),
 )
 BY_ASSET: dict[str, Artifact] = {a.asset: a for a in ARTIFACTS}
 #: the assets each kind of job materialises, in the order they are computed
@@ -83,6 +91,19 @@ ROLE_ASSETS: dict[str, tuple[str, ...]] = {
 #: the SPEC §9 files (the only ones the as_of folders ever hold)
 SPEC_FILES: tuple[str, ...] = tuple(a.filename for a in ARTIFACTS if a.spec_file)
 PIPELINE_DIR = ".pipeline"
+EVALUATION_DIR = "evaluation"
+
+
+#: the files of one evaluation folder (csv kinds in COLUMNS)
+EVALUATION_FILES: dict[str, str] = {
+    "rows": "evaluation.csv", "summary": "evaluation_summary.csv", "report": "evaluation.json", "chart": "evaluation.png",
+}
+
+
+def evaluation_dir(artifacts_dir: str | os.PathLike[str], label: str) -> Path:
+    """Folder of one evaluation: ``{artifacts_dir}/evaluation/<label>`` (a day ``YYYY-MM-DD`` of the
+    partitioned asset, or ``<from>_<to>`` of ``cryptorun evaluate``)."""
+    return safe_join(artifacts_dir, EVALUATION_DIR, label)
 
 
 def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any) -> Path:
@@ -92,6 +113,8 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     (:mod:`cryptorun_core.artifact_sets`)."""
     spec = BY_ASSET[asset]
     parts = spec.filename.split("/")
+    if spec.location == EVALUATION_DIR:  # ``as_of`` is the evaluation's label (a day, or <from>_<to>)
+        return evaluation_dir(artifacts_dir, str(as_of))
     if spec.spec_file:
         return safe_join(artifacts_dir, as_of_folder(as_of)) / parts[-1]
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)

@@ -21,3 +21,6 @@ WARM_SIGNALS = "warm_signals"
 SNAPSHOT = {"hot": HOT_SNAPSHOT, "warm": WARM_SNAPSHOT}
 #: the longest label Dagster's zoomed-out lineage node shows whole
 NODE_LABEL_MAX = 18
+
+#: signal evaluation (issue #17): uses data after T, read by no scan asset
+SIGNAL_EVALUATION = "signal_evaluation"

@@ -164,6 +164,23 @@ class CcxtMarketConfig(_Strict):
     api_key_env: dict[str, str]
 
 
+class RecordMarketConfig(_Strict):
+    """The recorder (issue #17): every live cycle's closed bars and books archived as day-partitioned
+    Parquet under ``folder`` (apart from the pruned pipeline snapshots); replay it with
+    ``market.source: replay`` and ``market.replay.path`` = the folder."""
+
+    enabled: bool
+    folder: str
+    retention_days: int | None = Field(ge=1)  # null keeps every day
+
+    @field_validator("folder")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
 class CacheConfig(_Strict):
     ttl_s: float = Field(ge=0)
     max_entries: int = Field(gt=0)
@@ -181,6 +198,7 @@ class MarketConfig(_Strict):
     replay: ReplayMarketConfig
     ccxt: CcxtMarketConfig
     cache: CacheConfig
+    record: RecordMarketConfig
 
     @field_validator("venues")
     @classmethod

@@ -404,7 +404,8 @@ def _resolve_paths(config: AppConfig, origins: Origins) -> AppConfig:
     ccxt_cfg = config.market.ccxt.model_copy(
         update={"ohlcv_cache_dir": resolve(config.market.ccxt.ohlcv_cache_dir, "market.ccxt.ohlcv_cache_dir")}
     )
-    market = config.market.model_copy(update={"replay": replay, "ccxt": ccxt_cfg})
+    record = config.market.record.model_copy(update={"folder": resolve(config.market.record.folder, "market.record.folder")})
+    market = config.market.model_copy(update={"replay": replay, "ccxt": ccxt_cfg, "record": record})
     return config.model_copy(update={"global_": glob, "market": market})
 
 

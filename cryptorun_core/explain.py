@@ -58,6 +58,7 @@ def config_hash(config: AppConfig) -> str:
     settings.pop("global_", None)
     settings["market"]["replay"].pop("path", None)
     settings["market"]["ccxt"].pop("ohlcv_cache_dir", None)
+    settings["market"].pop("record", None)  # where a cycle is archived shapes no number
     settings.pop("executor", None)  # where the steps ran does not shape a number
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -13,6 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from cryptorun_core.config import AppConfig, resolve_config_path
+from cryptorun_core.market.factory import source_kind
+from cryptorun_pipelines.assets.evaluation import build_evaluation_assets
 from cryptorun_pipelines.assets.market import build_market_assets
 from cryptorun_pipelines.assets.regime import build_regime_assets
 from cryptorun_pipelines.assets.signals import build_signal_assets
@@ -60,16 +62,17 @@ def build_definitions(
         assets = annotate_assets(
             [
                 *build_regime_assets(cadences),
-                *build_market_assets(cadences, source=config.market.source),
+                *build_market_assets(cadences, source=source_kind(config)),
                 *build_signal_assets(cadences),
             ]
         )
         checks = build_checks(cadences)
     jobs = build_jobs(cadences, config.market, config.executor)
+    evaluation_assets, evaluation_jobs = build_evaluation_assets(config)  # uses data after T; read by no scan
     return dg.Definitions(
-        assets=assets,
+        assets=[*assets, *evaluation_assets],
         asset_checks=checks,
-        jobs=jobs,
+        jobs=[*jobs, *evaluation_jobs],
         schedules=build_schedules(config, jobs),
         resources=build_resources(config, config_path or resolve_config_path(), dry_run=dry_run),
     )

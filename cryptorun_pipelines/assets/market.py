@@ -57,7 +57,7 @@ def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef, sour
     # A live (ccxt) hot cycle requests books only where the score can still reach the threshold,
     # which needs the cycle's regime (weights): the same closed window the scan reads. Offline
     # sources fetch every book and do not read the regime here, so the input exists only for ccxt.
-    prune_books = segment == "hot" and source == "ccxt"
+    prune_books = segment == "hot" and source in ("ccxt", "recording")  # a recording replays the live reads
     if prune_books:
         ins["regime_weights"] = dg.AssetIn(key=REGIME_WEIGHTS, partition_mapping=mapping)
 

@@ -4,6 +4,8 @@
     cryptorun [--config PATH] schedule run JOB [--dry-run] [--partition KEY | --as-of TIME] [--top N] [--json]
     cryptorun [--config PATH] schedule start   [--host HOST] [--port PORT] [--read-only] [--profile NAME]
     cryptorun [--config PATH] schedule status  [--json]
+    cryptorun [--config PATH] record   [--as-of TIME] [--json]
+    cryptorun [--config PATH] evaluate --from TIME --to TIME [--step 4h] [--json]
 
 Exit codes: 0 success, 1 job failure, 2 usage or configuration error (one line on stderr).
 There is no second scheduler here: ``run`` executes the Dagster job in-process against the
@@ -87,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmds.add_parser("status", help="schedule state, last run and latest artifacts per job", parents=[common])
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("record", help="archive one cycle's bars and books into market.record.folder, without scanning",
+                       parents=[common])
+    p.add_argument("--as-of", metavar="TIME", help="cycle time (UTC; default now)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("evaluate", help="forward returns of past hot and warm cycles' entries vs rejects (uses data after T)",
+                       parents=[common])
+    p.add_argument("--from", dest="start", metavar="TIME", required=True, help="first cycle time (UTC)")
+    p.add_argument("--to", dest="end", metavar="TIME", required=True, help="last cycle time (UTC)")
+    p.add_argument("--step", metavar="DURATION", help="evaluate every DURATION (e.g. 4h) instead of every job tick")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -95,6 +109,16 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from cryptorun_pipelines.cli.context import Context
     from cryptorun_pipelines.cli.instance import PROFILE_ENV, prepare_instance
 
+    if args.group in ("record", "evaluate"):  # no Dagster instance needed
+        ctx = Context.create(getattr(args, "config", None), json_output=bool(getattr(args, "json", False)),
+                             no_color=bool(getattr(args, "no_color", False)))
+        if args.group == "record":
+            from cryptorun_pipelines.cli.commands.record import run_record
+
+            return run_record(ctx, args.as_of)
+        from cryptorun_pipelines.cli.commands.evaluate import run_evaluate
+
+        return run_evaluate(ctx, args.start, args.end, args.step)
     if args.group != "schedule" or not getattr(args, "command", None):
         parser.error("missing command (try 'cryptorun schedule list')")
     ctx = Context.create(

@@ -80,6 +80,7 @@ def test_jobs_and_graph(pipeline):
         "hot_premove": "signals",
         "hot_explain": "signals",
         "warm_signals": "signals",
+        "signal_evaluation": "evaluation",  # uses data after T: no parents, no children (test_evaluation_assets.py)
     }
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
     assert parents["hot_signals"] == {"hot_snapshot", "universe_ranking", "regime_weights"}
