@@ -24,6 +24,8 @@ JOB_TAG = "cryptorun/job"
 TRIGGER_TAG = "cryptorun/trigger"
 WORKER_TAG = "cryptorun/worker"
 DRY_RUN_TAG = "cryptorun/dry_run"
+#: set by Dagster on every run of a backfill (its id)
+BACKFILL_TAG = "dagster/backfill"
 VENUE_TAG_PREFIX = "cryptorun/venue."
 #: the value of a venue tag: the run calls that venue's live API
 VENUE_LIVE = "live"
