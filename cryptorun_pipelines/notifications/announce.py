@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
 
 import dagster as dg
 
 from cryptorun_core.config import AppConfig, JobConfig
 from cryptorun_pipelines.notifications.ledger import Ledger
-from cryptorun_pipelines.notifications.message import Entry, read_entries
-from cryptorun_pipelines.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, Cadences, as_of_for_key
+from cryptorun_pipelines.notifications.message import read_entries
+from cryptorun_pipelines.partitions import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    Cadences,
+    as_of_for_key,
+)
 from cryptorun_pipelines.run_tags import BACKFILL_TAG, DRY_RUN_TAG
 
 

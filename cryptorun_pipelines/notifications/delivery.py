@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import socket
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptorun_core.config import NotificationRetryConfig
@@ -40,7 +41,7 @@ class Outcome:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib hook
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 
@@ -60,9 +61,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         except (TypeError, ValueError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if seconds == seconds else None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _body_retry_after(text: str) -> float | None:
@@ -123,7 +124,7 @@ def post_json(target: Target, body: dict[str, Any], *, timeout_s: float, headers
             detail += " (redirects are not followed: configure the final URL)"
         return Outcome(False, target.redact(detail), status=exc.code, retryable=exc.code in RETRYABLE_STATUS,
                        retry_after_s=retry_after)
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Outcome(False, f"timed out after {timeout_s:g} s", retryable=True)
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -144,4 +145,4 @@ def retry_delay(attempt: int, outcome: Outcome, policy: NotificationRetryConfig)
 
 
 def now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,12 +10,23 @@ in the budget: a tick never runs much longer than ``tick_budget_s``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cryptorun_core.config import NotificationsConfig
-from cryptorun_pipelines.notifications.delivery import Outcome, now_iso, post_json, retry_delay
-from cryptorun_pipelines.notifications.ledger import FAILED, SENT, PENDING, Delivery, Ledger
+from cryptorun_pipelines.notifications.delivery import (
+    Outcome,
+    now_iso,
+    post_json,
+    retry_delay,
+)
+from cryptorun_pipelines.notifications.ledger import (
+    FAILED,
+    PENDING,
+    SENT,
+    Delivery,
+    Ledger,
+)
 from cryptorun_pipelines.notifications.targets import Target
 
 Post = Callable[..., Outcome]

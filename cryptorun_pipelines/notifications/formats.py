@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import html
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cryptorun_pipelines.charts.tables import REGIME_BADGES
 from cryptorun_pipelines.notifications.message import Entry

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from cryptorun_core.artifacts import PIPELINE_DIR, safe_join
 from cryptorun_pipelines.notifications.message import Entry

@@ -46,10 +46,10 @@ class Entry:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Entry":
+    def from_dict(cls, raw: dict[str, Any]) -> Entry:
         return cls(**raw)
 
-    def with_run(self, run_id: str, ui_base_url: str) -> "Entry":
+    def with_run(self, run_id: str, ui_base_url: str) -> Entry:
         return Entry(**{**self.to_dict(), "run_id": run_id, "run_url": run_url(ui_base_url, run_id)})
 
 

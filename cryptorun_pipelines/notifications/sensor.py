@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import dagster as dg
 

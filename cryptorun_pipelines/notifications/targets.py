@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from cryptorun_core.config import NotificationsConfig
 from cryptorun_pipelines.notifications.formats import FORMATTERS, entry_id

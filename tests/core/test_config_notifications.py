@@ -8,7 +8,12 @@ import copy
 import pytest
 import yaml
 
-from cryptorun_core.config import DEFAULT_CONFIG_PATH, ConfigError, packaged_config, parse_config
+from cryptorun_core.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    packaged_config,
+    parse_config,
+)
 
 SECRET = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 

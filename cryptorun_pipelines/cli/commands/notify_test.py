@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.errors import EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE

@@ -45,7 +45,7 @@ class LoopbackServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server hook
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 reply = outer._next(self.path, Received(self.path, dict(self.headers), body))
                 if reply.delay_s and outer._release.wait(reply.delay_s):
@@ -80,7 +80,7 @@ class LoopbackServer:
     def to(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path.split("?")[0] == path]
 
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         self._thread.start()
         return self
 

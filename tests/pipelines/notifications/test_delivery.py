@@ -9,7 +9,12 @@ import json
 import pytest
 
 from cryptorun_core.config import packaged_config
-from cryptorun_pipelines.notifications.delivery import Outcome, parse_retry_after, post_json, retry_delay
+from cryptorun_pipelines.notifications.delivery import (
+    Outcome,
+    parse_retry_after,
+    post_json,
+    retry_delay,
+)
 from cryptorun_pipelines.notifications.targets import Target
 from tests.pipelines.notifications.loopback import Reply, refused_url
 

@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from cryptorun_pipelines.notifications.formats import discord_body, entry_id, slack_body, telegram_body, webhook_body
+from cryptorun_pipelines.notifications.formats import (
+    discord_body,
+    entry_id,
+    slack_body,
+    telegram_body,
+    webhook_body,
+)
 from cryptorun_pipelines.notifications.message import Entry
 
 ENTRY = Entry(

@@ -4,7 +4,6 @@ retries as the sensor would; no secret on the terminal."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
