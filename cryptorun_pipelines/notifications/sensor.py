@@ -59,8 +59,9 @@ def evaluate(
 
     for problem in problems:
         note(logging.WARNING, problem)
-    if cursor is None:
-        # first tick: announce what finishes from now on, not the instance's history
+    if cursor is None or not cursor.lstrip("-").isdigit():
+        # first tick (or a cursor set by hand to something else): announce what finishes from now on,
+        # not the instance's history
         latest = _latest_success_id(instance)
         return str(latest), note(logging.INFO, "started: announcing the entries of scans that succeed from now on")
     last = int(cursor)

@@ -129,6 +129,10 @@ def test_a_first_tick_announces_nothing_that_succeeded_before_it(env, server):
     assert "started" in sensor.tick()
     sensor.tick()
     assert server.requests == []
+    sensor.cursor = "not-a-storage-id"  # a cursor set by hand: started again from the newest run
+    assert "started" in sensor.tick()
+    sensor.tick()
+    assert server.requests == []
 
 
 def test_backfills_and_dry_runs_send_nothing(env, server):
