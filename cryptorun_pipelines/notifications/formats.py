@@ -105,7 +105,7 @@ def discord_body(entry: Entry) -> dict[str, Any]:
             {
                 "title": title(entry)[:256],
                 "url": entry.run_url,
-                "description": badge_line(entry),
+                **({"description": badge_line(entry)} if badge_line(entry) else {}),  # Discord refuses an empty one
                 "color": DISCORD_COLOURS.get(entry.regime, 0x95A5A6),
                 "fields": [{"name": label, "value": value, "inline": True} for label, value in facts(entry)],
                 "footer": {"text": f"T {entry.as_of}"},

@@ -49,9 +49,13 @@ class Target:
         return f"Target({self.name})"
 
 
+#: shorter values (a one-digit chat id) are no secret worth garbling every number of a line for
+MIN_SECRET_LEN = 4
+
+
 def redact(text: str, secrets: tuple[str, ...] | list[str]) -> str:
     """``text`` with every secret (also in its URL-quoted form) replaced by ``***``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    for secret in sorted((s for s in secrets if len(s) >= MIN_SECRET_LEN), key=len, reverse=True):
         for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret)}:
             text = text.replace(form, REDACTED)
     return text

@@ -106,6 +106,18 @@ def test_each_entry_is_sent_once_per_target_and_a_rerun_sends_nothing_more(env, 
     assert {r["status"] for r in Ledger(ledger_path(env.artifacts)).rows()} == {SENT}
 
 
+def test_a_warm_scan_is_announced_as_scan_warm(env, server):
+    sensor = Sensor(env, {"CRYPTORUN_WEBHOOK_URL": server.url("/generic")}).started()
+    assert env.run("scan_warm", "2026-11-20-10:00").success  # T 12:00
+    sensor.tick()
+    with open(env.artifacts / FOLDER / "warm_signals.csv", newline="") as fh:
+        symbols = sorted(row["symbol"] for row in csv.DictReader(fh))
+    bodies = [r.json for r in server.requests]
+    assert symbols and sorted(b["symbol"] for b in bodies) == symbols
+    assert {(b["job"], b["partition"], b["as_of"]) for b in bodies} == {("scan.warm", "2026-11-20-10:00", "2026-11-20T12:00:00Z")}
+    assert all("premove" not in b["badges"] for b in bodies)
+
+
 def test_a_daemon_restart_or_a_reset_cursor_resends_nothing(env, server):
     sensor = Sensor(env, {"CRYPTORUN_WEBHOOK_URL": server.url("/generic")}).started()
     _run(env)

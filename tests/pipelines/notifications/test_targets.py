@@ -44,3 +44,7 @@ def test_telegram_posts_to_the_bot_api_with_token_and_chat_id_as_secrets():
 
 def test_redact_also_hides_the_url_quoted_form():
     assert redact("x https%3A%2F%2Fexample.invalid%2Fhook%2FT0%2FB0%2Fsekret y", [HOOK]) == "x *** y"
+
+
+def test_a_value_too_short_to_be_a_secret_is_not_redacted_everywhere():
+    assert redact("chat 7 got 7 entries", ["7"]) == "chat 7 got 7 entries"
