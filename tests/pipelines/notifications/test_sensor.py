@@ -41,12 +41,22 @@ def _gates_open(raw: dict) -> None:
             job["config"].update(score_min=0, vadr_use_percentile=False)
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One instance and artifacts folder for the module (the first run computes the regime window
+    the others reuse); each test starts its sensor at the newest run and with an empty ledger."""
+    root = tmp_path_factory.mktemp("notify_sensor")
+    (root / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
+        yield make_pipeline(root, _gates_open, instance=instance)
+
+
 @pytest.fixture
-def env(tmp_path):
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        pipe = make_pipeline(tmp_path, _gates_open, instance=instance)
-        yield pipe
+def env(shared):
+    ledger_path(shared.artifacts).unlink(missing_ok=True)
+    instance = shared.instance
+    yield shared
+    shared.instance = instance
 
 
 class Sensor:
@@ -120,6 +130,7 @@ def test_a_warm_scan_is_announced_as_scan_warm(env, server):
 
 def test_a_daemon_restart_or_a_reset_cursor_resends_nothing(env, server):
     sensor = Sensor(env, {"CRYPTORUN_WEBHOOK_URL": server.url("/generic")}).started()
+    before_the_run = sensor.cursor
     _run(env)
     sensor.tick()
     sent = len(server.requests)
@@ -129,8 +140,9 @@ def test_a_daemon_restart_or_a_reset_cursor_resends_nothing(env, server):
     env.instance = dg.DagsterInstance.from_ref(env.instance.get_ref())
     restarted.cursor = sensor.cursor
     restarted.tick()
-    # a cursor reset to before every run (the UI's "reset cursor", or a cursor lost with its DAGSTER_HOME)
-    restarted.cursor = "-1"
+    # a cursor moved back before the run (set by hand, or an older copy of the instance restored):
+    # the run's success is read again, its entries are in the ledger
+    restarted.cursor = before_the_run
     assert "0 new deliveries queued" in restarted.tick()
     assert len(server.requests) == sent
 
