@@ -72,7 +72,6 @@ def evaluate(
         limit=EVENTS_PER_TICK, ascending=True,
     ).records
     summary: list[str] = []
-    queued = 0
     for record in records:
         last = max(last, record.storage_id)
         run = instance.get_run_by_id(record.event_log_entry.run_id)
@@ -83,7 +82,6 @@ def evaluate(
             summary.append(note(logging.INFO, f"run {run.run_id[:8]} ({scan.job.name}): no notification target is active"))
             continue
         result = queue_run(run, scan, config, ledger, [t.name for t in targets], clock())
-        queued += result.new
         for text in result.notes:
             summary.append(note(logging.INFO, text))
         if not result.notes or result.entries:
