@@ -13,10 +13,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptorun_core.artifacts import artifact_path, iso_z
+from cryptorun_core.artifacts import ARTIFACTS, artifact_path, iso_z
 
-#: the signal asset and the optional premove asset of each scan role
-SIGNAL_ASSETS = {"hot": ("hot_signals", "hot_premove"), "warm": ("warm_signals", None)}
+
+def _asset(role: str, csv_kinds: tuple[str, ...]) -> str | None:
+    return next((a.asset for a in ARTIFACTS if a.role == role and a.csv_kind in csv_kinds), None)
+
+
+#: the signal asset and the premove asset (None for warm) of each scan role, from the registry
+SIGNAL_ASSETS = {role: (_asset(role, ("signals", "warm_signals")), _asset(role, ("premove",))) for role in ("hot", "warm")}
 
 
 @dataclass(frozen=True)
