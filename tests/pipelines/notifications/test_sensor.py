@@ -292,3 +292,13 @@ def test_the_sensor_of_the_definitions_reports_in_its_tick_and_never_raises(env,
     assert isinstance(result, dg.SensorResult) and not result.run_requests
     assert "connection refused" in result.skip_reason.skip_message
     assert "127.0.0.1" not in result.skip_reason.skip_message  # the URL is the secret
+
+
+def test_definitions_built_as_a_dry_run_announce_nothing(env, server, monkeypatch):
+    from cryptorun_pipelines.build import build_definitions
+
+    monkeypatch.setenv("CRYPTORUN_WEBHOOK_URL", server.url("/generic"))
+    defs = build_definitions(env.config, config_path=env.config_path, dry_run=True)
+    result = defs.resolve_sensor_def(SENSOR_NAME)(dg.build_sensor_context(instance=env.instance, cursor="-1"))
+    assert isinstance(result, dg.SkipReason) and "dry run" in result.skip_message
+    assert server.requests == []
