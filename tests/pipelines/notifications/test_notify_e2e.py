@@ -22,6 +22,7 @@ import yaml
 
 from cryptorun_core.artifacts import as_of_folder
 from cryptorun_core.config import DEFAULT_CONFIG_PATH, load_config
+from cryptorun_pipelines.cli.instance_setup import MARKER_FILE
 from cryptorun_pipelines.partitions import as_of_for_key, build_cadences
 from tests.pipelines.cli._cli_helpers import cryptorun_executable, make_env
 
@@ -90,7 +91,9 @@ def test_a_scheduled_tick_with_entries_sends_each_entry_exactly_once(tmp_path: P
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(2)
             if first is None:
-                if not (cli.home / "dagster.yaml").exists():
+                # opened only once `schedule start` has initialised it (its marker is written last):
+                # opening a half-initialised SQLite instance from here could race its migration
+                if not (cli.home / MARKER_FILE).exists():
                     continue
                 hot = _hot_successes(cli.home)
                 if not hot:
