@@ -109,11 +109,12 @@ def test_a_scheduled_tick_with_entries_sends_each_entry_exactly_once(tmp_path: P
             mine = [r.json for r in server.to(hook) if r.json["run_id"] == first.run_id]
             if len(mine) >= len(expected):
                 break
-        assert proc.poll() is None, proc.stdout.read()  # type: ignore[union-attr]
+        assert proc.poll() is None, "schedule start exited (its output is printed below)"
         assert first is not None, "no scheduled scan_hot run succeeded"
         time.sleep(3 * SENSOR_INTERVAL_S)  # later ticks of the sensor: they must not send these again
     finally:
         _stop(proc)
+        print(proc.stdout.read()[-5000:])  # type: ignore[union-attr]  # shown by pytest if the test fails
     received = [r.json for r in server.to(hook)]
     mine = [r for r in received if r["run_id"] == first.run_id]
     assert sorted(r["symbol"] for r in mine) == expected
