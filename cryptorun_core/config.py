@@ -483,6 +483,94 @@ class ExecutorConfig(_Strict):
     multiprocess: MultiprocessExecutorConfig
     celery: CeleryExecutorConfig
 
+ENV_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_var_name(v: str) -> str:
+    """The name of an environment variable; never echoes the value (it may be a pasted secret)."""
+    if not ENV_VAR_NAME_RE.match(v):
+        raise ValueError("must be the NAME of an environment variable (letters, digits, _), e.g. "
+                         "CRYPTORUN_SLACK_WEBHOOK_URL; secrets never go in config files")
+    return v
+
+
+class WebhookTargetConfig(_Strict):
+    """A target whose whole address is one secret URL (generic webhook, Slack, Discord)."""
+
+    enabled: bool
+    url_env: str  # the environment variable holding the URL
+
+    @field_validator("url_env")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _env_var_name(v)
+
+
+class TelegramTargetConfig(_Strict):
+    enabled: bool
+    token_env: str  # the environment variable holding the bot token
+    chat_id_env: str  # the environment variable holding the chat id
+    api_url: str  # Bot API base URL (a local Bot API server may replace the public one)
+
+    @field_validator("token_env", "chat_id_env")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _env_var_name(v)
+
+    @field_validator("api_url")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        return _http_url(v)
+
+
+def _http_url(v: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError("must be an http:// or https:// URL")
+    return v.rstrip("/")
+
+
+class NotificationTargetsConfig(_Strict):
+    webhook: WebhookTargetConfig
+    slack: WebhookTargetConfig
+    discord: WebhookTargetConfig
+    telegram: TelegramTargetConfig
+
+
+class NotificationRetryConfig(_Strict):
+    max_attempts: int = Field(ge=1, le=50)
+    backoff_base_s: float = Field(ge=0)
+    backoff_max_s: float = Field(ge=0)
+    retry_after_max_s: float = Field(ge=0)  # a longer Retry-After is capped to this
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "NotificationRetryConfig":
+        if self.backoff_max_s < self.backoff_base_s:
+            raise InvalidAt("backoff_max_s", "must be at least backoff_base_s")
+        return self
+
+
+class NotificationsConfig(_Strict):
+    """Chat/webhook messages for new scan entries (docs/notifications.md)."""
+
+    ui_base_url: str
+    backfills: bool
+    sensor_interval_s: int = Field(ge=5)
+    tick_budget_s: float = Field(gt=0)
+    timeout_s: float = Field(gt=0)
+    retry: NotificationRetryConfig
+    targets: NotificationTargetsConfig
+
+    @field_validator("ui_base_url")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        return _http_url(v)
+
+    @model_validator(mode="after")
+    def _timeout_fits_tick(self) -> "NotificationsConfig":
+        if self.timeout_s > self.tick_budget_s:
+            raise InvalidAt("timeout_s", "must not exceed tick_budget_s (one attempt must fit in a sensor tick)")
+        return self
+
 
 class AppConfig(_Strict):
     global_: GlobalConfig = Field(alias="global")
@@ -496,6 +584,7 @@ class AppConfig(_Strict):
     premove: PremoveConfig
     executor: ExecutorConfig
     jobs: tuple[JobConfig, ...]
+    notifications: NotificationsConfig
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -60,9 +60,9 @@ def config_hash(config: AppConfig) -> str:
     settings["market"]["ccxt"].pop("ohlcv_cache_dir", None)
     settings["market"].pop("record", None)  # where a cycle is archived shapes no number
     settings.pop("executor", None)  # where the steps ran does not shape a number
+    settings.pop("notifications", None)  # nor who is told about the result
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
 
 
 #: notes collect_snapshot writes in the fetch log of an ok OHLCV answer → action

@@ -22,6 +22,7 @@ from cryptorun_pipelines.charts.catalog import annotate_assets
 from cryptorun_pipelines.checks import build_checks
 from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
 from cryptorun_pipelines.jobs import build_jobs
+from cryptorun_pipelines.notifications import build_notification_sensor
 from cryptorun_pipelines.partitions import build_cadences
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource, RegimeWindowResource
 from cryptorun_pipelines.schedules import build_schedules
@@ -74,5 +75,6 @@ def build_definitions(
         asset_checks=checks,
         jobs=[*jobs, *evaluation_jobs],
         schedules=build_schedules(config, jobs),
+        sensors=[build_notification_sensor(config, cadences, dry_run=dry_run)],  # docs/notifications.md
         resources=build_resources(config, config_path or resolve_config_path(), dry_run=dry_run),
     )

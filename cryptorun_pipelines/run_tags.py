@@ -26,6 +26,8 @@ JOB_TAG = "cryptorun/job"
 TRIGGER_TAG = "cryptorun/trigger"
 WORKER_TAG = "cryptorun/worker"
 DRY_RUN_TAG = "cryptorun/dry_run"
+#: set by Dagster on every run of a backfill (its id)
+BACKFILL_TAG = "dagster/backfill"
 VENUE_TAG_PREFIX = "cryptorun/venue."
 #: the settings a run resolved when it started (field of the cryptorun_config resource → tag),
 #: stamped on the run by cryptorun_pipelines.executors so every step process reads the same

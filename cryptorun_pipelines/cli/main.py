@@ -6,6 +6,7 @@
     cryptorun [--config PATH] schedule status  [--json]
     cryptorun [--config PATH] record   [--as-of TIME] [--json]
     cryptorun [--config PATH] evaluate --from TIME --to TIME [--step 4h] [--json]
+    cryptorun [--config PATH] notify test      [--attempts N] [--json]
 
 Exit codes: 0 success, 1 job failure, 2 usage or configuration error (one line on stderr).
 There is no second scheduler here: ``run`` executes the Dagster job in-process against the
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", metavar="TIME", required=True, help="last cycle time (UTC)")
     p.add_argument("--step", metavar="DURATION", help="evaluate every DURATION (e.g. 4h) instead of every job tick")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    notify = sub.add_parser("notify", help="entry notifications (docs/notifications.md)", parents=[common])
+    ncmds = notify.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    p = ncmds.add_parser("test", help="send a sample entry to every active target and report each", parents=[common])
+    p.add_argument("--attempts", metavar="N", type=_positive_int, default=1,
+                   help="tries per target, waiting as the sensor would between them (default 1)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -119,13 +127,17 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from cryptorun_pipelines.cli.commands.evaluate import run_evaluate
 
         return run_evaluate(ctx, args.start, args.end, args.step)
-    if args.group != "schedule" or not getattr(args, "command", None):
+    if args.group not in ("schedule", "notify") or not getattr(args, "command", None):
         parser.error("missing command (try 'cryptorun schedule list')")
     ctx = Context.create(
         getattr(args, "config", None),
         json_output=bool(getattr(args, "json", False)),
         no_color=bool(getattr(args, "no_color", False)),
     )
+    if args.group == "notify":  # needs no Dagster instance
+        from cryptorun_pipelines.cli.commands.notify_test import run_notify_test
+
+        return run_notify_test(ctx, attempts=max(1, args.attempts))
     if getattr(args, "profile", None):
         os.environ[PROFILE_ENV] = args.profile
     setup = prepare_instance()  # before anything touches the instance (exit 2 if DAGSTER_HOME is unusable)
