@@ -10,14 +10,17 @@ configured with is job metadata, not a tag (issue #18: a run row with seven tags
 
 The other tags are set by whoever launches the run: ``cryptorun/trigger`` (``schedule``, ``cli``),
 ``cryptorun/worker`` (``pid@host`` of a run executed in the CLI process, so ``schedule status``
-and the run monitor can tell a dead run from a live one) and ``cryptorun/dry_run`` (dry runs). The settings tags (``cryptorun/config_path``,
-``cryptorun/artifacts_dir``, ``cryptorun/market_source``) are stamped by the run itself when it
-starts (:data:`SETTINGS_TAGS`).
+and the run monitor can tell a dead run from a live one) and ``cryptorun/dry_run`` (dry runs).
+The settings a run resolved (config path, artifacts folder, market source) are stamped by the run
+itself when it starts (:data:`SETTINGS_TAGS`) under Dagster's hidden prefix ``.dagster/``: every
+step process needs them, nobody filters by them, and the UI leaves hidden tags out of a run's row.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from dagster._core.storage.tags import HIDDEN_TAG_PREFIX  # ".dagster/": tags the UI does not show
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptorun_core.config import JobConfig, MarketConfig
@@ -32,9 +35,9 @@ VENUE_TAG_PREFIX = "cryptorun/venue."
 #: the settings a run resolved when it started (field of the cryptorun_config resource → tag),
 #: stamped on the run by cryptorun_pipelines.executors so every step process reads the same
 SETTINGS_TAGS = {
-    "config_path": "cryptorun/config_path",
-    "artifacts_dir": "cryptorun/artifacts_dir",
-    "market_source": "cryptorun/market_source",
+    "config_path": f"{HIDDEN_TAG_PREFIX}cryptorun/config_path",
+    "artifacts_dir": f"{HIDDEN_TAG_PREFIX}cryptorun/artifacts_dir",
+    "market_source": f"{HIDDEN_TAG_PREFIX}cryptorun/market_source",
 }
 #: the value of a venue tag: the run calls that venue's live API
 VENUE_LIVE = "live"

@@ -24,6 +24,7 @@ import pytest
 
 from cryptorun_core.config import changed, packaged_config
 from cryptorun_pipelines.executors import CeleryUrlMissing, build_executor, celery_config
+from cryptorun_pipelines.run_tags import SETTINGS_TAGS
 
 from .conftest import REPO, SPEC_REGIME, SPEC_SCAN_HOT, small_config_dict, write_config
 
@@ -193,6 +194,14 @@ def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_p
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     runs = instance.get_runs()
     assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-    assert all(r.tags["cryptorun/artifacts_dir"] == str(artifacts) for r in runs)
+    assert all(r.tags[SETTINGS_TAGS["artifacts_dir"]] == str(artifacts) for r in runs)
     logs = worker_log.read_text()
     assert logs.count("execute_plan") >= 3 and "succeeded" in logs
+
+
+def test_the_settings_tags_are_hidden_from_the_run_list():
+    """Every step process needs them, nobody filters by them: the UI must not add three rows of
+    tags to every run (issue #18)."""
+    from dagster._core.storage.tags import TagType, get_tag_type
+
+    assert {get_tag_type(tag) for tag in SETTINGS_TAGS.values()} == {TagType.HIDDEN}
