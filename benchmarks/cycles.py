@@ -119,12 +119,20 @@ def run(reps: int, floor: Floor, storage: str = "sqlite") -> list[Row]:
 
 def compare_hot(rows: list[Row]) -> list[Row]:
     """The hot cycle on Postgres against SQLite, both measured in this run (target: no slower)."""
-    def median(storage: str, in_process: bool) -> float | None:
+    def find(storage: str, in_process: bool) -> Row | None:
         for r in rows:
             extra = r.extra or {}
             if extra.get("job") == "scan.hot" and extra.get("storage") == storage and bool(extra.get("in_process")) == in_process:
-                return r.value
+                return r
         return None
+
+    def median(storage: str, in_process: bool) -> float | None:
+        row = find(storage, in_process)
+        return row.value if row else None
+
+    def cpu(storage: str) -> float | None:
+        row = find(storage, False)
+        return (row.extra.get("cpu") or {}).get("median") if row else None
 
     out = []
     for in_process, what in ((False, "`cryptorun schedule run scan.hot`"), (True, "in-process scan.hot")):
@@ -133,5 +141,11 @@ def compare_hot(rows: list[Row]) -> list[Row]:
             continue
         out.append(Row(SECTION, f"{what}: Postgres over SQLite", pg / lite, "x", baseline="× the same cycle on SQLite",
                        target="≤ 1.00× (no slower)" if not in_process else "",
-                       detail=f"Postgres {fmt_seconds(pg)}, SQLite {fmt_seconds(lite)}").judge(pg <= lite if not in_process else None))
+                       detail=f"Postgres {fmt_seconds(pg)}, SQLite {fmt_seconds(lite)}" + _cpu_detail(in_process, cpu))
+                   .judge(pg <= lite if not in_process else None))
     return out
+
+
+def _cpu_detail(in_process: bool, cpu) -> str:
+    pg, lite = (None, None) if in_process else (cpu("postgres"), cpu("sqlite"))
+    return f"; child CPU {pg:.2f} s vs {lite:.2f} s ({pg / lite:.2f}×)" if pg and lite else ""
