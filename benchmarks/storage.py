@@ -77,7 +77,7 @@ def _new_database() -> dict[str, str]:
         cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
     return {"DAGSTER_PG_HOST": url.hostname or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
-            "DAGSTER_PG_USERNAME": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
+            "DAGSTER_PG_USER": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
             "DAGSTER_PG_DB": name}
 
 

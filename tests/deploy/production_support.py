@@ -10,7 +10,7 @@ from cryptorun_pipelines.cli.instance import profile_file
 from tests.servers import PostgresDb
 
 #: the variables deploy/production/dagster.yaml reads its credentials from
-PG_ENV_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+PG_ENV_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 #: variables the pooled event log exports into the process that opens the instance
 PROCESS_ENV_VARS = ("DAGSTER_EVENT_BATCH_SIZE",)
 
