@@ -1,6 +1,7 @@
-"""The framework floor of a regime backfill: the same three-asset partitioned lineage as
-``regime_refresh`` (ranking → indicators → weights, 4h partitions, ``BackfillPolicy.single_run()``)
-with no-op bodies and an IO manager that stores nothing — no CryptoRun code at all.
+"""The framework floor of a regime backfill: the same lineage as ``regime_refresh`` — one multi-asset
+step with three outputs (ranking → indicators → weights), 4h partitions,
+``BackfillPolicy.single_run()`` — with a no-op body and an IO manager that stores nothing: no
+CryptoRun code at all.
 
 A single-run backfill of this job costs what Dagster itself charges per partition on the instance
 (planned and materialisation events of three assets per partition); the real backfill cannot be
@@ -29,21 +30,19 @@ class NullIOManager(dg.IOManager):
 def build_floor_job(start: datetime) -> tuple[dg.Definitions, str]:
     partitions = dg.TimeWindowPartitionsDefinition(cron_schedule="0 */4 * * *", start=start, fmt=PARTITION_FMT,
                                                    timezone="UTC")
-    common = dict(partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(), io_manager_key="null_io")
 
-    @dg.asset(**common)
-    def floor_ranking() -> None:
-        """Nothing: stands for universe_ranking."""
+    @dg.multi_asset(
+        name="floor_window", partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
+        outs={name: dg.AssetOut(io_manager_key="null_io") for name in ("floor_ranking", "floor_indicators", "floor_weights")},
+        internal_asset_deps={"floor_ranking": set(), "floor_indicators": {dg.AssetKey("floor_ranking")},
+                             "floor_weights": {dg.AssetKey("floor_indicators")}},
+    )
+    def floor_window():
+        """Nothing: stands for regime_window (universe_ranking → regime_indicators → regime_weights)."""
+        for name in ("floor_ranking", "floor_indicators", "floor_weights"):
+            yield dg.Output(None, output_name=name)
 
-    @dg.asset(deps=[floor_ranking], **common)
-    def floor_indicators() -> None:
-        """Nothing: stands for regime_indicators."""
-
-    @dg.asset(deps=[floor_indicators], **common)
-    def floor_weights() -> None:
-        """Nothing: stands for regime_weights."""
-
-    job = dg.define_asset_job("floor_backfill", selection=[floor_ranking, floor_indicators, floor_weights])
-    defs = dg.Definitions(assets=[floor_ranking, floor_indicators, floor_weights], jobs=[job],
-                          resources={"null_io": NullIOManager()})
+    job = dg.define_asset_job("floor_backfill", selection=[floor_window])
+    defs = dg.Definitions(assets=[floor_window], jobs=[job], resources={"null_io": NullIOManager()})
     return defs, "floor_backfill"

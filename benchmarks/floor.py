@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from benchmarks.common import (
-    Row, Stat, child_env, exe, make_dagster_home, quiet_stderr, repeat, require_ok, run_timed, short_reason, temp_env,
+    Row, Stat, child_env, exe, quiet_stderr, repeat, require_ok, run_timed, short_reason, temp_env,
 )
 
 SECTION = "1 floor"
@@ -30,9 +30,11 @@ class Floor:
     inprocess: Stat | None = None
 
 
-def subprocess_floor(reps: int, floor: Floor) -> list[Row]:
-    home = make_dagster_home()
-    env = child_env(DAGSTER_HOME=str(home))
+def subprocess_floor(reps: int, floor: Floor, storage: str = "sqlite") -> list[Row]:
+    from benchmarks.storage import label, storage_home
+
+    home, storage_env = storage_home(storage)
+    env = child_env(DAGSTER_HOME=str(home), **storage_env)
     try:
         require_ok(run_timed([exe("dagster"), *FLOOR_CMD], env), "dagster job execute floor_job (warm-up)")
         runs = [require_ok(run_timed([exe("dagster"), *FLOOR_CMD], env), "dagster job execute floor_job") for _ in range(reps)]
@@ -40,21 +42,22 @@ def subprocess_floor(reps: int, floor: Floor) -> list[Row]:
         shutil.rmtree(home, ignore_errors=True)
     floor.subprocess = Stat([r.seconds for r in runs])
     floor.subprocess_cpu = Stat([r.cpu_s for r in runs])
-    row = Row.of_stat(SECTION, "`dagster job execute` floor_job (subprocess)", floor.subprocess,
+    row = Row.of_stat(SECTION, f"`dagster job execute` floor_job (subprocess, {label(storage)})", floor.subprocess,
                       baseline="subprocess floor", ratio=1.0,
                       extra={"cpu": floor.subprocess_cpu.to_dict(), "maxrss_mib": [r.maxrss_mib for r in runs]})
     row.detail = f"CPU {floor.subprocess_cpu.median:.2f} s; peak RSS {max(r.maxrss_mib for r in runs):.0f} MiB"
     return [row.judge(None)]
 
 
-def inprocess_floor(reps: int, floor: Floor) -> list[Row]:
+def inprocess_floor(reps: int, floor: Floor, storage: str = "sqlite") -> list[Row]:
     import dagster as dg
 
     from benchmarks.floor_defs import floor_value
+    from benchmarks.storage import in_process_env, label, storage_home
 
-    home = make_dagster_home()
+    home, storage_env = storage_home(storage)
     try:
-        with temp_env(DAGSTER_HOME=str(home)), quiet_stderr():
+        with temp_env(DAGSTER_HOME=str(home), **in_process_env(storage_env)), quiet_stderr():
             instance = dg.DagsterInstance.get()
 
             def once() -> None:
@@ -65,7 +68,7 @@ def inprocess_floor(reps: int, floor: Floor) -> list[Row]:
             instance.dispose()
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    row = Row.of_stat(SECTION, "in-process `materialize` floor_value (SQLite DAGSTER_HOME)", floor.inprocess,
+    row = Row.of_stat(SECTION, f"in-process `materialize` floor_value ({label(storage)} DAGSTER_HOME)", floor.inprocess,
                       baseline="in-process floor", ratio=1.0)
     return [row.judge(None)]
 
@@ -81,13 +84,15 @@ def interpreter_floor(reps: int) -> list[Row]:
     ]
 
 
-def run(reps: int, floor: Floor) -> list[Row]:
+def run(reps: int, floor: Floor, storage: str = "sqlite", interpreter: bool = True) -> list[Row]:
     rows: list[Row] = []
     for fn, name in ((subprocess_floor, "`dagster job execute` floor_job"), (inprocess_floor, "in-process materialize floor")):
         try:
-            rows += fn(reps, floor)
+            rows += fn(reps, floor, storage)
         except Exception as exc:  # noqa: BLE001
             rows.append(Row.unavailable(SECTION, name, short_reason(exc)))
+    if not interpreter:
+        return rows
     try:
         rows += interpreter_floor(3)
     except Exception as exc:  # noqa: BLE001

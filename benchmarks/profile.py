@@ -4,6 +4,7 @@
     python -m benchmarks.profile engine --n 2000 --reps 1
     python -m benchmarks.profile job scan.hot           # one in-process Dagster run (after a warm-up)
     python -m benchmarks.profile backfill --n 6         # a 6-partition single-run regime backfill
+    python -m benchmarks.profile backfill --n 300 --storage postgres
 
 Writes ``benchmarks/results/profiles/<target>.txt`` and prints it.
 """
@@ -116,10 +117,13 @@ def profile_job(job: str, reps: int) -> str:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def profile_backfill(n: int) -> str:
+def profile_backfill(n: int, storage: str = "sqlite") -> str:
     from benchmarks.backfill import RANGE_END_TAG, RANGE_START_TAG, _write_config, key_at
+    from benchmarks.storage import storage_home
 
     tmp, env = _dagster_env()
+    home, storage_env = storage_home(storage, tmp)
+    env.update(DAGSTER_HOME=str(home), **storage_env)
     env["CRYPTORUN_CONFIG"] = str(_write_config(tmp))
     try:
         with temp_env(**env), quiet_stderr():
@@ -151,13 +155,14 @@ def main() -> None:
     j.add_argument("--reps", type=int, default=2)
     b = sub.add_parser("backfill")
     b.add_argument("--n", type=int, default=6)
+    b.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite")
     a = p.parse_args()
     if a.target == "engine":
         text, name = profile_engine(a.n, a.reps), f"engine_{a.n}"
     elif a.target == "job":
         text, name = profile_job(a.job, a.reps), f"job_{a.job}"
     else:
-        text, name = profile_backfill(a.n), f"backfill_{a.n}"
+        text, name = profile_backfill(a.n, a.storage), f"backfill_{a.n}_{a.storage}"
     out = RESULTS_DIR / "profiles" / f"{name}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -3,9 +3,12 @@
     python -m benchmarks.run            # full: engine sizes up to 5,000 symbols (< 10 min)
     python -m benchmarks.run --quick    # fewer repetitions, engine sizes up to 2,000
     python -m benchmarks.run --sections floor,engine --live-scale 10
+    python -m benchmarks.run --storage both --sections floor,cycles,backfill   # SQLite and Postgres side by side
 
 Sections: floor (1), cycles (2), engine (3), backfill (4), live (5), charts (6); cycles always measures the
-floor first (its ratios need it). Results go to ``benchmarks/results/<UTC time>/`` (results.json,
+floor first (its ratios need it). ``--storage`` (sqlite, postgres or both) picks the instance
+storage of floor, cycles and backfill: SQLite is deploy/local, Postgres deploy/production
+(benchmarks/storage.py starts a throwaway server when none is given). Results go to ``benchmarks/results/<UTC time>/`` (results.json,
 results.md) and ``benchmarks/results/latest.md``; that folder is git-ignored.
 """
 
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}")
     p.add_argument("--live-scale", type=float, default=20.0, help="divide the venues' rate-limit delays by this (default 20)")
     p.add_argument("--sizes", default=None, help="engine universe sizes, e.g. 30,100,500")
+    p.add_argument("--storage", choices=["sqlite", "postgres", "both"], default="sqlite",
+                   help="instance storage of the floor, cycles and backfill sections (default sqlite)")
     a = p.parse_args(argv)
     wanted = [s.strip() for s in a.sections.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in ORDER]
@@ -81,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
 
     from benchmarks import floor as floor_mod
+    from benchmarks import storage as storage_mod
 
-    fl = floor_mod.Floor()
+    storages = ["sqlite", "postgres"] if a.storage == "both" else [a.storage]
+    import atexit
+
+    atexit.register(storage_mod.stop_server)  # a throwaway server never outlives the run
+    floors = {s: floor_mod.Floor() for s in storages}
     reps_floor = 3 if a.quick else 4
     reps_cycles = 2 if a.quick else 3
 
@@ -100,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         dump_json(RESULTS_DIR / "partial.json", {"machine": machine, "rows": [r.to_dict() for r in rows]})
 
     if "floor" in wanted or "cycles" in wanted:
-        section("floor", lambda: floor_mod.run(reps_floor, fl))
+        for i, st in enumerate(storages):
+            section(f"floor ({st})", lambda st=st, i=i: floor_mod.run(reps_floor, floors[st], st, interpreter=i == 0))
     import importlib
 
     def mod(name: str):
@@ -108,16 +119,20 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(x) for x in a.sizes.split(",")] if a.sizes else None
     if "cycles" in wanted:
-        section("cycles", lambda: mod("cycles").run(reps_cycles, fl))
+        for st in storages:
+            section(f"cycles ({st})", lambda st=st: mod("cycles").run(reps_cycles, floors[st], st))
+        if len(storages) > 1:
+            section("cycles (Postgres vs SQLite)", lambda: mod("cycles").compare_hot(rows))
     if "engine" in wanted:
         section("engine", lambda: mod("engine_scaling").run(a.quick, sizes))
     if "backfill" in wanted:
-        section("backfill", lambda: mod("backfill").run(a.quick))
+        section("backfill", lambda: mod("backfill").run(a.quick, storages))
     if "live" in wanted:
         section("live", lambda: mod("live").run(a.quick, scale=a.live_scale))
     if "charts" in wanted:
         section("charts", lambda: mod("charts").run(a.quick))
 
+    storage_mod.stop_server()
     elapsed = time.perf_counter() - started
     machine["loadavg_end"] = machine_description()["loadavg_1_5_15"]
     print()
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS_DIR / stamp
-    dump_json(out / "results.json", {"machine": machine, "quick": a.quick, "elapsed_s": elapsed, "live_scale": a.live_scale,
+    dump_json(out / "results.json", {"machine": machine, "quick": a.quick, "storage": a.storage, "elapsed_s": elapsed, "live_scale": a.live_scale,
                                      "rows": [r.to_dict() for r in rows]})
     md = markdown(rows, machine, a, elapsed)
     (out / "results.md").write_text(md)

@@ -263,6 +263,8 @@ def _classify(home: Path, exc: BaseException) -> InstanceError:
     text = str(exc)
     first = (text.strip().splitlines() or [type(exc).__name__])[0]
     low = text.lower()
+    if isinstance(exc, DagsterInvalidConfigError) and exc.errors:
+        return InstanceError(f"DAGSTER_HOME {home}: dagster.yaml is invalid: {_config_error(exc.errors[0].message)}")
     if isinstance(exc, DagsterInvalidConfigError) or type(exc).__module__.startswith("yaml"):
         return InstanceError(f"DAGSTER_HOME {home}: dagster.yaml is invalid: {first}")
     if any(w in low for w in _CORRUPT_WORDS):
@@ -275,6 +277,17 @@ def _classify(home: Path, exc: BaseException) -> InstanceError:
     if any(w in low for w in _READ_ONLY_WORDS):
         return _not_writable(home)
     return InstanceError(f"DAGSTER_HOME {home}: the Dagster instance cannot be opened: {type(exc).__name__}: {first}")
+
+
+def _config_error(message: str) -> str:
+    """One line for Dagster's first config error; an unset ``env:`` variable is named with its key."""
+    import re
+
+    unset = re.search(r'environment variable "([^"]+)" which is not set', message)
+    where = re.search(r"at path root:(\S+)", message)
+    if unset:
+        return f"environment variable {unset.group(1)} is not set" + (f" ({where.group(1)})" if where else "")
+    return (message.strip().splitlines() or ["invalid config"])[0]
 
 
 @contextlib.contextmanager

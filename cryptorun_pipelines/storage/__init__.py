@@ -1,0 +1,1 @@
+"""Instance storages of the production profile (deploy/production/dagster.yaml)."""
