@@ -46,6 +46,9 @@ EDGES = {
     *((up, out) for up in ("hot_snapshot", "universe_ranking", "regime_weights") for out in ("hot_signals", "hot_premove", "hot_explain")),
     *((up, "warm_signals") for up in ("warm_snapshot", "universe_ranking", "regime_weights")),
 }
+#: the asset groups of the graph (signal_evaluation, in "evaluation", reads past cycles' files and
+#: depends on no asset: nothing a scan reads may come from it)
+GROUPS = ("universe", "market", "regime", "signals", "evaluation")
 RUN_TIMEOUT_S = 150
 BACKFILL_TIMEOUT_S = 200
 
@@ -108,7 +111,7 @@ def test_asset_graph_shows_the_lineage(ui):
     page, server = ui.page, ui.server
     page.set_viewport_size({"width": 1600, "height": 1200})
     ui.goto("/asset-groups")
-    for group in ("universe", "market", "regime", "signals"):
+    for group in GROUPS:
         page.get_by_text(group, exact=True).first.wait_for()
     ui.shot("lineage-groups")
     # expand every group (the graph's "expand all groups" shortcut, ⌥E), then zoom out a notch
@@ -144,7 +147,7 @@ def test_asset_graph_shows_the_lineage(ui):
     edges = {(dep["path"][-1], n["assetKey"]["path"][-1]) for n in nodes for dep in n["dependencyKeys"]}
     assert edges == EDGES, f"edges differ: missing {EDGES - edges}, extra {edges - EDGES}"
     groups = {n["assetKey"]["path"][-1]: n["groupName"] for n in nodes}
-    assert set(groups.values()) == {"universe", "market", "regime", "signals"}
+    assert set(groups.values()) == set(GROUPS)
     assert all(n["description"] for n in nodes), "every asset has a description"
 
 
