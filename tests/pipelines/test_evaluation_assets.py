@@ -71,8 +71,16 @@ def test_record_then_evaluate_from_the_cli(tmp_path, clean_env, capsys, monkeypa
         assert main(["--config", str(p.config_path), "record", "--as-of", t, "--json"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert out[0]["books"] > 0 and out[0]["bytes_written"] > out[1]["bytes_written"] > 0  # the second is incremental
-    replayed = make_pipeline(tmp_path / "replay", lambda raw: (raw["market"].update(source="replay"),
-                                                                raw["market"]["replay"].update(path=str(tmp_path / "rec"))))
+    def replay_recording(raw: dict) -> None:
+        raw["market"].update(source="replay")
+        raw["market"]["replay"].update(path=str(tmp_path / "rec"))
+        # a gate every symbol can reach, so the replayed hot cycle reads its recorded books instead of
+        # skipping them as unable to score (which symbols could reach 75 depends on the market's draw)
+        for job in raw["jobs"]:
+            if job["name"] == "scan.hot":
+                job["config"]["score_min"] = 1
+
+    replayed = make_pipeline(tmp_path / "replay", replay_recording)
     code = main(["--config", str(replayed.config_path), "evaluate", "--from", "2026-11-20T10:00Z", "--to", "2026-11-20T10:00Z",
                  "--json"])
     assert code == 0
