@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -271,11 +271,17 @@ def fsync_dir(path: Path) -> None:
         os.close(dfd)
 
 
+def _temp_name(target: Path) -> str:
+    """A hidden temporary file's name next to ``target`` (``.<name>.<random>.tmp``): no reader
+    takes it for the file itself."""
+    return str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
+
+
 def _stage(target: Path, data: bytes, durable: bool) -> str:
     """``data`` in a new hidden temporary file next to ``target`` (folder created if needed), fsync'ed
     when ``durable``; returns its name. The file is removed when writing fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
+    tmp = _temp_name(target)
     try:
         with create_file(Path(tmp)) as fh:
             write_bytes(fh, data, target.name)
@@ -304,6 +310,21 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     fsync_dir(target.parent)  # make the rename itself durable
     return target
+
+
+def replace_via(path: Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` fills a hidden temporary file next to ``path`` (reserved first with the umask's
+    mode; ``tempfile.mkstemp`` would make it 0600), which then replaces ``path`` in one rename: a
+    reader sees the old file or the new one. Not fsync'ed (pipeline caches, not artifacts); the
+    temporary file is removed when anything fails."""
+    tmp = _temp_name(path)
+    create_file(Path(tmp)).close()
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_files(files: Sequence[tuple[Path, bytes]]) -> None:

@@ -453,12 +453,22 @@ class JobConfig(_Strict):
         return self.name.replace(".", "_")
 
 
+ENV_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_var_name(v: str) -> str:
+    """The name of an environment variable (Celery URLs, notification secrets); never echoes the
+    value (it may be a pasted secret such as a URL with a password)."""
+    if not ENV_VAR_NAME_RE.match(v):
+        raise ValueError("not an environment variable name: must be the NAME of an environment variable "
+                         "(letters, digits, _) that holds the value, e.g. CRYPTORUN_SLACK_WEBHOOK_URL; "
+                         "secrets never go in config files")
+    return v
+
+
 class MultiprocessExecutorConfig(_Strict):
     # steps of one run executing at once, each in its own process (0 = one per CPU)
     max_concurrent: int = Field(ge=0)
-
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class CeleryExecutorConfig(_Strict):
@@ -470,9 +480,7 @@ class CeleryExecutorConfig(_Strict):
     @field_validator("broker_url_env", "backend_url_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
-        if not _ENV_NAME.match(v):
-            raise ValueError(f"'{v}' is not an environment variable name (letters, digits and _)")
-        return v
+        return _env_var_name(v)
 
 
 class ExecutorConfig(_Strict):
@@ -482,16 +490,6 @@ class ExecutorConfig(_Strict):
     type: Literal["in_process", "multiprocess", "celery"]
     multiprocess: MultiprocessExecutorConfig
     celery: CeleryExecutorConfig
-
-ENV_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _env_var_name(v: str) -> str:
-    """The name of an environment variable; never echoes the value (it may be a pasted secret)."""
-    if not ENV_VAR_NAME_RE.match(v):
-        raise ValueError("must be the NAME of an environment variable (letters, digits, _), e.g. "
-                         "CRYPTORUN_SLACK_WEBHOOK_URL; secrets never go in config files")
-    return v
 
 
 class WebhookTargetConfig(_Strict):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
@@ -35,10 +34,9 @@ from dagster._core.executor.base import Executor
 from dagster._core.executor.in_process import InProcessExecutor
 
 from cryptorun_core.config import ExecutorConfig
+from cryptorun_core.timefmt import utcnow
 from cryptorun_pipelines.partitions import run_partition_problem
 from cryptorun_pipelines.run_tags import SETTINGS_TAGS
-
-UTC = timezone.utc
 
 #: the resource whose resolved config is stamped on the run, and the IO manager that knows dry runs
 CONFIG_RESOURCE = "cryptorun_config"
@@ -156,7 +154,7 @@ class CheckedExecutor(Executor):
         job_def = plan_context.job.get_definition()
         run = plan_context.dagster_run
         if job_def.partitions_def is not None:
-            problem = run_partition_problem(job_def.partitions_def, run.tags, datetime.now(UTC), job=job_def.name)
+            problem = run_partition_problem(job_def.partitions_def, run.tags, utcnow(), job=job_def.name)
             if problem:
                 raise PartitionRefused(problem)
         tags = settings_tags(plan_context)

@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Mapping
 
 import dagster as dg
 from croniter import croniter
 
 from cryptorun_core.config import AppConfig, ConfigError, JobConfig
+from cryptorun_core.timefmt import UTC
 
-UTC = timezone.utc
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 
 

@@ -40,7 +40,6 @@ import pyarrow.parquet as pq
 from cryptorun_core.artifacts import as_of_folder, atomic_write
 from cryptorun_core.market.base import (
     BAR_COLUMNS,
-    UTC,
     FetchResult,
     MarketInfo,
     MarketSource,
@@ -50,6 +49,7 @@ from cryptorun_core.market.base import (
     VenueHealth,
     to_utc,
 )
+from cryptorun_core.timefmt import utcnow
 
 FORMAT = "cryptorun-recording"
 FORMAT_VERSION = 1
@@ -93,7 +93,7 @@ class RecordingSource(MarketSource):
         self.inner = inner
         self.folder = Path(folder)
         self.retention_days = retention_days
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now or (utcnow)
         self._lock = threading.Lock()
         self._bar_keys: dict[tuple[str, str, str], dict[int, tuple[float, ...]]] = {}
         self._loaded_bar_days: set[str] = set()

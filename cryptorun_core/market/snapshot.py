@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cryptorun_core.artifacts import replace_via
 from cryptorun_core.market.base import (
     BAR_COLUMNS, TIMEFRAME_DELTA, FetchResult, MarketDataError, MarketSource, OrderBook, Timeframe, VenueHealth, to_utc,
 )
@@ -197,11 +197,11 @@ class MarketSnapshot:
             # only: on float columns of distinct prices it costs time and saves nothing
             text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
             path = target / f"{name}.parquet"
-            _atomic_write(path, lambda tmp: pq.write_table(table, tmp, use_dictionary=text))
+            replace_via(path, lambda tmp: pq.write_table(table, tmp, use_dictionary=text))
             paths[name] = path
         meta = {"as_of": to_utc(self.as_of).isoformat(), "timeframe": self.timeframe, "source": self.source, "health": self.health}
         meta_path = target / "meta.json"
-        _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n"))
+        replace_via(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n"))
         paths["meta"] = meta_path
         return paths
 
@@ -269,19 +269,6 @@ def _as_str(values: pd.Series) -> np.ndarray:
     if arr.dtype == object and len(arr) and pd.api.types.infer_dtype(arr, skipna=False) == "string":
         return arr
     return values.astype(str).to_numpy()
-
-
-def _atomic_write(path: Path, write) -> None:
-    from cryptorun_core.artifacts import create_file
-
-    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-    create_file(Path(tmp)).close()  # reserved with the umask's mode (mkstemp would make it 0600)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fetch_rows(results: Sequence[FetchResult], kind: str) -> list[dict]:

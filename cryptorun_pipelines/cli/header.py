@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cryptorun_pipelines.cli.render import PLAIN, WIDTH, Style, fit, fmt_time
+from cryptorun_pipelines.cli.render import PLAIN, WIDTH, Style, fit, fmt_iso
 
 OFFLINE_SOURCES = ("simulated", "replay")
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$")
@@ -173,16 +172,6 @@ def build_header(artifacts_dir: str | Path, venues: Sequence[str] = ()) -> Heade
     return header
 
 
-def _short_time(value: str | None) -> str:
-    if not value:
-        return "-"
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    return fmt_time(dt)
-
-
 def _latency(ms: float | None) -> str:
     return "-" if ms is None else f"{ms:.0f}ms"
 
@@ -194,13 +183,13 @@ def render_header(header: Header, style: Style = PLAIN, width: int = WIDTH) -> l
     if header.regime:
         conf = f"{header.confidence:.2f}" if header.confidence is not None else "-"
         regime = style.status(str(header.regime))
-        line1_plain = f"Regime {header.regime} (confidence {conf}) as of {_short_time(header.regime_as_of)}"
+        line1_plain = f"Regime {header.regime} (confidence {conf}) as of {fmt_iso(header.regime_as_of)}"
         if header.scan_as_of:
-            line1_plain += f" · scan {_short_time(header.scan_as_of)}"
+            line1_plain += f" · scan {fmt_iso(header.scan_as_of)}"
         line1_plain = fit(line1_plain, width)
         line1 = line1_plain.replace(f"Regime {header.regime}", f"{style('Regime', 'bold')} {regime}", 1)
     else:
-        line1 = style("Regime", "bold") + " no data yet" + (f" · scan {_short_time(header.scan_as_of)}" if header.scan_as_of else "")
+        line1 = style("Regime", "bold") + " no data yet" + (f" · scan {fmt_iso(header.scan_as_of)}" if header.scan_as_of else "")
     if not header.venues:
         return [line1, style("APIs", "bold") + " no scan yet"]
     # API health: one line, or two when the latencies do not fit beside the totals

@@ -295,6 +295,17 @@ def fmt_time(value: datetime | float | None, *, seconds: bool = False, short: bo
     return value.strftime(fmt[3:] if short else fmt)
 
 
+def fmt_iso(value: Any) -> str:
+    """:func:`fmt_time` of an ISO 8601 text (``…Z`` or an offset) read from an artifact; ``-`` when
+    empty, the text itself when it is not ISO 8601."""
+    if not value:
+        return "-"
+    try:
+        return fmt_time(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return str(value)
+
+
 def fmt_ago(then: datetime | float | None, now: datetime | None = None) -> str:
     if then is None:
         return "-"

@@ -7,11 +7,11 @@ from typing import Any
 
 from croniter import croniter
 
-from cryptorun_core.timefmt import UTC, utcnow
+from cryptorun_core.timefmt import FOLDER_FORMAT, UTC, utcnow
 from cryptorun_pipelines.cli.errors import UsageError
 
 #: accepted by --as-of besides ISO 8601: an artifact folder name or a partition key
-EXTRA_TIME_FORMATS = ("%Y-%m-%dT%H-%M-%SZ", "%Y-%m-%d-%H:%M")
+EXTRA_TIME_FORMATS = (FOLDER_FORMAT, "%Y-%m-%d-%H:%M")
 
 
 def next_tick(cron: str, now: datetime | None = None) -> datetime:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptorun_core.config import NotificationRetryConfig
+from cryptorun_core.timefmt import iso_z
 from cryptorun_pipelines.notifications.targets import Target
 
 USER_AGENT = "cryptorun-notify/1"
@@ -145,4 +146,4 @@ def retry_delay(attempt: int, outcome: Outcome, policy: NotificationRetryConfig)
 
 
 def now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_z(datetime.fromtimestamp(ts, UTC))

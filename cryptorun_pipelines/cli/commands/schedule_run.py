@@ -27,7 +27,8 @@ from cryptorun_pipelines.cli.errors import EXIT_OK, JobFailed
 from cryptorun_pipelines.cli.instance import get_instance
 from cryptorun_pipelines.cli.progress import RunMonitor, error_message
 from cryptorun_pipelines.cli.render import (
-    WIDTH, Column, Style, badge_form, badges, display_width, fit, fmt_duration, fmt_score, fmt_time, table, terminal_width,
+    WIDTH, Column, Style, badge_form, badges, display_width, fit, fmt_duration, fmt_iso, fmt_score, fmt_time, table,
+    terminal_width,
 )
 from cryptorun_pipelines.cli.timing import resolve_partition
 from cryptorun_pipelines.run_tags import DRY_RUN_TAG, TRIGGER_TAG
@@ -295,17 +296,6 @@ def render_top(rows: list[dict[str, Any]], style: Style, width: int | None = Non
     return out
 
 
-def _short_iso(value: Any) -> str:
-    from datetime import datetime
-
-    if not value:
-        return "-"
-    try:
-        return fmt_time(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-    except ValueError:
-        return str(value)
-
-
 def display_path(path: str, width: int = WIDTH - 14) -> str:
     """``path`` relative to the working directory when that is shorter; cut from the left to fit."""
     import os
@@ -343,7 +333,7 @@ def render_summary(
     if regime:
         conf = f"{float(regime['confidence']):.2f}" if regime.get("confidence") is not None else "-"
         label = style.status(str(regime.get("label")))
-        lines.append(f"  regime     {label} (confidence {conf}), as of {_short_iso(regime.get('as_of'))}")
+        lines.append(f"  regime     {label} (confidence {conf}), as of {fmt_iso(regime.get('as_of'))}")
         if regime.get("computed"):
             ind = regime.get("indicators") or {}
             if ind:
