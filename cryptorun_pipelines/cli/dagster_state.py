@@ -169,6 +169,28 @@ def last_run(instance: "DagsterInstance", dagster_job_name: str) -> RunInfo | No
     )
 
 
+def last_written_on_demand(instance: "DagsterInstance", asset: str) -> dict | None:
+    """The newest materialisation of ``asset`` when a scan computed it on demand (the IO manager
+    records those with ``computed_by_run``): partition, the run and its job, and when. None when the
+    newest one came from the asset's own job, or there is none."""
+    from dagster import AssetKey
+
+    records = instance.fetch_materializations(AssetKey(asset), limit=1).records
+    if not records:
+        return None
+    record = records[0]
+    by = record.asset_materialization.metadata.get("computed_by_run") if record.asset_materialization else None
+    if by is None:
+        return None
+    run = instance.get_run_by_id(by.value)
+    return {
+        "partition": record.partition_key,
+        "run_id": by.value,
+        "job": run.job_name if run else None,
+        "at": _ts(record.timestamp).isoformat() if _ts(record.timestamp) else None,
+    }
+
+
 def failure_message(instance: "DagsterInstance", run_id: str) -> str | None:
     from dagster import DagsterEventType
 

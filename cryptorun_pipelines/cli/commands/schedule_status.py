@@ -17,6 +17,7 @@ from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.dagster_state import (
     fail_dead_runs,
     last_run,
+    last_written_on_demand,
     schedule_names,
     schedule_states,
 )
@@ -65,11 +66,21 @@ def collect_status(ctx: Context, instance: Any) -> list[dict[str, Any]]:
                 "status": words,
                 "next_tick": next_tick(job.schedule, now).isoformat() if job.enabled else None,
                 "last_run": run.to_dict() if run else None,
+                # a regime window a scan computed because its own run had not: newer than last_run
+                "written_on_demand": _written_on_demand(instance, job),
                 "marked_failed": [m for m in marked if m["job"] == job.dagster_name],
                 "latest_artifacts": latest_folder(ctx.config.global_.artifacts_dir, job),
             }
         )
     return out
+
+
+def _written_on_demand(instance: Any, job: JobConfig) -> dict | None:
+    from cryptorun_core.artifacts import ROLE_ASSETS
+    from cryptorun_pipelines.jobs import job_role
+
+    role = job_role(job)
+    return last_written_on_demand(instance, ROLE_ASSETS[role][-1]) if role == "regime" else None
 
 
 def _wrapped(lead: str, text: str, max_lines: int = 3) -> list[str]:
@@ -119,6 +130,11 @@ def render_status(rows: list[dict[str, Any]], style: Style, now=None) -> list[st
                 lines.extend(_wrapped("  failed     ", run["failure"].splitlines()[0]))
         else:
             lines.append("  last run   none yet")
+        made = r.get("written_on_demand")
+        if made:
+            at = datetime.fromisoformat(made["at"]) if made.get("at") else None
+            lines.extend(_wrapped("  written    ", f"partition {made['partition'] or '-'} by {made['job'] or 'a'} run "
+                                  f"{made['run_id'][:8]} (computed on demand) {fmt_ago(at, now)}"))
         for m in r.get("marked_failed") or []:
             if run and m["run_id"] == run["run_id"]:
                 continue  # the last run's own "failed" line says it

@@ -73,3 +73,18 @@ def test_a_failed_last_run_says_why(home: Path, capsys) -> None:
     assert all(len(line) <= 80 for line in lines)
     text = " ".join(" ".join(lines).split())
     assert "failed Run worker process 4242 on somewhere is gone (killed or crashed); marked failed by" in text
+
+
+def test_a_regime_window_a_scan_computed_is_shown_under_regime_refresh(home: Path, capsys) -> None:
+    """A fresh install's first hot scan writes its regime window itself: `status` must not leave
+    regime.refresh at "last run none yet" as if nothing had ever been written."""
+    assert main(["schedule", "run", "scan.hot", "--partition", "2026-11-20-11:45", "--json"]) == 0
+    capsys.readouterr()
+    payload = status(capsys)
+    regime = next(j for j in payload["jobs"] if j["name"] == "regime.refresh")
+    assert regime["last_run"] is None
+    made = regime["written_on_demand"]
+    assert made["partition"] == "2026-11-20-08:00" and made["job"] == "scan_hot"
+    lines = render_status([regime], Style(colour=False))
+    assert any(line.startswith("  written    partition 2026-11-20-08:00 by scan_hot run") for line in lines), lines
+    assert all(j["written_on_demand"] is None for j in payload["jobs"] if j["name"] != "regime.refresh")
