@@ -115,9 +115,11 @@ TRANSIENT_CHUNK_DAYS = 64
 # Events: a directional move of EVENT_MOVE (uniform range), up with probability EVENT_UP_P (pumps),
 # with volume and range surges; each is given back over EVENT_FADE times its length, so events
 # leave no drift (they must not lift every chart) while the pump itself is there to be scanned.
+# A quick give-back (pump and dump): a slow one left a coin drifting down for days after every
+# pump, which skewed the breadth-thrust vote towards volatile (docs/simulated_market.md).
 EVENT_MOVE = (0.06, 0.20)
 EVENT_UP_P = 0.75
-EVENT_FADE = 3
+EVENT_FADE = 1
 
 # Books (SPEC §3): ±2% depth ≈ DEPTH_COEF · venue_ADV^DEPTH_EXP (≈ $150k, the tier-1 minimum, at
 # $6M venue ADV, so the lower half of the top 30 often fails depth), spread ≈

@@ -11,10 +11,6 @@ from cryptorun_core.market.simulated import calibration as cal
 
 pytestmark = pytest.mark.skipif(not (cal.DEFAULT_REAL_DIR / "hourly").is_dir(), reason="../shared/data/real not available")
 
-# The shares of days with a calm / volatile breadth vote: the one place the model is still off
-# (about 6-7 points, skewed down); docs/simulated_market.md says so. Strict xfail: it turns red
-# once both are fixed.
-KNOWN_GAPS = ("breadth_vote_calm", "breadth_vote_volatile")
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +32,8 @@ def test_the_table_covers_every_statistic_the_issue_names(table):
 
 
 def test_each_statistic_is_within_25_percent_of_the_real_one(table):
-    off = table[~table["within"] & ~table.index.isin(KNOWN_GAPS)]
+    off = table[~table["within"]]
     assert off.empty, off[["real", "simulated", "ratio"]].to_string()
-
-
-@pytest.mark.xfail(strict=True, reason="breadth vote shares are ~6-7 points off, skewed down (see docs/simulated_market.md)")
-def test_breadth_vote_shares_are_within_tolerance(table):
-    assert table.loc[list(KNOWN_GAPS), "within"].all()
 
 
 def test_tolerance_is_relative_with_an_absolute_floor_for_vote_shares():
