@@ -34,10 +34,8 @@ def distinct_pairs(frame: pd.DataFrame) -> list[tuple]:
 def books_cost_requests(source) -> bool:
     """True when each order book is a rate-limited venue request (live ccxt): only then are books of
     symbols that cannot reach the score threshold skipped. Offline sources (simulated, replay) serve
-    books for free, so their snapshots (and artifacts) keep every book. A source may say so itself
-    with a ``costly_books`` attribute."""
-    flag = getattr(source, "costly_books", None)
-    return bool(flag) if flag is not None else getattr(source, "name", "") == "ccxt"
+    books for free, so their snapshots (and artifacts) keep every book (``MarketSource.costly_books``)."""
+    return bool(getattr(source, "costly_books", False))
 
 
 SKIPPED_BOOK_ERROR = "score_unreachable"

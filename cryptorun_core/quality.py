@@ -293,12 +293,7 @@ def _spikes(good: np.ndarray, pair_id: np.ndarray, px: list[np.ndarray], vol: np
     has_prev[1:] = pair_id[1:] == pair_id[:-1]
     has_next = np.zeros(n, dtype=bool)
     has_next[:-1] = has_prev[1:]
-    prev_c = np.empty(n)
-    prev_c[0] = np.nan
-    prev_c[1:] = close[:-1]
-    next_c = np.empty(n)
-    next_c[-1] = np.nan
-    next_c[:-1] = close[1:]
+    prev_c, next_c = _neighbours(close)
     # the newest bar compares with the one before it only
     next_c = np.where(has_next, next_c, prev_c)
     ref_hi = np.fmax(prev_c, next_c)
@@ -306,15 +301,19 @@ def _spikes(good: np.ndarray, pair_id: np.ndarray, px: list[np.ndarray], vol: np
     k = rules.price_spike_ratio
     with np.errstate(invalid="ignore", over="ignore"):
         price = has_prev & ((top >= k * ref_hi) | (bottom * k <= ref_lo))
-        prev_u = np.empty(n)
-        prev_u[0] = np.nan
-        prev_u[1:] = usd[:-1]
-        next_u = np.empty(n)
-        next_u[-1] = np.nan
-        next_u[:-1] = usd[1:]
+        prev_u, next_u = _neighbours(usd)
         ref_u = np.fmax(prev_u, next_u)
         volume = has_prev & has_next & ~price & (np.fmin(prev_u, next_u) > 0) & (usd >= rules.volume_spike_ratio * ref_u)
     return ("price_spike", price), ("volume_spike", volume)
+
+
+def _neighbours(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each element's previous and next value (NaN past either end)."""
+    prev = np.full(len(values), np.nan)
+    prev[1:] = values[:-1]
+    nxt = np.full(len(values), np.nan)
+    nxt[:-1] = values[1:]
+    return prev, nxt
 
 
 def _canonical_order(venue: np.ndarray, symbol: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray]:

@@ -131,6 +131,10 @@ class MarketSource(abc.ABC):
     """Read-only market data as of a time T. Implementations must never return data after T."""
 
     name: str = "abstract"
+    #: each order book is a rate-limited venue request (live venues): the hot cycle then skips the
+    #: books of symbols that cannot reach the score threshold (book_pruning); offline sources serve
+    #: books for free and keep every one
+    costly_books: bool = False
 
     @property
     @abc.abstractmethod

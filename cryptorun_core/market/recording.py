@@ -108,9 +108,8 @@ class RecordingSource(MarketSource):
         return self.inner.name
 
     @property
-    def costly_books(self) -> bool:
-        flag = getattr(self.inner, "costly_books", None)
-        return bool(flag) if flag is not None else self.inner.name == "ccxt"
+    def costly_books(self) -> bool:  # type: ignore[override]
+        return self.inner.costly_books
 
     @property
     def venues(self) -> tuple[str, ...]:

@@ -77,6 +77,7 @@ class CcxtMarket(OhlcvRequests, MarketSource):
     """
 
     name = "ccxt"
+    costly_books = True
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class Scripted(MarketSource):
     """A source whose answers the test sets: hourly bars (value = hours since T), books by time."""
 
     name = "ccxt"
+    costly_books = True  # as the live ccxt source: each book a venue request
 
     def __init__(self):
         self.book_time: dict[datetime, datetime] = {}  # cycle T -> the venue time of the book it gets
