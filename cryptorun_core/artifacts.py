@@ -21,6 +21,7 @@ import json
 import math
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -118,6 +119,52 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     if spec.spec_file:
         return safe_join(artifacts_dir, as_of_folder(as_of)) / parts[-1]
     return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
+
+
+def artifact_paths(artifacts_dir: str | os.PathLike[str], asset: str, as_ofs: Sequence[Any]) -> list[Path]:
+    """:func:`artifact_path` of every ``as_ofs`` (same paths, same refusals) for a range of thousands of
+    partitions: ``artifacts_dir`` and the folders all paths share are resolved once, and each
+    partition's own part is followed link by link only where a link is (``Path.resolve`` walks
+    the whole path from ``/`` for each)."""
+    spec = BY_ASSET[asset]
+    if spec.location == EVALUATION_DIR:
+        return [artifact_path(artifacts_dir, asset, a) for a in as_ofs]
+    base = Path(artifacts_dir).resolve()
+    parts = spec.filename.split("/")
+    if spec.spec_file:
+        shared, own, name = base, lambda a: [as_of_folder(a)], parts[-1]
+    else:
+        shared = _resolve_below(base, base, [PIPELINE_DIR])
+        own, name = (lambda a: [as_of_folder(a), *parts]), None
+    out = []
+    for a in as_ofs:
+        path = _resolve_below(base, shared, own(a))
+        out.append(path / name if name else path)
+    return out
+
+
+def _resolve_below(base: Path, resolved: Path, parts: Sequence[str]) -> Path:
+    """``(resolved / parts).resolve()`` for a ``resolved`` folder inside ``base``, refusing (ValueError)
+    a result outside ``base`` as :func:`safe_join` does."""
+    path = resolved
+    for i, part in enumerate(parts):
+        if part in ("", ".", "..") or "/" in part or "\x00" in part:
+            return safe_join(base, *_relative(base, resolved), *parts)
+        path = path / part
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except FileNotFoundError:  # nothing below exists: nothing below can be a link
+            path = path.joinpath(*parts[i + 1:])
+            break
+        if link:
+            return safe_join(base, *_relative(base, resolved), *parts)
+    if path != base and base not in path.parents:
+        raise ValueError(f"path {path} resolves outside {base}")
+    return path
+
+
+def _relative(base: Path, folder: Path) -> tuple[str, ...]:
+    return folder.relative_to(base).parts
 
 
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",

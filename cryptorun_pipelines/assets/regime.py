@@ -20,6 +20,7 @@ from cryptorun_core.schemas import RegimeIndicatorsSchema, UniverseRankingSchema
 from cryptorun_pipelines.assets.common import (
     RegimeJsonType, duration_metadata, frame_metadata, pack, partition_keys, regime_metadata, table_type, timed,
 )
+from cryptorun_pipelines.assets.partition_metadata import add_partition_metadata
 from cryptorun_pipelines.charts import regime_chart_metadata
 from cryptorun_pipelines.freshness import freshness_policy
 from cryptorun_pipelines.partitions import Cadences, as_of_for_key, segment_sizes
@@ -128,13 +129,14 @@ def build_regime_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
             REGIME_INDICATORS: {k: w.indicator_row(k) for k, w in windows.items()},
             REGIME_WEIGHTS: {k: w.regime_json(k) for k, w in windows.items()},
         }
+        metadata = {}
         for key, window in windows.items():  # each partition's own numbers, never the last one's
-            context.add_asset_metadata(ranking_metadata(window.ranking), asset_key=UNIVERSE_RANKING, partition_key=key)
-            context.add_asset_metadata(indicator_metadata(window), asset_key=REGIME_INDICATORS, partition_key=key)
-            regime = values[REGIME_WEIGHTS][key]
-            context.add_asset_metadata({**weights_metadata(regime), **indicator_metadata(window), **data_quality_metadata(window)},
-                                       asset_key=REGIME_WEIGHTS, partition_key=key)
+            metadata[UNIVERSE_RANKING, key] = ranking_metadata(window.ranking)
+            metadata[REGIME_INDICATORS, key] = indicator_metadata(window)
+            metadata[REGIME_WEIGHTS, key] = {**weights_metadata(values[REGIME_WEIGHTS][key]), **indicator_metadata(window),
+                                             **data_quality_metadata(window)}
             log_data_quality(context.log, key, window)
+        add_partition_metadata(context, metadata)
         run_wide = _run_metadata(context, config, pdef, keys, values, t["seconds"], source.name)
         for name in OUTS:
             yield dg.Output(pack(values[name], keys), output_name=name, metadata=run_wide.get(name, {}))

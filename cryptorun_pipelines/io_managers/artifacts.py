@@ -30,7 +30,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from cryptorun_core.artifact_sets import commit_set
-from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS, Artifact, artifact_path, write_files
+from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS, Artifact, artifact_path, artifact_paths, write_files
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.timefmt import UTC, as_of_folder, iso_z
 from cryptorun_pipelines.io_managers.serialization import PartitionedValues, deserialize, from_kept, kept, serialize
@@ -139,10 +139,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         else:
             raise dg.DagsterInvariantViolationError(f"{name} ran for {len(keys)} partitions but returned one value; return PartitionedValues")
         pdef = context.asset_partitions_def
-        paths = {key: self.path_for(name, _as_of(pdef, key)) for key in keys}
+        as_ofs = [_as_of(pdef, key) for key in keys]
+        paths = dict(zip(keys, artifact_paths(self.artifacts_dir, name, as_ofs)))
         written, total = self._write(spec, {paths[k]: values[k] for k in keys}, keys)
         if spec.kind == "snapshot" and not self.dry_run:
-            pruned = self.prune_snapshots(spec, max(_as_of(pdef, key) for key in keys))
+            pruned = self.prune_snapshots(spec, max(as_ofs))
             if pruned:
                 context.log.info(f"pruned {len(pruned)} market snapshot folder(s) older than the retention")
         if self.dry_run:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cryptorun_core import artifacts as A
+from cryptorun_core import asset_keys as keys
 
 
 def test_as_of_folder():
@@ -132,3 +133,51 @@ def test_write_files_is_all_or_nothing(tmp_path):
     assert (tmp_path / "a" / "x.json").read_bytes() == b"1"  # untouched: nothing was renamed
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]  # the staged temp file is gone
     write_files([])  # nothing to do
+
+
+def _layout(root, outside):
+    """A root with every kind of folder on the way: plain, missing, a link inside, links outside."""
+    from datetime import timedelta
+
+    t = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+    times = [t + timedelta(hours=4 * i) for i in range(6)]
+    (root / A.as_of_folder(times[0])).mkdir(parents=True)
+    (root / ".pipeline" / A.as_of_folder(times[0])).mkdir(parents=True)
+    (root / ".pipeline" / A.as_of_folder(times[0]) / "universe.parquet").symlink_to(outside / "u.parquet")
+    (root / "elsewhere").mkdir()
+    (root / A.as_of_folder(times[1])).symlink_to(root / "elsewhere")  # a link that stays inside
+    (root / A.as_of_folder(times[2])).symlink_to(outside)  # a link that leads outside
+    (root / ".pipeline" / A.as_of_folder(times[3])).symlink_to(outside)
+    return times
+
+
+@pytest.mark.parametrize("asset", ["regime_weights", "universe_ranking", "regime_indicators", keys.HOT_SIGNALS])
+def test_artifact_paths_are_artifact_path_of_each_time(tmp_path, asset):
+    root, outside = tmp_path / "artifacts", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    times = _layout(root, outside)
+
+    def one(t):
+        try:
+            return A.artifact_path(root, asset, t)
+        except ValueError:
+            return "refused"
+
+    expected = [one(t) for t in times]
+    assert "refused" in expected or asset == "regime_weights"
+    for t, want in zip(times, expected):
+        if want == "refused":
+            with pytest.raises(ValueError, match="outside"):
+                A.artifact_paths(root, asset, [times[-1], t])
+        else:
+            assert A.artifact_paths(root, asset, [t]) == [want]
+    allowed = [t for t, want in zip(times, expected) if want != "refused"]
+    assert A.artifact_paths(root, asset, allowed) == [w for w in expected if w != "refused"]
+
+
+def test_artifact_paths_refuse_a_pipeline_folder_that_leads_outside(tmp_path):
+    root, outside = tmp_path / "artifacts", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    (root / ".pipeline").symlink_to(outside)
+    with pytest.raises(ValueError, match="outside"):
+        A.artifact_paths(root, "universe_ranking", [datetime(2026, 11, 10, 12, tzinfo=timezone.utc)])
