@@ -314,9 +314,9 @@ def regime_universe(ranking: pd.DataFrame, config: AppConfig) -> list[str]:
     """Eligible ranked symbols by rank, at most ``config.universe.regime_universe_size`` (SPEC §6)."""
     if ranking is None or ranking.empty:
         return []
-    rank = ranking["rank"]
-    elig = (ranking["eligible"].to_numpy(dtype=bool) & rank.notna().to_numpy())
-    ranks = rank.to_numpy(dtype=float, na_value=np.nan)[elig]
+    all_ranks = ranking["rank"].to_numpy(dtype=float, na_value=np.nan)
+    elig = ranking["eligible"].to_numpy(dtype=bool) & ~np.isnan(all_ranks)
+    ranks = all_ranks[elig]
     symbols = ranking["symbol"].to_numpy(dtype=object)[elig]
     return symbols[np.argsort(ranks, kind="stable")][: config.universe.regime_universe_size].tolist()
 

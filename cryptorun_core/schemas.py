@@ -6,6 +6,8 @@ Add new schemas in their own clearly separated block.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple, Sequence
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -315,7 +317,7 @@ def _column_validator(name: str, col) -> "callable | None":
             return None
         checks.append(fn)
 
-    def ok(frame: pd.DataFrame) -> bool:
+    def ok(frame: pd.DataFrame, tables: np.ndarray | None = None) -> bool:
         series = frame[name]
         if isinstance(series, pd.DataFrame):  # duplicated column name
             return False
@@ -338,7 +340,8 @@ def _column_validator(name: str, col) -> "callable | None":
             if not col.nullable:
                 return False
             values = values[~null]
-        if col.unique and pd.Series(values).duplicated().any():
+            tables = tables[~null] if tables is not None else None
+        if col.unique and _duplicated(values, tables):
             return False
         with np.errstate(invalid="ignore"):
             return all(bool(np.all(fn(values))) for fn in checks) if len(values) else True
@@ -363,15 +366,13 @@ def _frame_validator(schema: pa.DataFrameSchema):
         frame_checks.append(check._check_fn)
     names = list(schema.columns)
 
-    def ok(frame: pd.DataFrame) -> bool:
+    def table_ok(frame: pd.DataFrame) -> bool:
         cols = list(frame.columns)
         if len(set(cols)) != len(cols) or any(c not in cols for c in names):
             return False
         if schema.strict is True and len(cols) != len(names):
             return False
         if schema.ordered and [c for c in cols if c in columns] != names:
-            return False
-        if not all(fn(frame) for fn in columns.values()):
             return False
         if schema.unique and frame.duplicated(subset=list(schema.unique)).any():
             return False
@@ -381,32 +382,77 @@ def _frame_validator(schema: pa.DataFrameSchema):
                 return False
         return True
 
-    return ok
+    def rows_ok(frame: pd.DataFrame, tables: np.ndarray | None = None) -> bool:
+        return all(fn(frame, tables) for fn in columns.values())
+
+    return _Validator(table_ok, rows_ok)
+
+
+class _Validator(NamedTuple):
+    """A readable schema's constraints in two parts: ``table`` holds for one table as a whole (columns
+    present, strict, ordered, unique column sets, frame checks — any of which may look at the whole
+    table); ``rows`` is every column's dtype, nullability and checks, row by row (a column's
+    uniqueness within each table: ``tables`` labels each row's table, None for one table). ``rows``
+    of a concatenation of tables with the same dtypes is the conjunction of ``rows`` of each."""
+
+    table: Callable[[pd.DataFrame], bool]
+    rows: Callable[[pd.DataFrame, "np.ndarray | None"], bool]
+
+
+def _duplicated(values: np.ndarray, tables: np.ndarray | None) -> bool:
+    """Some value occurs twice (in the same table, when ``tables`` labels each value's table)."""
+    if tables is None:
+        return bool(pd.Series(values).duplicated().any())
+    return bool(pd.DataFrame({"table": tables, "value": values}).duplicated().any())
 
 
 _VALIDATORS: dict[int, tuple[pa.DataFrameSchema, object]] = {}
+
+
+def _validator(schema: pa.DataFrameSchema) -> _Validator | None:
+    hit = _VALIDATORS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = (schema, _frame_validator(schema))
+        _VALIDATORS[id(schema)] = hit
+    return hit[1]
 
 
 def validate_frame(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
     """Validate ``frame`` against ``schema``: the schema's checks evaluated with numpy; a frame failing
     one (or a schema with a construct they do not cover) goes through pandera's ``validate``, which raises
     :class:`pandera.errors.SchemaError` with its report. Returns ``frame``."""
-    hit = _VALIDATORS.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        hit = (schema, _frame_validator(schema))
-        _VALIDATORS[id(schema)] = hit
-    if _passes(hit[1], frame):
+    if _passes(_validator(schema), [frame]):
         return frame
     return schema.validate(frame)
 
 
-def _passes(check, frame: pd.DataFrame) -> bool:
-    """``check`` (a :func:`_frame_validator`, None when the schema is not readable) holds for ``frame``.
-    A frame the checks cannot even evaluate (e.g. a comparison of mixed types raising) is malformed:
-    pandera reports it."""
+def frames_pass(schema: pa.DataFrameSchema, frames: Sequence[pd.DataFrame]) -> bool:
+    """Every one of ``frames`` passes :func:`validate_frame` against ``schema`` — decided without
+    pandera (False also when the schema is not readable: the caller validates each frame to get the
+    report). For the thousands of tables of a single-run backfill: the row-by-row constraints are
+    evaluated once over the concatenation of the tables that share columns and dtypes."""
+    return _passes(_validator(schema), frames)
+
+
+def _passes(check: _Validator | None, frames: Sequence[pd.DataFrame]) -> bool:
+    """``check`` (None when the schema is not readable) holds for each of ``frames``. A frame the checks
+    cannot even evaluate (e.g. a comparison of mixed types raising) is malformed: pandera reports it."""
     if check is None:
         return False
+    alike: dict[tuple, list[pd.DataFrame]] = {}
     try:
-        return bool(check(frame))
+        for frame in frames:
+            if not check.table(frame):
+                return False
+            alike.setdefault((tuple(frame.columns), tuple(frame.dtypes)), []).append(frame)
+        for group in alike.values():
+            if len(group) == 1:
+                if not check.rows(group[0], None):
+                    return False
+                continue
+            tables = np.repeat(np.arange(len(group)), [len(f) for f in group])
+            if not check.rows(pd.concat(group, ignore_index=True), tables):
+                return False
+        return True
     except (TypeError, ValueError, KeyError, AttributeError):
         return False

@@ -1,4 +1,5 @@
-"""validate_frame: the schemas' own checks evaluated with numpy must reject every frame pandera rejects."""
+"""validate_frame and frames_pass: the schemas' own checks evaluated with numpy must reject every frame pandera rejects,
+and a batch of tables exactly when one of them is rejected."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from cryptorun_core import schemas as S  # noqa: E402
 from cryptorun_core.engine import run_scan  # noqa: E402
 from cryptorun_core.microstructure import book_metrics  # noqa: E402
 from cryptorun_core.universe import rank_universe  # noqa: E402
-from cryptorun_core.schemas import _frame_validator, validate_frame  # noqa: E402
+from cryptorun_core.schemas import _frame_validator, frames_pass, validate_frame  # noqa: E402
 
 CFG = B.config()
 
@@ -115,19 +116,18 @@ TABLES = ["ranking", "indicators", "signals", "warm", "evaluated", "premove", "b
 def test_valid_tables_pass_and_every_schema_is_read(tables, table):
     schema, frame = tables[table]
     assert _frame_validator(schema) is not None  # no construct of the schemas is left to pandera alone
-    assert _frame_validator(schema)(frame)
+    assert frames_pass(schema, [frame])
     assert validate_frame(schema, frame) is frame
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_every_frame_pandera_rejects_is_rejected(tables, table):
     schema, frame = tables[table]
-    check = _frame_validator(schema)
     rejected = 0
     for name, bad in _mutations(schema, frame):
         if _pandera_rejects(schema, bad):
             rejected += 1
-            assert not check(bad), f"{table}: {name} passes the numpy checks but pandera rejects it"
+            assert not frames_pass(schema, [bad]), f"{table}: {name} passes the numpy checks but pandera rejects it"
             with pytest.raises((pae.SchemaError, pae.SchemaErrors)):
                 validate_frame(schema, bad)
         else:  # pandera accepts it: so does validate_frame (no error)
@@ -161,3 +161,25 @@ def test_a_frame_the_checks_cannot_evaluate_goes_to_pandera(tables):
     bad = indicators.assign(realized_vol_7d=pd.Series([0.1, "x", 0.3], dtype=object))
     with pytest.raises((pae.SchemaError, pae.SchemaErrors)):
         validate_frame(S.RegimeIndicatorsSchema, bad)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_a_batch_passes_exactly_when_each_table_does(tables, table):
+    """Tables of a backfill are checked row by row over their concatenation: a value unique within
+    each table may repeat across tables, and one bad table (whatever its dtypes) fails the batch."""
+    schema, frame = tables[table]
+    assert frames_pass(schema, [frame, frame, frame])
+    assert frames_pass(schema, [])
+    for name, bad in _mutations(schema, frame):
+        for batch in ([frame, bad, frame], [bad, frame], [frame, bad]):
+            assert frames_pass(schema, batch) == frames_pass(schema, [bad]), f"{table}: {name}"
+
+
+def test_uniqueness_in_a_batch_is_within_each_table(tables):
+    _, ranking = tables["ranking"]
+    twice = ranking.assign(symbol=ranking["symbol"].where(ranking.index != 1, ranking["symbol"].iloc[0]))
+    assert not frames_pass(S.UniverseRankingSchema, [ranking, twice])
+    books = tables["books"][1]
+    nulls = books.assign(invalid_reason=None)
+    assert frames_pass(S.BookMetricsSchema, [books, books]) == frames_pass(S.BookMetricsSchema, [books])
+    assert frames_pass(S.BookMetricsSchema, [books, nulls]) == frames_pass(S.BookMetricsSchema, [nulls])
