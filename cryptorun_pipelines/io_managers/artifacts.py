@@ -33,7 +33,7 @@ from cryptorun_core.artifact_sets import commit_set
 from cryptorun_core.artifacts import BY_ASSET, ROLE_ASSETS, Artifact, artifact_path, artifact_paths, write_files
 from cryptorun_core.market.snapshot import MarketSnapshot
 from cryptorun_core.timefmt import UTC, as_of_folder, iso_z
-from cryptorun_pipelines.io_managers.serialization import PartitionedValues, deserialize, from_kept, kept, serialize
+from cryptorun_pipelines.io_managers.serialization import PartitionedValues, deserialize, from_kept, kept, serialize_many
 from cryptorun_pipelines.partitions import as_of_for_key, build_cadences
 from cryptorun_pipelines.resources.config import CryptoRunConfigResource
 from cryptorun_pipelines.resources.regime_window import WINDOW_ASSETS, RegimeWindowResource
@@ -168,17 +168,17 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         their set is complete and are then committed together."""
         written: list[str] = []
         files: list[tuple[Path, bytes]] = []
-        for (path, value), key in zip(values.items(), keys):
-            if spec.kind == "snapshot":
+        if spec.kind == "snapshot":
+            for path, value in values.items():
                 if not self.dry_run:
                     value.write_parquet(path)
                 self._buffer[str(path)] = kept(spec, value, None)
                 written.append(str(path) + "/")
-                continue
-            data = serialize(spec, value)
-            files.append((path, data))
-            self._buffer[str(path)] = kept(spec, value, data)
-            written.append(str(path))
+        else:
+            for (path, value), data in zip(values.items(), serialize_many(spec, list(values.values()))):
+                files.append((path, data))
+                self._buffer[str(path)] = kept(spec, value, data)
+                written.append(str(path))
         if not self.dry_run:
             members = _set_members(spec.role) if spec.spec_file else ()
             if len(members) > 1:
