@@ -50,6 +50,36 @@ def test_simulated_windows_equal_fetch_ohlcv_at_every_time():
     assert short  # some windows are short (new listings, outages, missing bars)
 
 
+def test_simulated_windows_follow_each_new_listing_of_a_rotating_slot():
+    """Hour by hour across the hour a slot lists its next coin: the old coin's window and the new
+    one's are fetch_ohlcv's at every T (the listing a T sees decides which coin it is)."""
+    from cryptorun_core.market.simulated import EPOCH
+    from cryptorun_core.market.simulated.universe import NEW_LISTING_PERIOD_H, _slot_phase
+
+    sim = SimulatedMarket(seed=7, n_symbols=60)
+    after = int((datetime(2026, 9, 1, tzinfo=UTC) - EPOCH).total_seconds() // 3600)
+    phase = _slot_phase(7, 1)
+    boundary = phase + (-(-(after - phase) // NEW_LISTING_PERIOD_H)) * NEW_LISTING_PERIOD_H
+    times = [EPOCH + timedelta(hours=boundary + h) for h in range(-30, 31)]
+    pairs = sorted({(m.venue, m.symbol) for t in times for v in sim.venues for m in sim.list_markets(v, t)
+                    if m.symbol not in sim._by_symbol})
+    coins = {sim._slot_at(1, boundary - 1).symbol, sim._slot_at(1, boundary).symbol}
+    assert coins <= {s for _, s in pairs} and len(coins) == 2
+    w = sim.bar_windows(pairs, times, "1h", 720)
+    idx = w.index()
+    served = 0
+    for i, t in enumerate(times):
+        for r in sim.fetch_ohlcv(pairs, t, "1h", 720):
+            a, b = w.start[i, idx[(r.venue, r.symbol)]], w.stop[i, idx[(r.venue, r.symbol)]]
+            if not r.ok:
+                assert b <= a, (t, r.venue, r.symbol)
+                continue
+            served += r.symbol in coins
+            assert len(r.data) == b - a, (t, r.venue, r.symbol)
+            assert (r.data["timestamp"].array.asi8 == w.ts[a:b]).all()
+    assert served
+
+
 def single_reads(source, times, venues, rankings=None):
     """What single-partition runs compute at each T: a snapshot, its ranking, the indicators."""
     out = []

@@ -431,6 +431,7 @@ class SimulatedMarket(MarketSource):
         self._fixed = _fixed_specs(self.seed, self.n_symbols - self.n_slots, self._all_venues)
         self._by_symbol = {s.symbol: s for s in self._fixed}
         self._taken = frozenset(s.base for s in self._fixed)
+        self._infos: dict[tuple[str, SymbolSpec], MarketInfo] = {}
 
     # -- MarketSource -------------------------------------------------------------------------
 
@@ -443,6 +444,13 @@ class SimulatedMarket(MarketSource):
             raise ValueError(f"simulated market has no venue '{venue}' (venues: {', '.join(self._venues)})")
         _, hour = _hour_of(as_of)
         return [self._market_info(venue, spec) for spec in self.specs_at(hour) if venue in spec.venues]
+
+    def _market_info(self, venue: str, spec: SymbolSpec) -> MarketInfo:
+        # a backfill lists every venue at each of thousands of T: the same immutable records
+        info = self._infos.get((venue, spec))
+        if info is None:
+            info = self._infos[(venue, spec)] = self._new_market_info(venue, spec)
+        return info
 
     def ohlcv_request(self, venue: str, symbol: str, as_of: datetime, timeframe: Timeframe, limit: int) -> FetchResult[pd.DataFrame]:
         _, hour = _hour_of(as_of)
@@ -500,13 +508,27 @@ class SimulatedMarket(MarketSource):
                 return cand
         return None
 
+    def _rotating_at(self, hours: np.ndarray) -> dict[str, list[SymbolSpec | None]]:
+        """:meth:`_lookup` at each of ``hours`` of every symbol a rotating slot lists at one of them
+        (None where none does), each slot's generation over the hours computed once."""
+        found: dict[str, list[SymbolSpec | None]] = {}
+        for slot in range(self.n_slots):
+            generations = (hours - _slot_phase(self.seed, slot)) // NEW_LISTING_PERIOD_H
+            for generation in np.unique(generations).tolist():
+                cand = _slot_spec(self.seed, slot, int(generation), self._all_venues, self._taken)
+                at = found.setdefault(cand.symbol, [None] * len(hours))
+                for i in np.flatnonzero(generations == generation).tolist():
+                    if at[i] is None:  # the first slot listing the symbol, as _lookup
+                        at[i] = cand
+        return found
+
     def _spec_for(self, venue: str, symbol: str, hour: int) -> SymbolSpec | None:
         spec = self._lookup(symbol, hour)
         if spec is None or venue not in self._venues or venue not in spec.venues:
             return None
         return spec
 
-    def _market_info(self, venue: str, spec: SymbolSpec) -> MarketInfo:
+    def _new_market_info(self, venue: str, spec: SymbolSpec) -> MarketInfo:
         listed = EPOCH if spec.listed_hour is None else EPOCH + timedelta(hours=spec.listed_hour)
         return MarketInfo(
             venue=venue, symbol=spec.symbol, native_symbol=_native_symbol(venue, spec.base), base=spec.base,
@@ -585,11 +607,14 @@ class SimulatedMarket(MarketSource):
         pairs = list(dict.fromkeys((str(v), str(s)) for v, s in requests))
         specs: dict[tuple[str, str], SymbolSpec | None] = {}
         served: dict[tuple[str, str], np.ndarray] = {}  # T at which the pair exists (else bad_symbol: no window)
+        rotating = self._rotating_at(hours) if any(s not in self._by_symbol for _, s in pairs) else {}
+        nowhere = [None] * len(hours)
         for venue, symbol in pairs:
             if symbol in self._by_symbol:
                 at = [self._spec_for(venue, symbol, int(hours[0]))] * len(hours)
-            else:
-                at = [self._spec_for(venue, symbol, int(h)) for h in hours]
+            else:  # _spec_for at each hour
+                offered = venue in self._venues
+                at = [c if c is not None and offered and venue in c.venues else None for c in rotating.get(symbol, nowhere)]
             found = set(at) - {None}
             if len(found) > 1:
                 raise NotImplementedError(f"{symbol} names different coins between {as_ofs[0]} and {as_ofs[-1]}")
