@@ -39,7 +39,8 @@ def _sample_requests(market: SimulatedMarket, as_of: datetime) -> list[tuple[str
     """A few majors on every venue, some tail symbols and the newest listing."""
     markets = [m for v in VENUES for m in market.list_markets(v, as_of)]
     wanted = {"BTC/USD", "ETH/USD", "DOGE/USD", "USDT/USD"}
-    newest = max(markets, key=lambda m: m.listed_at)
+    # a coin listed in T's own hour has no closed bar, so no price and no book yet (SPEC §7 no_book)
+    newest = max((m for m in markets if m.listed_at <= as_of - timedelta(hours=1)), key=lambda m: m.listed_at)
     tail = sorted({m.symbol for m in markets})[::37]
     pick = wanted | {newest.symbol} | set(tail)
     return sorted({(m.venue, m.symbol) for m in markets if m.symbol in pick})
@@ -430,3 +431,15 @@ def test_a_venue_serves_the_same_data_whichever_venues_are_configured(market):
     _assert_same_bars(market.fetch_ohlcv(reqs, t, limit=100), two.fetch_ohlcv(reqs, t, limit=100))
     _assert_same_books(market.fetch_order_books(reqs, t), two.fetch_order_books(reqs, t))
     assert two.fetch_ohlcv([("kraken", "BTC/USD")], t)[0].error == "bad_symbol"
+
+
+def test_a_coin_in_its_listing_hour_has_no_book_until_its_first_bar_closes(market):
+    from cryptorun_core.market.simulated import EPOCH
+
+    t = datetime(2026, 3, 10, 4, tzinfo=timezone.utc)
+    newest = max((m for v in VENUES for m in market.list_markets(v, t)), key=lambda m: m.listed_at)
+    listed = newest.listed_at
+    assert EPOCH < listed <= t
+    first_hour = market.book_request(newest.venue, newest.symbol, listed, 100)
+    assert not first_hour.ok and first_hour.error == "no_book"
+    assert market.book_request(newest.venue, newest.symbol, listed + timedelta(hours=1), 100).ok
