@@ -167,14 +167,16 @@ def rankings(source, read: RangeRead, config: AppConfig, hot_size: int, warm_siz
         yield rank_pairs(periods, active, config, source.native_timeframe, hot_size, warm_size, validate=False)
 
 
-def indicators(source, read: RangeRead, config: AppConfig, rankings: Sequence[pd.DataFrame]) -> Iterator[dict[str, float]]:
+def indicators(source, read: RangeRead, config: AppConfig, rankings: Sequence[pd.DataFrame],
+               universes: Sequence[list[str]] | None = None) -> Iterator[dict[str, float]]:
     """``compute_indicators(collect_snapshot(source, universe ∪ {benchmark}, T, …), rankings[i], config)``
-    for every T of ``read`` (the universe: :func:`regime_universe` of ``rankings[i]``)."""
+    for every T of ``read`` (the universe: :func:`regime_universe` of ``rankings[i]``, or
+    ``universes[i]`` when the caller has computed them)."""
     venues, limit = tuple(config.market.venues), config.market.history_bars
     bench = config.regime.benchmark
     n_periods = max(config.regime.ma_periods, config.regime.thrust_periods + 1)
     for i, as_of in enumerate(read.as_ofs):
-        symbols = regime_universe(rankings[i], config)
+        symbols = regime_universe(rankings[i], config) if universes is None else universes[i]
         wanted = sorted(set(symbols) | {bench})
         markets = read.markets[i]
         req_v, req_s = markets.requests(wanted) if markets is not None else (np.zeros(0, object), np.zeros(0, object))

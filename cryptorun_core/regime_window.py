@@ -102,7 +102,7 @@ def compute_windows(
     wanted = [sorted(set(u) | {config.regime.benchmark}) for u in universes]
     read = range_read.read_range(source, as_ofs, venues, limit, symbols_at=wanted.__getitem__, reuse=read,
                                  rules=BarRules.of(config))
-    values = range_read.indicators(source, read, config, rankings)
+    values = range_read.indicators(source, read, config, rankings, universes)
     # the range read holds only bars with nothing to report: what is left are the unreadable inputs
     reports = [data_quality_summary([], _unreadable(source, venues, a)) for a in as_ofs]
     return [_window(a, r, v, u, source.native_timeframe, config, q)
