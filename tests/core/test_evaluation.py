@@ -18,7 +18,15 @@ from cryptorun_core.market.recording import RecordingSource, record_cycle
 from cryptorun_core.market.simulated import SimulatedMarket
 
 REPO = Path(__file__).resolve().parents[2]
-REAL = load_config(REPO / "config" / "replay_hourly.yaml", check_artifacts_dir=False)
+REAL_HOURLY = REPO.parent / "shared" / "data" / "real" / "hourly"
+
+
+@pytest.fixture(scope="module")
+def real():
+    """The replay configuration of the real hourly history (``../shared/data/real``, see its README)."""
+    if not REAL_HOURLY.is_dir():
+        pytest.skip(f"real hourly OHLCV not found at {REAL_HOURLY}")
+    return load_config(REPO / "config" / "replay_hourly.yaml", check_artifacts_dir=False)
 
 
 def test_cycle_times_and_regime_tick():
@@ -30,11 +38,11 @@ def test_cycle_times_and_regime_tick():
     assert evaluation.regime_tick("0 */4 * * *", datetime(2021, 6, 1, 8, tzinfo=UTC)) == datetime(2021, 6, 1, 8, tzinfo=UTC)
 
 
-def test_forward_returns_on_real_history_are_the_closes_after_t():
-    source = build_market_source(REAL)
+def test_forward_returns_on_real_history_are_the_closes_after_t(real):
+    source = build_market_source(real)
     t = datetime(2021, 6, 1, 12, tzinfo=UTC)
-    ev = evaluation.Evaluator(source, REAL)
-    rows = ev.cycle(REAL.job("scan.hot"), t)
+    ev = evaluation.Evaluator(source, real)
+    rows = ev.cycle(real.job("scan.hot"), t)
     assert set(rows["symbol"]) == {"BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD", "BCH/USD"}
     assert (rows["primary_reason"] == "stale_data").all()  # replayed history has no books
     out = ev.forward_returns(rows)
@@ -45,13 +53,13 @@ def test_forward_returns_on_real_history_are_the_closes_after_t():
     for h in evaluation.HORIZONS_H:
         assert btc[f"fwd_{h}h"] == pytest.approx(close[pd.Timestamp(t) + pd.Timedelta(hours=h - 1)] / at_t - 1, rel=1e-12)
     # the cycle itself never saw those bars: the same rows come out of a source that ends at T
-    assert rows.equals(ev.cycle(REAL.job("scan.hot"), t))
+    assert rows.equals(ev.cycle(real.job("scan.hot"), t))
 
 
-def test_forward_returns_are_missing_where_the_history_ends():
-    source = build_market_source(REAL)
+def test_forward_returns_are_missing_where_the_history_ends(real):
+    source = build_market_source(real)
     t = datetime(2022, 2, 3, 12, tzinfo=UTC)  # the data ends 2022-02-04T00:00Z
-    out = evaluation.Evaluator(source, REAL).forward_returns(evaluation.Evaluator(source, REAL).cycle(REAL.job("scan.hot"), t))
+    out = evaluation.Evaluator(source, real).forward_returns(evaluation.Evaluator(source, real).cycle(real.job("scan.hot"), t))
     assert out["fwd_1h"].notna().all() and out["fwd_24h"].isna().all()
 
 
@@ -79,9 +87,9 @@ def test_summary_statistics_by_hand():
     assert rep["uses_data_after_t"] is True and "uses data after T" in rep["label"]
 
 
-def test_evaluation_runs_on_a_recording(tmp_path):
+def test_evaluation_runs_on_a_recording(tmp_path, real):
     """Record the hot + warm reads of two days of cycles, then evaluate from the recording alone."""
-    cfg = REAL.model_copy(update={"market": REAL.market.model_copy(update={"venues": ("kraken",)})})
+    cfg = real.model_copy(update={"market": real.market.model_copy(update={"venues": ("kraken",)})})
     sim = SimulatedMarket(seed=3, n_symbols=12, venues=("kraken",))
     rec = RecordingSource(sim, tmp_path / "rec")
     t0 = datetime(2026, 11, 20, tzinfo=UTC)
