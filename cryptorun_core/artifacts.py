@@ -112,23 +112,17 @@ def artifact_path(artifacts_dir: str | os.PathLike[str], asset: str, as_of: Any)
     (ValueError) a folder on the way — the as_of folder, ``.pipeline`` — that leads outside
     ``artifacts_dir``. A SPEC file's own name is not resolved: it may be the link of its set
     (:mod:`cryptorun_core.artifact_sets`)."""
-    spec = BY_ASSET[asset]
-    parts = spec.filename.split("/")
-    if spec.location == EVALUATION_DIR:  # ``as_of`` is the evaluation's label (a day, or <from>_<to>)
-        return evaluation_dir(artifacts_dir, str(as_of))
-    if spec.spec_file:
-        return safe_join(artifacts_dir, as_of_folder(as_of)) / parts[-1]
-    return safe_join(artifacts_dir, PIPELINE_DIR, as_of_folder(as_of), *parts)
+    return artifact_paths(artifacts_dir, asset, [as_of])[0]
 
 
 def artifact_paths(artifacts_dir: str | os.PathLike[str], asset: str, as_ofs: Sequence[Any]) -> list[Path]:
-    """:func:`artifact_path` of every ``as_ofs`` (same paths, same refusals) for a range of thousands of
-    partitions: ``artifacts_dir`` and the folders all paths share are resolved once, and each
-    partition's own part is followed link by link only where a link is (``Path.resolve`` walks
-    the whole path from ``/`` for each)."""
+    """:func:`artifact_path` of every ``as_ofs``, for a range of thousands of partitions too:
+    ``artifacts_dir`` and the folders all paths share are resolved once, and each partition's own
+    part is followed link by link only where a link is (``Path.resolve`` walks the whole path from
+    ``/`` for each)."""
     spec = BY_ASSET[asset]
-    if spec.location == EVALUATION_DIR:
-        return [artifact_path(artifacts_dir, asset, a) for a in as_ofs]
+    if spec.location == EVALUATION_DIR:  # ``as_of`` is the evaluation's label (a day, or <from>_<to>)
+        return [evaluation_dir(artifacts_dir, str(a)) for a in as_ofs]
     base = Path(artifacts_dir).resolve()
     parts = spec.filename.split("/")
     if spec.spec_file:
@@ -149,22 +143,18 @@ def _resolve_below(base: Path, resolved: Path, parts: Sequence[str]) -> Path:
     path = resolved
     for i, part in enumerate(parts):
         if part in ("", ".", "..") or "/" in part or "\x00" in part:
-            return safe_join(base, *_relative(base, resolved), *parts)
+            return safe_join(base, *resolved.relative_to(base).parts, *parts)
         path = path / part
         try:
             link = stat.S_ISLNK(os.lstat(path).st_mode)
-        except FileNotFoundError:  # nothing below exists: nothing below can be a link
+        except OSError:  # nothing below exists (as for Path.resolve): nothing below can be a link
             path = path.joinpath(*parts[i + 1:])
             break
         if link:
-            return safe_join(base, *_relative(base, resolved), *parts)
+            return safe_join(base, *resolved.relative_to(base).parts, *parts)
     if path != base and base not in path.parents:
         raise ValueError(f"path {path} resolves outside {base}")
     return path
-
-
-def _relative(base: Path, folder: Path) -> tuple[str, ...]:
-    return folder.relative_to(base).parts
 
 
 _SCORES = ("score", "momentum_core", "technical", "volume", "quality", "technical_raw", "volume_raw", "quality_raw",

@@ -148,6 +148,8 @@ def _layout(root, outside):
     (root / A.as_of_folder(times[1])).symlink_to(root / "elsewhere")  # a link that stays inside
     (root / A.as_of_folder(times[2])).symlink_to(outside)  # a link that leads outside
     (root / ".pipeline" / A.as_of_folder(times[3])).symlink_to(outside)
+    (root / A.as_of_folder(times[4])).write_text("a file where the as_of folder belongs")
+    (root / ".pipeline" / A.as_of_folder(times[4])).write_text("a file where a folder belongs")
     return times
 
 
@@ -157,9 +159,12 @@ def test_artifact_paths_are_artifact_path_of_each_time(tmp_path, asset):
     root.mkdir(), outside.mkdir()
     times = _layout(root, outside)
 
-    def one(t):
+    def one(t):  # SPEC §9's layout, every folder resolved by safe_join
+        spec = A.BY_ASSET[asset]
         try:
-            return A.artifact_path(root, asset, t)
+            if spec.spec_file:
+                return A.safe_join(root, A.as_of_folder(t)) / spec.filename.split("/")[-1]
+            return A.safe_join(root, A.PIPELINE_DIR, A.as_of_folder(t), *spec.filename.split("/"))
         except ValueError:
             return "refused"
 
@@ -170,7 +175,7 @@ def test_artifact_paths_are_artifact_path_of_each_time(tmp_path, asset):
             with pytest.raises(ValueError, match="outside"):
                 A.artifact_paths(root, asset, [times[-1], t])
         else:
-            assert A.artifact_paths(root, asset, [t]) == [want]
+            assert A.artifact_paths(root, asset, [t]) == [want] == [A.artifact_path(root, asset, t)]
     allowed = [t for t, want in zip(times, expected) if want != "refused"]
     assert A.artifact_paths(root, asset, allowed) == [w for w in expected if w != "refused"]
 
