@@ -301,6 +301,20 @@ class PairPeriods:
         p = len(venue)
         return cls(venue, symbol, np.zeros((p, n_periods), np.int64), np.zeros((p, n_periods)), np.full((p, n_periods), np.nan))
 
+    def take(self, venue: np.ndarray, symbol: np.ndarray, n_periods: int) -> "PairPeriods | None":
+        """The pairs ``(venue[p], symbol[p])`` (each one of this object's), periods 0..n_periods−1
+        (columns this object lacks have no bars); None when a pair is not one of them."""
+        position = {(v, s): p for p, (v, s) in enumerate(zip(self.venue.tolist(), self.symbol.tolist()))}
+        rows = [position.get(k) for k in zip(venue.tolist(), symbol.tolist())]
+        if None in rows:
+            return None
+        out = PairPeriods.empty(venue, symbol, n_periods)
+        width = min(n_periods, self.n_bars.shape[1])
+        out.n_bars[:, :width] = self.n_bars[rows, :width]
+        out.usd_volume[:, :width] = self.usd_volume[rows, :width]
+        out.close[:, :width] = self.close[rows, :width]
+        return out
+
     @classmethod
     def from_table(cls, table: pd.DataFrame, venue: np.ndarray, symbol: np.ndarray, max_periods: int | None = None) -> "PairPeriods":
         """Rows of ``table`` (a :func:`period_table`, sorted by venue, symbol, period) scattered onto

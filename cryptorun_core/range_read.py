@@ -29,7 +29,7 @@ import pandas as pd
 from cryptorun_core.config import AppConfig
 from cryptorun_core.market.base import to_utc
 from cryptorun_core.market.snapshot import MARKET_COLUMNS, collect_snapshot
-from cryptorun_core.periods import PeriodHistory
+from cryptorun_core.periods import PairPeriods, PeriodHistory
 from cryptorun_core.regime import compute_indicators, indicators_from_periods, regime_universe
 from cryptorun_core.universe import listed_pairs, listing_activity, rank_pairs, rank_universe
 
@@ -150,21 +150,8 @@ def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit:
 def rankings(source, read: RangeRead, config: AppConfig, hot_size: int, warm_size: int) -> Iterator[pd.DataFrame]:
     """``rank_universe(collect_snapshot(source, None, T, venues, limit=…, with_books=False), …)`` for
     every T of ``read`` (validation left to the caller's output type)."""
-    venues, limit = tuple(config.market.venues), config.market.history_bars
-    for i, as_of in enumerate(read.as_ofs):
-        markets = read.markets[i]
-        req_v, req_s = markets.requests() if markets is not None else (np.zeros(0, object), np.zeros(0, object))
-        rows = read.clean_rows(i, req_v, req_s)
-        if rows is None:
-            snapshot = collect_snapshot(source, None, as_of, venues=venues, limit=limit, with_books=False)
-            yield rank_universe(snapshot, config, hot_size=hot_size, warm_size=warm_size, validate=False)
-            continue
-        clean = rows >= 0
-        venue, symbol, active = listed_pairs(req_v[clean], req_s[clean], markets.activity, venues)
-        row_of = dict(zip(zip(req_v[clean].tolist(), req_s[clean].tolist()), rows[clean].tolist()))
-        listed_rows = np.array([row_of.get(k, -1) for k in zip(venue.tolist(), symbol.tolist())], dtype=np.int64)
-        periods = read.history.at(i, venue, symbol, listed_rows)
-        yield rank_pairs(periods, active, config, source.native_timeframe, hot_size, warm_size, validate=False)
+    for i in range(len(read.as_ofs)):
+        yield _ranking_at(source, read, i, config, hot_size, warm_size)[0]
 
 
 def indicators(source, read: RangeRead, config: AppConfig, rankings: Sequence[pd.DataFrame],
@@ -172,21 +159,59 @@ def indicators(source, read: RangeRead, config: AppConfig, rankings: Sequence[pd
     """``compute_indicators(collect_snapshot(source, universe ∪ {benchmark}, T, …), rankings[i], config)``
     for every T of ``read`` (the universe: :func:`regime_universe` of ``rankings[i]``, or
     ``universes[i]`` when the caller has computed them)."""
+    for i in range(len(read.as_ofs)):
+        symbols = regime_universe(rankings[i], config) if universes is None else universes[i]
+        yield _indicators_at(source, read, i, config, rankings[i], symbols)
+
+
+def windows(source, read: RangeRead, config: AppConfig, hot_size: int,
+            warm_size: int) -> Iterator[tuple[pd.DataFrame, list[str], dict[str, float]]]:
+    """``(ranking, regime universe, indicators)`` at every T of ``read``: :func:`rankings` and
+    :func:`indicators` (``read`` holds every pair the universe needs: each is a listed pair), T by T,
+    so the indicators take their pairs' periods from the ranking's instead of aggregating them again."""
+    for i in range(len(read.as_ofs)):
+        ranking, periods = _ranking_at(source, read, i, config, hot_size, warm_size)
+        universe = regime_universe(ranking, config)
+        yield ranking, universe, _indicators_at(source, read, i, config, ranking, universe, periods)
+
+
+def _ranking_at(source, read: RangeRead, i: int, config: AppConfig, hot_size: int,
+                warm_size: int) -> tuple[pd.DataFrame, PairPeriods | None]:
+    """The ranking at the i-th T and the listed pairs' periods it was ranked from (None: read the
+    ordinary way)."""
+    venues, limit = tuple(config.market.venues), config.market.history_bars
+    markets = read.markets[i]
+    req_v, req_s = markets.requests() if markets is not None else (np.zeros(0, object), np.zeros(0, object))
+    rows = read.clean_rows(i, req_v, req_s)
+    if rows is None:
+        snapshot = collect_snapshot(source, None, read.as_ofs[i], venues=venues, limit=limit, with_books=False)
+        return rank_universe(snapshot, config, hot_size=hot_size, warm_size=warm_size, validate=False), None
+    clean = rows >= 0
+    venue, symbol, active = listed_pairs(req_v[clean], req_s[clean], markets.activity, venues)
+    row_of = dict(zip(zip(req_v[clean].tolist(), req_s[clean].tolist()), rows[clean].tolist()))
+    listed_rows = np.array([row_of.get(k, -1) for k in zip(venue.tolist(), symbol.tolist())], dtype=np.int64)
+    periods = read.history.at(i, venue, symbol, listed_rows)
+    return rank_pairs(periods, active, config, source.native_timeframe, hot_size, warm_size, validate=False), periods
+
+
+def _indicators_at(source, read: RangeRead, i: int, config: AppConfig, ranking: pd.DataFrame, symbols: list[str],
+                   listed: PairPeriods | None = None) -> dict[str, float]:
+    """The indicators at the i-th T over the universe ``symbols``; ``listed``: the periods of the
+    listed pairs at that T, when the ranking has them (the same numbers ``history.at`` gives)."""
     venues, limit = tuple(config.market.venues), config.market.history_bars
     bench = config.regime.benchmark
     n_periods = max(config.regime.ma_periods, config.regime.thrust_periods + 1)
-    for i, as_of in enumerate(read.as_ofs):
-        symbols = regime_universe(rankings[i], config) if universes is None else universes[i]
-        wanted = sorted(set(symbols) | {bench})
-        markets = read.markets[i]
-        req_v, req_s = markets.requests(wanted) if markets is not None else (np.zeros(0, object), np.zeros(0, object))
-        rows = read.clean_rows(i, req_v, req_s) if symbols else None
-        if rows is None:
-            snapshot = collect_snapshot(source, wanted, as_of, venues=venues, limit=limit, with_books=False)
-            yield compute_indicators(snapshot, rankings[i], config, validate=False)
-            continue
-        clean = rows >= 0
-        venue, symbol, rows = req_v[clean], req_s[clean], rows[clean]
-        series = {v: read.history.bars(i, v, s) for v, s in zip(venue.tolist(), symbol.tolist()) if s == bench}
+    wanted = sorted(set(symbols) | {bench})
+    markets = read.markets[i]
+    req_v, req_s = markets.requests(wanted) if markets is not None else (np.zeros(0, object), np.zeros(0, object))
+    rows = read.clean_rows(i, req_v, req_s) if symbols else None
+    if rows is None:
+        snapshot = collect_snapshot(source, wanted, read.as_ofs[i], venues=venues, limit=limit, with_books=False)
+        return compute_indicators(snapshot, ranking, config, validate=False)
+    clean = rows >= 0
+    venue, symbol, rows = req_v[clean], req_s[clean], rows[clean]
+    series = {v: read.history.bars(i, v, s) for v, s in zip(venue.tolist(), symbol.tolist()) if s == bench}
+    periods = listed.take(venue, symbol, n_periods) if listed is not None else None
+    if periods is None:
         periods = read.history.at(i, venue, symbol, rows, max_periods=n_periods)
-        yield indicators_from_periods(periods, series, symbols, config, source.native_timeframe, validate=False)[0]
+    return indicators_from_periods(periods, series, symbols, config, source.native_timeframe, validate=False)[0]

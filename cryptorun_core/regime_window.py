@@ -97,12 +97,7 @@ def compute_windows(
     read = range_read.read_range(source, as_ofs, venues, limit, rules=BarRules.of(config))
     if read.history is None:  # bars to report (or no range to serve): each T read, sanitized and reported on its own
         return [compute_window(source, config, a, hot_size, warm_size) for a in as_ofs]
-    rankings = list(range_read.rankings(source, read, config, hot_size, warm_size))
-    universes = [regime_universe(r, config) for r in rankings]
-    wanted = [sorted(set(u) | {config.regime.benchmark}) for u in universes]
-    read = range_read.read_range(source, as_ofs, venues, limit, symbols_at=wanted.__getitem__, reuse=read,
-                                 rules=BarRules.of(config))
-    values = range_read.indicators(source, read, config, rankings, universes)
+    rankings, universes, values = zip(*range_read.windows(source, read, config, hot_size, warm_size))
     # the range read holds only bars with nothing to report: what is left are the unreadable inputs
     reports = [data_quality_summary([], _unreadable(source, venues, a)) for a in as_ofs]
     return [_window(a, r, v, u, source.native_timeframe, config, q)

@@ -26,21 +26,23 @@ UNIVERSE_RANKING_COLUMNS = (
 
 def _ranking_consistent(df: pd.DataFrame) -> pd.Series:
     """Eligible ⇔ ranked ⇔ no exclusion reason; excluded rows are in no segment."""
-    eligible = df["eligible"].astype(bool)
-    ranked = df["rank"].notna()
-    no_reason = df["exclusion_reason"].isna()
-    segment_ok = eligible | (df["segment"] == "none")
-    return (eligible == ranked) & (eligible == no_reason) & segment_ok
+    # numpy rather than Series arithmetic: a backfill checks thousands of rankings
+    eligible = df["eligible"].to_numpy(dtype=bool)
+    ranked = ~pd.isna(df["rank"].to_numpy(dtype=object))
+    no_reason = pd.isna(df["exclusion_reason"].to_numpy(dtype=object))
+    segment_ok = eligible | (df["segment"].to_numpy(dtype=object) == "none")
+    return pd.Series((eligible == ranked) & (eligible == no_reason) & segment_ok, index=df.index)
 
 
 def _ranks_contiguous(df: pd.DataFrame) -> bool:
     """Ranks are exactly 1..n_eligible, ordered by ADV descending, and eligible rows come first."""
-    ranks = df["rank"].dropna().to_numpy(dtype=np.int64)
+    rank = df["rank"].to_numpy(dtype="float64", na_value=np.nan)
+    ranks = rank[~np.isnan(rank)]
     if len(ranks) == 0:
         return True
     if not np.array_equal(ranks, np.arange(1, len(ranks) + 1)):  # (not ``== range(...)``: element by element)
         return False
-    eligible = df["eligible"].astype(bool).to_numpy()
+    eligible = df["eligible"].to_numpy(dtype=bool)
     if eligible[: len(ranks)].sum() != len(ranks):  # eligible rows first, in rank order
         return False
     adv = df["adv_usd"].to_numpy()[: len(ranks)]

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from cryptorun_pipelines.charts.render import (
     GRID_COLOR, LABEL_PX, REGIME_COLORS, TITLE_PX, Canvas, Frame, nice_ticks, rgb, timed_render,
 )
+from cryptorun_pipelines.partitions import as_of_for_key, parse_key
 
 #: How many previous regime partitions the chart looks back (4h cadence: 12 = two days).
 HISTORY_CYCLES = 12
@@ -65,15 +66,14 @@ def recent_regimes(
 
     if not current:
         return []
-    latest = max(current, key=lambda k: partitions_def.time_window_for_partition_key(k).start)
+    latest = max(current, key=parse_key)  # (a backfill's thousands of keys: Dagster's window lookup walks the cron)
     root = Path(artifacts_dir)
     out: list[dict] = []
     for key in previous_keys(partitions_def, latest, n):
         if key in current:
             out.append(dict(current[key]))
             continue
-        end = partitions_def.time_window_for_partition_key(key).end
-        path = root / as_of_folder(end) / "regime.json"
+        path = root / as_of_folder(as_of_for_key(partitions_def, key)) / "regime.json"
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -6,6 +6,7 @@ import io
 import json
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,39 +40,58 @@ def serialize_many(spec: Artifact, values: Sequence[Any]) -> list[bytes]:
     out: list[bytes | None] = [None] * len(values)
     alike: dict[tuple, list[int]] = {}
     for i, frame in enumerate(values):
-        signature = _arrow_signature(frame)
-        if signature is None:
+        layout = _layout(frame)
+        if layout is None:
             out[i] = serialize(spec, frame)
         else:
-            alike.setdefault(signature, []).append(i)
+            alike.setdefault(layout, []).append(i)
     for members in alike.values():
         frames = [values[i] for i in members]
-        table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
-        offset = 0
-        for i, frame in zip(members, frames):
-            sink = io.BytesIO()
-            pq.write_table(table.slice(offset, len(frame)), sink)
-            out[i] = sink.getvalue()
-            offset += len(frame)
+        whole = pd.concat(frames, ignore_index=True)
+        kinds = _object_kinds(whole, [len(f) for f in frames])
+        if kinds is None:  # a column holds objects that are not strings: each table converts on its own
+            for i in members:
+                out[i] = serialize(spec, values[i])
+            continue
+        same_schema: dict[tuple, list[int]] = {}
+        for position, kind in enumerate(kinds):
+            same_schema.setdefault(kind, []).append(position)
+        for positions in same_schema.values():
+            part = whole if len(positions) == len(frames) else pd.concat([frames[p] for p in positions], ignore_index=True)
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            offset = 0
+            for p in positions:
+                sink = io.BytesIO()
+                pq.write_table(table.slice(offset, len(frames[p])), sink)
+                out[members[p]] = sink.getvalue()
+                offset += len(frames[p])
     return out
 
 
-def _arrow_signature(frame: pd.DataFrame) -> tuple | None:
-    """What decides the Arrow schema ``Table.from_pandas`` gives ``frame`` (column names and dtypes;
-    for an object column, whether its values are strings or all missing); None for a frame whose
-    conversion cannot be shared (other objects in a column, attributes, duplicate names)."""
+def _layout(frame: pd.DataFrame) -> tuple | None:
+    """Column names and dtypes of ``frame``; None for a frame whose conversion cannot be shared
+    (attributes, duplicate or non-string names)."""
     if frame.attrs or not frame.columns.is_unique or not all(isinstance(c, str) for c in frame.columns):
         return None
-    kinds = []
-    for name, dtype in frame.dtypes.items():
-        if dtype == object:
-            kind = pd.api.types.infer_dtype(frame[name].to_numpy(), skipna=True)
-            if kind not in ("string", "empty"):
-                return None
-            kinds.append(kind)
-        else:
-            kinds.append(dtype)
-    return tuple(frame.columns), tuple(kinds)
+    return tuple(frame.columns), tuple(frame.dtypes)
+
+
+def _object_kinds(whole: pd.DataFrame, lengths: Sequence[int]) -> list[tuple] | None:
+    """Per table of the concatenation ``whole`` (table t: its next ``lengths[t]`` rows), what else
+    decides its Arrow schema: for each object column, whether the table's values are strings or all
+    missing (pandas' ``infer_dtype``: "string" / "empty"). None when some object column holds other
+    objects (that table's schema is its own)."""
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    per_column = []
+    for name, dtype in whole.dtypes.items():
+        if dtype != object:
+            continue
+        values = whole[name].to_numpy()
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            return None
+        present = np.concatenate([[0], np.cumsum(~pd.isna(values))])[bounds]
+        per_column.append(np.where(np.diff(present) > 0, "string", "empty"))
+    return [tuple(kinds) for kinds in zip(*per_column)] if per_column else [()] * len(lengths)
 
 
 def deserialize(spec: Artifact, data: bytes) -> Any:

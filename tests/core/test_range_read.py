@@ -104,10 +104,14 @@ def test_simulated_rankings_and_indicators_equal_single_partition_reads():
     again = history.read_range(sim, times, venues, 720, symbols_at=wanted.__getitem__, reuse=read)
     assert again is read  # the indicators reuse the universe's read
     values = list(history.indicators(sim, again, CFG, ranked))
+    together = list(history.windows(sim, read, CFG, 10, 20))  # what compute_windows uses
     for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
         pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
         assert list(ranked[i].dtypes) == list(ranking.dtypes)
         assert values[i] == ind
+        pd.testing.assert_frame_equal(together[i][0], ranking, check_exact=True)
+        assert together[i][1] == regime_universe(ranking, CFG)
+        assert together[i][2] == ind
 
 
 def test_indicators_read_their_own_range_when_nothing_is_kept():
@@ -158,9 +162,12 @@ def test_a_time_the_range_read_cannot_serve_is_read_the_ordinary_way():
     assert read.markets[1] is None and read.markets[0] is not None
     ranked = list(history.rankings(sim, read, CFG, 10, 20))
     values = list(history.indicators(sim, read, CFG, ranked))
+    together = list(history.windows(sim, read, CFG, 10, 20))
     for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
         pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
         assert values[i] == ind
+        pd.testing.assert_frame_equal(together[i][0], ranking, check_exact=True)
+        assert together[i][2] == ind
     assert "okx" not in ",".join(ranked[1]["venues"])  # okx missing at that T only
 
 
@@ -173,6 +180,7 @@ def test_daily_replay_rankings_and_indicators_equal_single_partition_reads():
     read = history.read_range(replay, times, ("kraken",), 720)
     ranked = list(history.rankings(replay, read, cfg, 10, 20))
     values = list(history.indicators(replay, read, cfg, ranked))
+    together = list(history.windows(replay, read, cfg, 10, 20))
     for i, t in enumerate(times):
         snap = collect_snapshot(replay, None, t, venues=("kraken",), limit=720, with_books=False)
         ranking = rank_universe(snap, cfg, 10, 20)
@@ -180,6 +188,7 @@ def test_daily_replay_rankings_and_indicators_equal_single_partition_reads():
         wanted = sorted(set(regime_universe(ranking, cfg)) | {cfg.regime.benchmark})
         sub = collect_snapshot(replay, wanted, t, venues=("kraken",), limit=720, with_books=False)
         assert values[i] == compute_indicators(sub, ranking, cfg)
+        assert together[i][2] == values[i]
 
 
 class _NoRangeReads(SimulatedMarket):

@@ -153,6 +153,18 @@ def test_ranking_frame_checks_are_applied(tables):
         validate_frame(S.UniverseRankingSchema, ranking.assign(rank=ranking["rank"].where(ranking["rank"] != 2, 3)))
     with pytest.raises(pae.SchemaError):  # an eligible row with an exclusion reason
         validate_frame(S.UniverseRankingSchema, ranking.assign(exclusion_reason=["inactive"] + [None] * (len(ranking) - 1)))
+    excluded = np.flatnonzero(~ranking["eligible"].to_numpy())
+    assert len(excluded)
+    in_a_segment = ranking.copy()
+    in_a_segment.loc[excluded[0], "segment"] = "warm"
+    with pytest.raises(pae.SchemaError):  # an excluded row in the warm segment
+        validate_frame(S.UniverseRankingSchema, in_a_segment)
+    unranked = ranking.copy()
+    unranked.loc[excluded[-1], "eligible"] = True
+    unranked.loc[excluded[-1], "exclusion_reason"] = None
+    with pytest.raises(pae.SchemaError):  # eligible without a rank
+        validate_frame(S.UniverseRankingSchema, unranked)
+    assert frames_pass(S.UniverseRankingSchema, [ranking]) and not frames_pass(S.UniverseRankingSchema, [ranking, in_a_segment])
 
 
 def test_a_frame_the_checks_cannot_evaluate_goes_to_pandera(tables):

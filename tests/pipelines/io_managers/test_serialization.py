@@ -39,6 +39,16 @@ def test_tables_converted_together_give_each_tables_bytes(rankings):
     assert serialize_many(RANKING, batch) == [serialize(RANKING, f) for f in batch]
 
 
+def test_a_column_missing_in_one_table_and_set_in_its_neighbour_keeps_each_tables_schema(rankings):
+    """Whether an object column is all missing is decided table by table, up to its last row and
+    from its first: a table of only excluded rows (no tier) sits between tables where every row has one."""
+    with_excluded = rankings[2]
+    excluded_only = with_excluded.tail(3).reset_index(drop=True)
+    tiered = with_excluded.head(1)
+    batch = [tiered, excluded_only, tiered, excluded_only.head(1), with_excluded.iloc[-4:-2], excluded_only]
+    assert serialize_many(RANKING, batch) == [serialize(RANKING, f) for f in batch]
+
+
 def test_indicator_rows_of_a_range_give_each_rows_bytes():
     rows = [pd.DataFrame([{"as_of": f"2026-11-{d:02d}T00:00:00Z", "realized_vol_7d": 0.1 * d, "pct_above_20ma": 50.0 + d,
                            "breadth_thrust": np.nan if d == 3 else 0.01 * d, "regime": "calm", "universe_size": d}])
