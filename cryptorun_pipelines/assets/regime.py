@@ -42,11 +42,11 @@ OUTS = (UNIVERSE_RANKING, REGIME_INDICATORS, REGIME_WEIGHTS)
 
 def ranking_metadata(ranking: pd.DataFrame) -> dict[str, Any]:
     """What one partition's ranking holds: eligible, segment sizes, exclusions by reason."""
-    segments = Counter(ranking["segment"])
-    reasons = Counter(r for r in ranking["exclusion_reason"] if r is not None and r == r)
+    segments = Counter(ranking["segment"].tolist())
+    reasons = Counter(r for r in ranking["exclusion_reason"].tolist() if r is not None and r == r)
     return {
         "dagster/row_count": dg.MetadataValue.int(len(ranking)),
-        "eligible": int(ranking["eligible"].sum()),
+        "eligible": int(ranking["eligible"].to_numpy(dtype=bool).sum()),
         "hot": segments.get("hot", 0),
         "warm": segments.get("warm", 0),
         "excluded": dg.MetadataValue.json(dict(sorted(reasons.items()))),
