@@ -13,15 +13,15 @@ limit=…, with_books=False)`` (tests compare them). A window the range read can
 that cannot list its markets at T, no bar at all at T) is read the ordinary way, as are sources
 without ``bar_windows`` (live ccxt).
 
-:func:`cryptorun_core.regime_window.compute_windows` reads once for both: the rankings' read holds
-every pair the indicators need at the same times.
+:func:`windows` computes both T by T from one read: the ranking's read holds every pair the
+indicators need, and the ranking's periods are theirs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,12 +32,6 @@ from cryptorun_core.market.snapshot import MARKET_COLUMNS, collect_snapshot
 from cryptorun_core.periods import PairPeriods, PeriodHistory
 from cryptorun_core.regime import compute_indicators, indicators_from_periods, regime_universe
 from cryptorun_core.universe import listed_pairs, listing_activity, rank_pairs, rank_universe
-
-SymbolsAt = Callable[[int], "Sequence[str] | None"]
-
-def can_batch(source, n_keys: int) -> bool:
-    return n_keys > 1 and callable(getattr(source, "bar_windows", None))
-
 
 @dataclass(frozen=True)
 class Listing:
@@ -113,10 +107,8 @@ class RangeRead:
         return np.where((j >= 0) & (h.stop[i, j] > h.start[i, j]), j, -1)
 
 
-def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit: int,
-               symbols_at: SymbolsAt | None = None, reuse: RangeRead | None = None, rules=None) -> RangeRead:
-    """One ``source.bar_windows`` read of every pair listed (of ``symbols_at(i)``) over ``as_ofs``,
-    or ``reuse`` when it was read for the same times and holds every pair needed.
+def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit: int, rules=None) -> RangeRead:
+    """One ``source.bar_windows`` read of every pair listed over ``as_ofs``.
 
     Bars the sanitation (with ``rules``, :class:`cryptorun_core.quality.BarRules`) would reject or
     repair must reach each cycle's data-quality report: then there is no range read (every T is
@@ -125,19 +117,13 @@ def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit:
 
     as_ofs = [to_utc(a) for a in as_ofs]
     venues = tuple(venues or source.venues)
-    pick = symbols_at or (lambda i: None)
-    if reuse is not None and reuse.as_ofs == as_ofs:
-        markets = reuse.markets
-    else:
-        listing = _Markets(source, venues)
-        markets = [listing.at(a) for a in as_ofs]
+    listing = _Markets(source, venues)
+    markets = [listing.at(a) for a in as_ofs]
     wanted: dict[tuple[str, str], None] = {}
-    for i, m in enumerate(markets):
+    for m in markets:
         if m is not None:
-            v, s = m.requests(pick(i))
+            v, s = m.requests()
             wanted.update(dict.fromkeys(zip(v.tolist(), s.tolist())))
-    if reuse is not None and reuse.as_ofs == as_ofs and reuse.history is not None and set(wanted) <= set(reuse.history.index):
-        return reuse
     try:
         windows = source.bar_windows(list(wanted), as_ofs, timeframe=source.native_timeframe, limit=limit)
     except NotImplementedError:
@@ -147,28 +133,14 @@ def read_range(source, as_ofs: Sequence[datetime], venues: Sequence[str], limit:
     return RangeRead(as_ofs, markets, PeriodHistory(windows, source.native_timeframe))
 
 
-def rankings(source, read: RangeRead, config: AppConfig, hot_size: int, warm_size: int) -> Iterator[pd.DataFrame]:
-    """``rank_universe(collect_snapshot(source, None, T, venues, limit=…, with_books=False), …)`` for
-    every T of ``read`` (validation left to the caller's output type)."""
-    for i in range(len(read.as_ofs)):
-        yield _ranking_at(source, read, i, config, hot_size, warm_size)[0]
-
-
-def indicators(source, read: RangeRead, config: AppConfig, rankings: Sequence[pd.DataFrame],
-               universes: Sequence[list[str]] | None = None) -> Iterator[dict[str, float]]:
-    """``compute_indicators(collect_snapshot(source, universe ∪ {benchmark}, T, …), rankings[i], config)``
-    for every T of ``read`` (the universe: :func:`regime_universe` of ``rankings[i]``, or
-    ``universes[i]`` when the caller has computed them)."""
-    for i in range(len(read.as_ofs)):
-        symbols = regime_universe(rankings[i], config) if universes is None else universes[i]
-        yield _indicators_at(source, read, i, config, rankings[i], symbols)
-
-
 def windows(source, read: RangeRead, config: AppConfig, hot_size: int,
             warm_size: int) -> Iterator[tuple[pd.DataFrame, list[str], dict[str, float]]]:
-    """``(ranking, regime universe, indicators)`` at every T of ``read``: :func:`rankings` and
-    :func:`indicators` (``read`` holds every pair the universe needs: each is a listed pair), T by T,
-    so the indicators take their pairs' periods from the ranking's instead of aggregating them again."""
+    """``(ranking, regime universe, indicators)`` at every T of ``read``: ``rank_universe`` of
+    ``collect_snapshot(source, None, T, venues, limit=…, with_books=False)``, its
+    :func:`regime_universe`, and ``compute_indicators`` of ``collect_snapshot(source, universe ∪
+    {benchmark}, T, …)`` (validation left to the caller's output types). ``read`` holds every pair
+    the universe needs (each is a listed pair), and the indicators take their pairs' periods from
+    the ranking's instead of aggregating them again."""
     for i in range(len(read.as_ofs)):
         ranking, periods = _ranking_at(source, read, i, config, hot_size, warm_size)
         universe = regime_universe(ranking, config)

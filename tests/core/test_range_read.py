@@ -80,16 +80,26 @@ def test_simulated_windows_follow_each_new_listing_of_a_rotating_slot():
     assert served
 
 
-def single_reads(source, times, venues, rankings=None):
+def single_reads(source, times, venues, config=CFG):
     """What single-partition runs compute at each T: a snapshot, its ranking, the indicators."""
     out = []
-    for i, t in enumerate(times):
+    for t in times:
         snap = collect_snapshot(source, None, t, venues=venues, limit=720, with_books=False)
-        ranking = rank_universe(snap, CFG, 10, 20) if rankings is None else rankings[i]
-        wanted = sorted(set(regime_universe(ranking, CFG)) | {CFG.regime.benchmark})
+        ranking = rank_universe(snap, config, 10, 20)
+        wanted = sorted(set(regime_universe(ranking, config)) | {config.regime.benchmark})
         sub = collect_snapshot(source, wanted, t, venues=venues, limit=720, with_books=False)
-        out.append((ranking, compute_indicators(sub, ranking, CFG)))
+        out.append((ranking, compute_indicators(sub, ranking, config)))
     return out
+
+
+def assert_equal_to_single_reads(source, times, venues, windows, config=CFG):
+    refs = single_reads(source, times, venues, config=config)
+    assert len(windows) == len(refs)
+    for (ranked, universe, values), (ranking, ind) in zip(windows, refs):
+        pd.testing.assert_frame_equal(ranked, ranking, check_exact=True)
+        assert list(ranked.dtypes) == list(ranking.dtypes)
+        assert universe == regime_universe(ranking, config)
+        assert values == ind
 
 
 def test_simulated_rankings_and_indicators_equal_single_partition_reads():
@@ -99,45 +109,8 @@ def test_simulated_rankings_and_indicators_equal_single_partition_reads():
     times = [t0 + timedelta(hours=4 * i) for i in range(30)]
     venues = tuple(CFG.market.venues)
     read = history.read_range(sim, times, venues, 720)
-    ranked = list(history.rankings(sim, read, CFG, 10, 20))
-    wanted = [sorted(set(regime_universe(r, CFG)) | {CFG.regime.benchmark}) for r in ranked]
-    again = history.read_range(sim, times, venues, 720, symbols_at=wanted.__getitem__, reuse=read)
-    assert again is read  # the indicators reuse the universe's read
-    values = list(history.indicators(sim, again, CFG, ranked))
-    together = list(history.windows(sim, read, CFG, 10, 20))  # what compute_windows uses
-    for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
-        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
-        assert list(ranked[i].dtypes) == list(ranking.dtypes)
-        assert values[i] == ind
-        pd.testing.assert_frame_equal(together[i][0], ranking, check_exact=True)
-        assert together[i][1] == regime_universe(ranking, CFG)
-        assert together[i][2] == ind
-
-
-def test_indicators_read_their_own_range_when_nothing_is_kept():
-    sim = SimulatedMarket(seed=7, n_symbols=40)
-    t0 = datetime(2026, 11, 10, tzinfo=UTC)
-    times = [t0 + timedelta(hours=4 * i) for i in range(4)]
-    venues = tuple(CFG.market.venues)
-    refs = single_reads(sim, times, venues)
-    ranked = [r for r, _ in refs]
-    wanted = [sorted(set(regime_universe(r, CFG)) | {CFG.regime.benchmark}) for r in ranked]
-    read = history.read_range(sim, times, venues, 720, symbols_at=wanted.__getitem__)
-    assert set(read.history.pairs) == {(v, s) for v, s in read.history.pairs if s in set().union(*map(set, wanted))}
-    assert list(history.indicators(sim, read, CFG, ranked)) == [ind for _, ind in refs]
-
-
-def test_a_read_of_another_range_is_not_reused():
-    sim = SimulatedMarket(seed=7, n_symbols=40)
-    t0 = datetime(2026, 11, 10, tzinfo=UTC)
-    times = [t0 + timedelta(hours=4 * i) for i in range(4)]
-    read = history.read_range(sim, times, CFG.market.venues, 720)
-    later = [t + timedelta(hours=4) for t in times]
-    other = history.read_range(sim, later, CFG.market.venues, 720, reuse=read)
-    assert other is not read
-    got = list(history.rankings(sim, other, CFG, 10, 20))[-1]
-    ref = rank_universe(collect_snapshot(sim, None, later[-1], venues=CFG.market.venues, limit=720, with_books=False), CFG, 10, 20)
-    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    assert read.history is not None
+    assert_equal_to_single_reads(sim, times, venues, list(history.windows(sim, read, CFG, 10, 20)))
 
 
 class _FailingListing(SimulatedMarket):
@@ -160,15 +133,9 @@ def test_a_time_the_range_read_cannot_serve_is_read_the_ordinary_way():
     venues = tuple(CFG.market.venues)
     read = history.read_range(sim, times, venues, 720)
     assert read.markets[1] is None and read.markets[0] is not None
-    ranked = list(history.rankings(sim, read, CFG, 10, 20))
-    values = list(history.indicators(sim, read, CFG, ranked))
     together = list(history.windows(sim, read, CFG, 10, 20))
-    for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
-        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
-        assert values[i] == ind
-        pd.testing.assert_frame_equal(together[i][0], ranking, check_exact=True)
-        assert together[i][2] == ind
-    assert "okx" not in ",".join(ranked[1]["venues"])  # okx missing at that T only
+    assert_equal_to_single_reads(sim, times, venues, together)
+    assert "okx" not in ",".join(together[1][0]["venues"])  # okx missing at that T only
 
 
 @pytest.mark.skipif(not REAL_DAILY.is_dir(), reason="../shared/data/real/daily not available")
@@ -178,17 +145,8 @@ def test_daily_replay_rankings_and_indicators_equal_single_partition_reads():
     times = [t0 + timedelta(hours=4 * i) for i in range(14)]
     cfg = CFG.model_copy(update={"market": CFG.market.model_copy(update={"venues": ["kraken"]})})
     read = history.read_range(replay, times, ("kraken",), 720)
-    ranked = list(history.rankings(replay, read, cfg, 10, 20))
-    values = list(history.indicators(replay, read, cfg, ranked))
-    together = list(history.windows(replay, read, cfg, 10, 20))
-    for i, t in enumerate(times):
-        snap = collect_snapshot(replay, None, t, venues=("kraken",), limit=720, with_books=False)
-        ranking = rank_universe(snap, cfg, 10, 20)
-        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
-        wanted = sorted(set(regime_universe(ranking, cfg)) | {cfg.regime.benchmark})
-        sub = collect_snapshot(replay, wanted, t, venues=("kraken",), limit=720, with_books=False)
-        assert values[i] == compute_indicators(sub, ranking, cfg)
-        assert together[i][2] == values[i]
+    assert read.history is not None
+    assert_equal_to_single_reads(replay, times, ("kraken",), list(history.windows(replay, read, cfg, 10, 20)), config=cfg)
 
 
 class _NoRangeReads(SimulatedMarket):
@@ -205,8 +163,4 @@ def test_without_a_range_read_every_time_is_read_the_ordinary_way():
     venues = tuple(CFG.market.venues)
     read = history.read_range(sim, times, venues, 720)
     assert read.history is None
-    ranked = list(history.rankings(sim, read, CFG, 10, 20))
-    values = list(history.indicators(sim, read, CFG, ranked))
-    for i, (ranking, ind) in enumerate(single_reads(sim, times, venues)):
-        pd.testing.assert_frame_equal(ranked[i], ranking, check_exact=True)
-        assert values[i] == ind
+    assert_equal_to_single_reads(sim, times, venues, list(history.windows(sim, read, CFG, 10, 20)))
