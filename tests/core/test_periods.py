@@ -244,3 +244,21 @@ def test_kahan_sum_is_pandas_groupby_sum():
     values = rng.lognormal(10, 3, 500)
     expected = pd.DataFrame({"g": 0, "v": values}).groupby("g")["v"].sum().iloc[0]
     assert kahan_sum(values.tolist()) == expected
+
+
+def test_taking_pairs_keeps_their_numbers_and_pads_missing_periods_with_no_bars():
+    from cryptorun_core.periods import PairPeriods
+
+    venue = np.array(["kraken", "okx", "okx"], dtype=object)
+    symbol = np.array(["BTC/USD", "BTC/USD", "ETH/USD"], dtype=object)
+    listed = PairPeriods(venue, symbol, np.array([[24, 24], [24, 3], [0, 24]]),
+                         np.array([[10.0, 11.0], [20.0, 2.0], [0.0, 31.0]]),
+                         np.array([[1.0, 1.5], [2.0, 2.5], [np.nan, 3.5]]))
+    got = listed.take(np.array(["okx", "kraken"], dtype=object), np.array(["ETH/USD", "BTC/USD"], dtype=object), 3)
+    assert got.venue.tolist() == ["okx", "kraken"] and got.symbol.tolist() == ["ETH/USD", "BTC/USD"]
+    assert got.n_bars.tolist() == [[0, 24, 0], [24, 24, 0]]  # period 2 was never seen: no bars
+    assert got.usd_volume.tolist() == [[0.0, 31.0, 0.0], [10.0, 11.0, 0.0]]
+    np.testing.assert_array_equal(got.close, [[np.nan, 3.5, np.nan], [1.0, 1.5, np.nan]])
+    narrower = listed.take(venue[:1], symbol[:1], 1)
+    assert narrower.n_bars.tolist() == [[24]] and narrower.close.tolist() == [[1.0]]
+    assert listed.take(np.array(["coinbase"], dtype=object), np.array(["BTC/USD"], dtype=object), 2) is None
