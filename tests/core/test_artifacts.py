@@ -186,3 +186,12 @@ def test_artifact_paths_refuse_a_pipeline_folder_that_leads_outside(tmp_path):
     (root / ".pipeline").symlink_to(outside)
     with pytest.raises(ValueError, match="outside"):
         A.artifact_paths(root, "universe_ranking", [datetime(2026, 11, 10, 12, tzinfo=timezone.utc)])
+
+
+def test_write_files_creates_each_new_folder_it_writes_into(tmp_path):
+    from cryptorun_core.artifacts import write_files
+
+    batch = [(tmp_path / "a" / "x.json", b"1"), (tmp_path / "a" / "y.json", b"2"), (tmp_path / "b" / "c" / "z.json", b"3")]
+    write_files(batch)
+    assert [p.read_bytes() for p, _ in batch] == [b"1", b"2", b"3"]
+    assert sorted(q.name for q in tmp_path.rglob("*") if q.is_file()) == ["x.json", "y.json", "z.json"]  # no temporary left
