@@ -314,11 +314,10 @@ def _temp_name(target: Path) -> str:
     return str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
 
 
-def _stage(target: Path, data: bytes, durable: bool, make_folder: bool = True) -> str:
-    """``data`` in a new hidden temporary file next to ``target`` (folder created if needed and
-    ``make_folder``), fsync'ed when ``durable``; returns its name. The file is removed when writing fails."""
-    if make_folder:
-        target.parent.mkdir(parents=True, exist_ok=True)
+def _stage(target: Path, data: bytes, durable: bool) -> str:
+    """``data`` in a new hidden temporary file next to ``target`` (folder created if needed), fsync'ed
+    when ``durable``; returns its name. The file is removed when writing fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(target)
     try:
         with create_file(Path(tmp)) as fh:
@@ -380,13 +379,8 @@ def write_files(files: Sequence[tuple[Path, bytes]]) -> None:
     staged: list[tuple[str, Path]] = []
     renamed = 0
     try:
-        folders: set[Path] = set()
         for path, data in files:
-            path = Path(path)
-            if path.parent not in folders:  # a backfill's three files of a partition share one folder
-                path.parent.mkdir(parents=True, exist_ok=True)
-                folders.add(path.parent)
-            staged.append((_stage(path, data, durable=False, make_folder=False), path))
+            staged.append((_stage(Path(path), data, durable=False), Path(path)))
         os.sync()
         for tmp, path in staged:
             os.replace(tmp, path)

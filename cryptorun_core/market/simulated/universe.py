@@ -7,7 +7,7 @@ and its generation. :mod:`cryptorun_core.market.simulated` turns specs into bars
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -80,19 +80,6 @@ class SymbolSpec:
     active: bool
     event_rate: float  # surges per day
     venues: tuple[str, ...]
-
-    def __hash__(self) -> int:
-        # every cached block is keyed by its spec, and a year's range read looks blocks up ~10^6
-        # times: the dataclass hash would rebuild a 14-field tuple on each lookup
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
-            object.__setattr__(self, "_hash", cached)
-        return cached
-
-    def __getstate__(self) -> dict:
-        # str hashes differ between processes: a pickled spec recomputes its hash where it lands
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
 
 def _synthetic_base(index: int, taken: set[str]) -> str:

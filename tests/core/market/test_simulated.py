@@ -443,20 +443,3 @@ def test_a_coin_in_its_listing_hour_has_no_book_until_its_first_bar_closes(marke
     first_hour = market.book_request(newest.venue, newest.symbol, listed, 100)
     assert not first_hour.ok and first_hour.error == "no_book"
     assert market.book_request(newest.venue, newest.symbol, listed + timedelta(hours=1), 100).ok
-
-
-def test_symbol_spec_hash_is_not_carried_across_processes():
-    """Specs key every cached block; a pickled spec (a multiprocess or Celery worker) must hash as
-    the same spec built where it lands, not with the str hash of the process that pickled it."""
-    import pickle
-    import subprocess
-    import sys
-
-    spec = SimulatedMarket()._fixed[0]
-    hash(spec)  # caches the hash in this process
-    assert "_hash" not in pickle.loads(pickle.dumps(spec)).__dict__
-    code = ("import pickle, sys; from cryptorun_core.market.simulated import SimulatedMarket; "
-            "spec = pickle.loads(sys.stdin.buffer.read()); fresh = SimulatedMarket()._fixed[0]; "
-            "print(spec == fresh and hash(spec) == hash(fresh) and {fresh: 1}[spec] == 1)")
-    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(spec), capture_output=True, check=True)
-    assert out.stdout.decode().strip() == "True"
