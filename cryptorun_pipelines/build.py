@@ -13,7 +13,6 @@ from pathlib import Path
 import dagster as dg
 
 from cryptorun_core.config import AppConfig, resolve_config_path
-from cryptorun_core.market.factory import source_kind
 from cryptorun_pipelines.assets.evaluation import build_evaluation_assets
 from cryptorun_pipelines.assets.market import build_market_assets
 from cryptorun_pipelines.assets.regime import build_regime_assets
@@ -63,7 +62,7 @@ def build_definitions(
         assets = annotate_assets(
             [
                 *build_regime_assets(cadences),
-                *build_market_assets(cadences, source=source_kind(config)),
+                *build_market_assets(cadences),
                 *build_signal_assets(cadences),
             ]
         )

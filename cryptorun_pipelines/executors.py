@@ -2,12 +2,16 @@
 
 ``in_process`` (all steps in the run's process), ``multiprocess`` (one process per step, at most
 ``max_concurrent`` at once) or ``celery`` (one Celery task per step, on ``dagster-celery`` workers
-sharing the instance and the artifacts folder; broker and backend URLs read from the environment
-variables the config names, when the run starts). Steps hand each other data only through the
+sharing the instance and the artifacts folder; broker and backend URLs from the run's executor
+config when it gives them — the launchpad shows those fields — else from the environment variables
+the config names, read when the run starts; ``max_concurrent`` likewise). Steps hand each other data only through the
 artifact IO manager, so every executor writes the same bytes.
 
 Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process before any step:
 
+- **the venue limits hold**: a run that resolves a live market source (``market_source: ccxt`` in
+  its run config) but carries no ``cryptorun/venue.*`` tag — its job was built for an offline
+  source, so the queue never counted it against any venue — fails before any step (:func:`venue_limit_problem`);
 - **the partition check**: a run whose partition tags are not a closed partition of its job
   (:func:`~cryptorun_pipelines.partitions.run_partition_problem`: off-tick, malformed, too early,
   still open, inverted range, no tag) fails with that one sentence and writes nothing, however it
@@ -23,7 +27,7 @@ Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -36,7 +40,7 @@ from dagster._core.executor.in_process import InProcessExecutor
 from cryptorun_core.config import ExecutorConfig
 from cryptorun_core.timefmt import utcnow
 from cryptorun_pipelines.partitions import run_partition_problem
-from cryptorun_pipelines.run_tags import SETTINGS_TAGS
+from cryptorun_pipelines.run_tags import LIVE_SOURCES, SETTINGS_TAGS, VENUE_TAG_PREFIX
 
 #: the resource whose resolved config is stamped on the run, and the IO manager that knows dry runs
 CONFIG_RESOURCE = "cryptorun_config"
@@ -45,6 +49,10 @@ IO_MANAGER = "io_manager"
 
 class PartitionRefused(dg.DagsterError):
     """The run's partition tags are not a partition its job may fill now (the message says why)."""
+
+
+class VenueLimitsBypassed(dg.DagsterError):
+    """The run calls venues live but carries no venue tag, so the queue's per-venue limits skipped it."""
 
 
 class CeleryUrlMissing(dg.DagsterError):
@@ -61,30 +69,52 @@ def _celery_executor() -> ExecutorDefinition:
     return celery_executor
 
 
-def _env_url(environ: Mapping[str, str], key: str, name: str) -> str:
+def _env_url(environ: Mapping[str, str], key: str, name: str, field: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
-        raise CeleryUrlMissing(f"executor.celery.{key}: the environment variable {name} is not set (the Celery URL)")
+        raise CeleryUrlMissing(
+            f"executor.celery.{key}: the environment variable {name} is not set (the Celery URL) "
+            f"and the run's executor config gives no {field}"
+        )
     return value
 
 
-def celery_config(settings: ExecutorConfig, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The dagster-celery executor config of ``settings``: the URLs from the environment."""
+def celery_config(settings: ExecutorConfig, environ: Mapping[str, str] | None = None,
+                  given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The dagster-celery executor config of ``settings``: each URL the run's executor config
+    (``given``) sets, else the one in the environment variable the config names."""
     env = os.environ if environ is None else environ
+    given = given or {}
     celery = settings.celery
     return {
-        "broker": _env_url(env, "broker_url_env", celery.broker_url_env),
-        "backend": _env_url(env, "backend_url_env", celery.backend_url_env),
+        field: given.get(field) or _env_url(env, key, name, field)
+        for field, key, name in (("broker", "broker_url_env", celery.broker_url_env),
+                                 ("backend", "backend_url_env", celery.backend_url_env))
     }
 
 
-def inner_executor(settings: ExecutorConfig) -> tuple[ExecutorDefinition, Any]:
-    """The Dagster executor ``settings`` selects, and its config (a callable: read at run start)."""
+def inner_executor(settings: ExecutorConfig) -> tuple[ExecutorDefinition, Callable[[Mapping[str, Any]], dict[str, Any]]]:
+    """The Dagster executor ``settings`` selects, and a function of the run's executor config giving
+    the values the CryptoRun config supplies where the run's config leaves them unset (called at run start)."""
     if settings.type == "in_process":
-        return dg.in_process_executor, {}
+        return dg.in_process_executor, lambda given: {}
     if settings.type == "multiprocess":
-        return dg.multiprocess_executor, {"max_concurrent": settings.multiprocess.max_concurrent}
-    return _celery_executor(), lambda: celery_config(settings)
+        default = settings.multiprocess.max_concurrent
+        return dg.multiprocess_executor, lambda given: {
+            "max_concurrent": default if given.get("max_concurrent") is None else given["max_concurrent"]}
+    return _celery_executor(), lambda given: celery_config(settings, given=given)
+
+
+def _config_schema(inner: ExecutorDefinition, settings: ExecutorConfig) -> Any:
+    """The inner executor's run config fields; for Celery, broker and backend without dagster-celery's
+    defaults, so an unset URL is told apart from one the run gives (unset: the environment's)."""
+    if settings.type != "celery":
+        return inner.config_schema
+    fields = dict(inner.config_schema.config_type.fields)
+    for field, name in (("broker", settings.celery.broker_url_env), ("backend", settings.celery.backend_url_env)):
+        fields[field] = dg.Field(dg.Noneable(dg.StringSource), is_required=False,
+                                 description=f"The Celery {field} URL; unset: the one in ${name} where the run starts.")
+    return dg.Shape(fields)
 
 
 def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
@@ -93,10 +123,7 @@ def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
 
     def create(init_context) -> Executor:
         executor_config = dict(init_context.executor_config)
-        if callable(config):
-            executor_config.update(config())
-        elif config:
-            executor_config.update(config)
+        executor_config.update(config(executor_config))
         wrapped = init_context.__class__(
             job=init_context.job, executor_def=inner, executor_config=executor_config, instance=init_context.instance,
         )
@@ -104,7 +131,7 @@ def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
 
     return ExecutorDefinition(
         name=f"cryptorun_{settings.type}",
-        config_schema=inner.config_schema,
+        config_schema=_config_schema(inner, settings),
         requirements=lambda executor_config: inner.get_requirements(executor_config),
         executor_creation_fn=create,
         description=f"{inner.description or inner.name} Chosen by executor.type in the CryptoRun config; the run's "
@@ -125,6 +152,17 @@ def settings_tags(plan_context) -> dict[str, str]:
     """The run's config file, artifacts folder and market source, as the launcher resolved them."""
     values = _resolved_config(plan_context, CONFIG_RESOURCE)
     return {tag: str(values[field]) for field, tag in SETTINGS_TAGS.items() if values.get(field)}
+
+
+def venue_limit_problem(job: str, run_tags: Mapping[str, str], market_source: str | None) -> str | None:
+    """Why a run may not call venues: it resolves a live market source but carries no venue tag (its
+    job was built for an offline source, and its run config switched it), so the run queue counted
+    it against no venue's limit. None when the run is fine."""
+    if market_source not in LIVE_SOURCES or any(k.startswith(VENUE_TAG_PREFIX) for k in run_tags):
+        return None
+    return (f"{job}: the run's config sets market_source {market_source}, but the job was built for an offline market "
+            f"source, so its runs carry no {VENUE_TAG_PREFIX}* tag and the queue's per-venue limits would not hold; "
+            "set market.source in the config file the code location loads (or CRYPTORUN_MARKET_SOURCE where it starts)")
 
 
 def is_dry_run(plan_context) -> bool:
@@ -158,6 +196,9 @@ class CheckedExecutor(Executor):
             if problem:
                 raise PartitionRefused(problem)
         tags = settings_tags(plan_context)
+        problem = venue_limit_problem(job_def.name, run.tags, tags.get(SETTINGS_TAGS["market_source"]))
+        if problem:
+            raise VenueLimitsBypassed(problem)
         if tags and any(run.tags.get(k) != v for k, v in tags.items()):
             plan_context.instance.add_run_tags(run.run_id, tags)
         if self.multi_process and is_dry_run(plan_context):

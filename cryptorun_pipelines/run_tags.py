@@ -49,9 +49,11 @@ def venue_tag(venue: str) -> str:
     return f"{VENUE_TAG_PREFIX}{venue}"
 
 
+def venue_tags(market: MarketConfig, venues) -> dict[str, str]:
+    """One tag per venue a run of ``market.source`` calls live (none for offline sources)."""
+    return {venue_tag(v): VENUE_LIVE for v in venues} if market.source in LIVE_SOURCES else {}
+
+
 def job_run_tags(job: "JobConfig", market: "MarketConfig") -> dict[str, str]:
     """The tags every run of ``job`` carries (the job definition's tags)."""
-    tags = {JOB_TAG: job.name}
-    if market.source in LIVE_SOURCES:
-        tags.update({venue_tag(v): VENUE_LIVE for v in job.config.venues})
-    return tags
+    return {JOB_TAG: job.name, **venue_tags(market, job.config.venues)}

@@ -23,6 +23,7 @@ from cryptorun_core.artifacts import (
 from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.config import AppConfig
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
+from cryptorun_pipelines.run_tags import venue_tags
 
 EVALUATION_JOB = "evaluate_signals"
 
@@ -89,5 +90,6 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
         name=EVALUATION_JOB, selection=dg.AssetSelection.assets(signal_evaluation), partitions_def=pdef,
         description="Signal evaluation (uses data after T): forward returns of the day's hot and warm cycles.",
         executor_def=dg.in_process_executor,
+        tags=venue_tags(config.market, config.market.venues),  # a live source reads the venues: their queue limits apply
     )
     return [signal_evaluation], [job]

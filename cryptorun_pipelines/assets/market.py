@@ -33,18 +33,17 @@ def snapshot_metadata(snapshot: MarketSnapshot) -> dict:
     }
 
 
-def build_market_assets(cadences: Cadences, source: str | None = None) -> list[dg.AssetsDefinition]:
-    """The hot and warm snapshot assets; ``source`` is the configured ``market.source`` (with
-    ``ccxt`` the hot snapshot also reads the cycle's regime, to skip books that cannot matter)."""
+def build_market_assets(cadences: Cadences) -> list[dg.AssetsDefinition]:
+    """The hot and warm snapshot assets."""
     assets = []
     for segment, job, pdef in (("hot", cadences.hot_job, cadences.hot), ("warm", cadences.warm_job, cadences.warm)):
         if job is None:
             continue
-        assets.append(_snapshot_asset(cadences, segment, job, pdef, source))
+        assets.append(_snapshot_asset(cadences, segment, job, pdef))
     return assets
 
 
-def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef, source: str | None = None) -> dg.AssetsDefinition:
+def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef) -> dg.AssetsDefinition:
     doc = {
         "hot": "The hot cycle's market snapshot at T: closed hourly bars of the whole ranked universe "
         "(hot + warm, for the VADR p80) and venue-native order books of the hot segment.",
@@ -56,9 +55,10 @@ def _snapshot_asset(cadences: Cadences, segment: str, job: JobConfig, pdef, sour
     ins = {"universe_ranking": dg.AssetIn(key=UNIVERSE_RANKING, partition_mapping=mapping)}
     # A live (ccxt) hot cycle requests books only where the score can still reach the threshold,
     # which needs the cycle's regime (weights): the same closed window the scan reads. Offline
-    # sources fetch every book and do not read the regime here, so the input exists only for ccxt.
-    prune_books = segment == "hot" and source in ("ccxt", "recording")  # a recording replays the live reads
-    if prune_books:
+    # sources fetch every book (read_segment decides from the run's source). The input is there
+    # whatever the source: a step process or Celery worker rebuilds the job from its own
+    # environment, and a graph that followed the source would run another step there.
+    if segment == "hot":
         ins["regime_weights"] = dg.AssetIn(key=REGIME_WEIGHTS, partition_mapping=mapping)
 
     @dg.asset(

@@ -166,21 +166,47 @@ def _limits(runs: dict) -> list[dict]:
     return sorted((dict(limit) for limit in runs["tag_concurrency_limits"]), key=lambda d: (d["key"], str(d.get("value"))))
 
 
+#: what the compose instance shares with deploy/production/dagster.yaml (only the run launcher
+#: differs): the three Postgres storages with the pooled event log and its batch size, the queue
+#: and its limits, run monitoring
+PRODUCTION_SECTIONS = ("run_storage", "schedule_storage", "event_log_storage", "run_coordinator", "concurrency",
+                       "run_monitoring", "telemetry", "nux")
+
+
 def test_the_compose_instance_loads_with_dagsters_schema_and_keeps_the_local_limits(tmp_path, monkeypatch):
+    from dagster._config import process_config, resolve_to_config_type
     from dagster._core.instance.config import dagster_instance_config
 
     for name in PG_ENV:
         monkeypatch.setenv(name, "5432" if name.endswith("PORT") else "x")
     shutil.copy(DOCKER / "dagster.yaml", tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
-    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
-    for section in ("run_launcher", "run_coordinator"):
+    assert config["event_log_storage"]["config"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    for section in ("run_storage", "schedule_storage", "event_log_storage", "run_launcher", "run_coordinator"):
         module = importlib.import_module(config[section]["module"])
         assert hasattr(module, config[section]["class"]), section
+        # each class's own config schema (the instance schema leaves `config:` open), without connecting
+        klass = getattr(module, config[section]["class"])
+        result = process_config(resolve_to_config_type(klass.config_type()), config[section].get("config") or {})
+        assert result.success, (section, [e.message for e in result.errors])
     local = load_yaml(profile_file("local"))
     assert _limits(config["concurrency"]["runs"]) == _limits(local["concurrency"]["runs"])
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == local["concurrency"]["runs"]["max_concurrent_runs"]
     assert config["run_monitoring"] == local["run_monitoring"]
+
+
+def test_the_compose_instance_has_the_production_storage_queue_and_monitoring():
+    docker, production = load_yaml(DOCKER / "dagster.yaml"), load_yaml(profile_file("production"))
+    # plain `storage: postgres:` is dagster-postgres' NullPool event log (one connection per event)
+    # with no batch size: the slow path the production profile exists to avoid
+    assert "storage" not in docker
+    for key in PRODUCTION_SECTIONS:
+        assert docker.get(key) == production[key], f"{key}: differs from deploy/production/dagster.yaml"
+    # the batch size is the pooled storage's config field, exported by every process that opens the
+    # instance (code server, daemon, webserver, Celery workers): compose need not set the variable
+    assert docker["event_log_storage"]["config"]["event_batch_size"] >= 2190
+    for name, service in load_yaml(DOCKER / "compose.yaml")["services"].items():
+        assert "DAGSTER_EVENT_BATCH_SIZE" not in (service.get("environment") or {}), f"{name}: would override the instance's value"
 
 
 # -- Kubernetes ---------------------------------------------------------------------------------
@@ -227,8 +253,15 @@ def test_helm_values_keep_the_local_run_limits_and_monitoring(values):
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     local_monitoring = load_yaml(profile_file("local"))["run_monitoring"]
     camel = {"poll_interval_seconds": "pollIntervalSeconds", "start_timeout_seconds": "startTimeoutSeconds",
-             "max_resume_run_attempts": "maxResumeRunAttempts", "max_runtime_seconds": "maxRuntimeSeconds"}
+             "cancel_timeout_seconds": "cancelTimeoutSeconds", "max_resume_run_attempts": "maxResumeRunAttempts",
+             "max_runtime_seconds": "maxRuntimeSeconds"}
     assert {k: monitoring[v] for k, v in camel.items()} == {k: local_monitoring[k] for k in camel}
+    assert set(monitoring) == set(camel.values()) | {"enabled"}, "a key the test does not compare"
+    # the chart hard-codes dagster-postgres' event log: only the production batch size can be carried,
+    # as the variable, into the run pods where a run's events are written
+    batch = load_yaml(profile_file("production"))["event_log_storage"]["config"]["event_batch_size"]
+    env_vars = values["runLauncher"]["config"]["k8sRunLauncher"]["envVars"]
+    assert f"DAGSTER_EVENT_BATCH_SIZE={batch}" in env_vars
     pg = values["postgresql"]
     assert pg["enabled"] is False and pg["postgresqlScheme"] == "postgresql+psycopg2"
     assert "postgresqlPassword" not in pg, "the password belongs in the Secret global.postgresqlSecretName"

@@ -94,3 +94,27 @@ def test_dagster_job_execute_refuses_a_bad_partition_before_any_step(tmp_path, e
     assert refused[0].startswith(f"cryptorun_pipelines.executors.PartitionRefused: {sentence.format(first=first)}"), refused
     assert "STEP_START" not in logs and "Invariant" not in logs and "IndexError" not in logs
     assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.e2e
+def test_a_run_config_switching_to_a_live_source_is_refused_before_any_step(tmp_path):
+    """The job was built for the simulated market, so its runs carry no venue tag and the queue's
+    per-venue limits never counted them: a run config setting ``market_source: ccxt`` must not call
+    the venues (nothing touches the network: the refusal comes before any step)."""
+    import yaml
+
+    env = env_for(tmp_path)
+    run_config = tmp_path / "live.yaml"
+    run_config.write_text(yaml.safe_dump({"resources": {"cryptorun_config": {"config": {"market_source": "ccxt"}}}}))
+    proc = dagster(env, "job", "execute", "-m", MODULE, "-j", "scan_hot", "-c", str(run_config),
+                   "--tags", json.dumps({"dagster/partition": "2026-11-20-11:45"}))
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    refused = [line for line in logs.splitlines() if line.startswith("cryptorun_pipelines.executors.VenueLimitsBypassed")]
+    assert refused == [(
+        "cryptorun_pipelines.executors.VenueLimitsBypassed: scan_hot: the run's config sets market_source ccxt, but the job "
+        "was built for an offline market source, so its runs carry no cryptorun/venue.* tag and the queue's per-venue "
+        "limits would not hold; set market.source in the config file the code location loads (or "
+        "CRYPTORUN_MARKET_SOURCE where it starts)")], logs[-3000:]
+    assert "STEP_START" not in logs
+    assert not (tmp_path / "artifacts").exists()

@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 
 from cryptorun_core.config import changed, packaged_config
-from cryptorun_pipelines.executors import CeleryUrlMissing, build_executor, celery_config
+from cryptorun_pipelines.executors import CeleryUrlMissing, build_executor, celery_config, inner_executor
 from cryptorun_pipelines.run_tags import SETTINGS_TAGS
 
 from .conftest import REPO, SPEC_REGIME, SPEC_SCAN_HOT, small_config_dict, write_config
@@ -55,7 +55,24 @@ def test_celery_urls_come_from_the_variables_the_config_names():
     }
     with pytest.raises(CeleryUrlMissing) as err:
         celery_config(settings, {"MY_BROKER": "redis://h:1/2"})
-    assert str(err.value) == "executor.celery.backend_url_env: the environment variable MY_BACKEND is not set (the Celery URL)"
+    assert str(err.value) == ("executor.celery.backend_url_env: the environment variable MY_BACKEND is not set (the Celery URL) "
+                              "and the run's executor config gives no backend")
+
+
+def test_a_url_or_limit_the_runs_executor_config_gives_wins_over_the_cryptorun_config():
+    celery = changed(packaged_config().executor, type="celery", celery={"broker_url_env": "MY_BROKER", "backend_url_env": "MY_BACKEND"})
+    given = {"broker": "redis://run:1/0", "backend": "redis://run:1/1"}
+    assert celery_config(celery, {}, given) == given  # nothing in the environment: no error either
+    assert celery_config(celery, {"MY_BROKER": "redis://env:1/0", "MY_BACKEND": "redis://env:1/1"}, {"broker": "redis://run:1/0"}) == {
+        "broker": "redis://run:1/0", "backend": "redis://env:1/1"}
+    # dagster-celery's own default backend (rpc://) would hide the environment's: the launchpad field has none
+    backend = build_executor(celery).config_schema.config_type.fields["backend"]
+    assert not backend.default_provided and not backend.is_required and "$MY_BACKEND" in backend.description
+
+    multiprocess = changed(packaged_config().executor, type="multiprocess", multiprocess={"max_concurrent": 3})
+    fill = inner_executor(multiprocess)[1]
+    assert fill({"max_concurrent": None}) == {"max_concurrent": 3}
+    assert fill({"max_concurrent": 1}) == {"max_concurrent": 1}
 
 
 def test_every_job_gets_the_configured_executor(tmp_path):
@@ -205,3 +222,13 @@ def test_the_settings_tags_are_hidden_from_the_run_list():
     from dagster._core.storage.tags import TagType, get_tag_type
 
     assert {get_tag_type(tag) for tag in SETTINGS_TAGS.values()} == {TagType.HIDDEN}
+
+
+def test_a_live_run_without_venue_tags_is_refused_and_every_other_run_passes():
+    from cryptorun_pipelines.executors import venue_limit_problem
+
+    problem = venue_limit_problem("scan_hot", {"cryptorun/job": "scan.hot"}, "ccxt")
+    assert problem and problem.startswith("scan_hot: the run's config sets market_source ccxt") and "cryptorun/venue.*" in problem
+    assert venue_limit_problem("scan_hot", {"cryptorun/job": "scan.hot", "cryptorun/venue.kraken": "live"}, "ccxt") is None
+    for offline in ("simulated", "replay", None):
+        assert venue_limit_problem("scan_hot", {"cryptorun/job": "scan.hot"}, offline) is None
