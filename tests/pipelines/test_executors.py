@@ -3,7 +3,8 @@
 Fast tests: the executor each setting builds, the Celery URLs read from the environment the config
 names. End to end (the real ``dagster job execute``, a temporary DAGSTER_HOME): a regime backfill of
 12 partitions and a hot cycle under the multiprocess executor and on a real Celery worker (Redis
-from the ``redis_url`` fixture) write exactly the bytes the in-process executor writes; a dry run
+from the ``redis_url`` fixture, a prefork pool), both on the production profile (Postgres, the
+pooled event log), write exactly the bytes the in-process executor writes on SQLite; a dry run
 under a multi-process executor runs in one process and writes nothing; the Celery worker reads the
 artifacts folder the run resolved, not its own environment's.
 """
@@ -25,6 +26,9 @@ import pytest
 from cryptorun_core.config import changed, packaged_config
 from cryptorun_pipelines.executors import CeleryUrlMissing, build_executor, celery_config, inner_executor
 from cryptorun_pipelines.run_tags import SETTINGS_TAGS
+
+from tests.deploy.production_support import PG_ENV_VARS, PROCESS_ENV_VARS, pg_env, production_home
+from tests.servers import PostgresDb
 
 from .conftest import REPO, SPEC_REGIME, SPEC_SCAN_HOT, small_config_dict, write_config
 
@@ -102,18 +106,24 @@ def artifact_bytes(root: Path) -> dict[str, str]:
     return out
 
 
-def environment(root: Path, executor: str, **extra: str) -> tuple[dict[str, str], Path]:
-    """A config of the small simulated market with ``executor``, a fresh DAGSTER_HOME, and the
-    environment of a shell that runs `dagster` with them (the venv's bin first on PATH)."""
+def environment(root: Path, executor: str, postgres: PostgresDb | None = None, **extra: str) -> tuple[dict[str, str], Path]:
+    """A config of the small simulated market with ``executor``, a fresh DAGSTER_HOME (SQLite, or the
+    production profile on ``postgres``), and the environment of a shell that runs `dagster` with
+    them (the venv's bin first on PATH)."""
     artifacts = root / "artifacts"
     raw = small_config_dict(artifacts)
     raw["executor"]["type"] = executor
     config = write_config(root / "config" / "scheduler.yaml", raw)
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    if postgres is None:
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    else:
+        production_home(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTORUN_", "DAGSTER_"))}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", CRYPTORUN_CONFIG=str(config), DAGSTER_HOME=str(home), **extra)
+    if postgres is not None:
+        env.update(pg_env(postgres))
     return env, artifacts
 
 
@@ -143,8 +153,8 @@ def in_process_bytes(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.mark.e2e
-def test_multiprocess_writes_the_bytes_of_in_process(tmp_path, in_process_bytes):
-    env, artifacts = environment(tmp_path, "multiprocess")
+def test_multiprocess_on_the_production_profile_writes_the_bytes_of_in_process(tmp_path, postgres_db, in_process_bytes):
+    env, artifacts = environment(tmp_path, "multiprocess", postgres_db)
     backfill_then_hot_cycle(env)
     assert artifact_bytes(artifacts) == in_process_bytes
 
@@ -166,20 +176,20 @@ def _redis_db_url(base: str, db: int) -> str:
 
 
 @pytest.fixture
-def celery_worker(tmp_path, redis_url):
-    """A dagster-celery worker on its own Redis database, with the environment a worker host would
-    have: the venv on PATH, the shared instance and config file, and nothing else of ours (no
-    artifacts folder override: that comes with each run)."""
+def celery_worker(tmp_path, redis_url, postgres_db):
+    """A dagster-celery worker on its own Redis database, as compose.yaml runs it: the default
+    (prefork) pool, the venv on PATH, the production profile's instance on Postgres and the config
+    file, and nothing else of ours (no artifacts folder override: that comes with each run)."""
     db = 1 + int(hashlib.sha256(str(tmp_path).encode()).hexdigest(), 16) % 15
     url = _redis_db_url(redis_url, db)
     env, artifacts = environment(
-        tmp_path / "celery", "celery", CRYPTORUN_CELERY_BROKER_URL=url, CRYPTORUN_CELERY_BACKEND_URL=url,
+        tmp_path / "celery", "celery", postgres_db, CRYPTORUN_CELERY_BROKER_URL=url, CRYPTORUN_CELERY_BACKEND_URL=url,
     )
     worker_env = {k: v for k, v in env.items() if not k.startswith("CRYPTORUN_CELERY_")}
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         [str(BIN / "celery"), "-A", "dagster_celery.app", "-b", url, "--result-backend", url, "worker",
-         "-Q", "dagster", "--pool", "solo", "-n", f"cryptorun-test-{db}@%h", "--without-gossip", "--without-mingle",
+         "-Q", "dagster", "--pool", "prefork", "--concurrency", "2", "-n", f"cryptorun-test-{db}@%h", "--without-gossip", "--without-mingle",
          "--loglevel", "INFO"],
         cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -196,7 +206,7 @@ def celery_worker(tmp_path, redis_url):
 
 
 @pytest.mark.e2e
-def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_path, celery_worker, in_process_bytes):
+def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_path, celery_worker, in_process_bytes, monkeypatch):
     env, config_artifacts, worker_log = celery_worker
     # the launcher overrides the artifacts folder; the worker's environment does not: it must follow the run
     artifacts = tmp_path / "launched-artifacts"
@@ -208,8 +218,12 @@ def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_p
     assert artifact_bytes(artifacts) == in_process_bytes
     assert not config_artifacts.exists(), "a worker wrote into its own environment's artifacts folder"
     # every step ran as a Celery task on the worker
-    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    runs = instance.get_runs()
+    for name in PG_ENV_VARS:  # the production profile's credentials
+        monkeypatch.setenv(name, env[name])
+    for name in PROCESS_ENV_VARS:  # the pooled event log exports these into this process: undone at teardown
+        monkeypatch.setenv(name, os.environ.get(name, "0"))
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs()
     assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert all(r.tags[SETTINGS_TAGS["artifacts_dir"]] == str(artifacts) for r in runs)
     logs = worker_log.read_text()
