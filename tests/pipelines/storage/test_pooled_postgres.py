@@ -9,6 +9,9 @@ reports after a failed single-run backfill, per storage:
   event per asset names no partition), the partitions show as missing — why the local profile
   does not set it;
 - the pooled Postgres event log (which always takes the one-event path): every partition failed.
+
+While such a backfill runs, its partitions show *in progress* on the pooled log, and none on SQLite
+with the switch (the same lost rows).
 """
 
 # no `from __future__ import annotations`: Dagster reads the asset's annotations at definition time
@@ -37,6 +40,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 class _Outcome(dg.ConfigurableResource):
     fail: bool
+    probe: bool = False  # record the partition status the UI shows while the step runs
+
+
+#: partitions of window_weights shown in progress, as read from inside a running backfill step
+SEEN_IN_PROGRESS: list[set[str]] = []
 
 
 @dg.multi_asset(
@@ -46,6 +54,10 @@ class _Outcome(dg.ConfigurableResource):
 )
 def window(context: dg.AssetExecutionContext, outcome: _Outcome):
     """Two outputs per partition range, like regime_window; fails when told to."""
+    if outcome.probe:
+        value = get_and_update_asset_status_cache_value(context.instance, dg.AssetKey("window_weights"), PARTITIONS)
+        SEEN_IN_PROGRESS.append(set(value.deserialize_in_progress_partition_subsets(PARTITIONS).get_partition_keys())
+                                if value is not None else set())
     if outcome.fail:
         raise RuntimeError("the venue went away mid-backfill")
     yield dg.Output({k: 1 for k in context.partition_keys}, output_name="window_ranking")
@@ -60,14 +72,14 @@ class _Mem(dg.IOManager):
         return None
 
 
-def _job(fail: bool) -> dg.JobDefinition:
+def _job(fail: bool, probe: bool = False) -> dg.JobDefinition:
     defs = dg.Definitions(assets=[window], jobs=[dg.define_asset_job("window_job", selection=[window])],
-                          resources={"mem": _Mem(), "outcome": _Outcome(fail=fail)})
+                          resources={"mem": _Mem(), "outcome": _Outcome(fail=fail, probe=probe)})
     return defs.resolve_job_def("window_job")
 
 
-def _backfill(instance: dg.DagsterInstance, fail: bool) -> dg.ExecuteInProcessResult:
-    return _job(fail).execute_in_process(instance=instance, tags=RANGE, run_config=QUIET, raise_on_error=False)
+def _backfill(instance: dg.DagsterInstance, fail: bool, probe: bool = False) -> dg.ExecuteInProcessResult:
+    return _job(fail, probe).execute_in_process(instance=instance, tags=RANGE, run_config=QUIET, raise_on_error=False)
 
 
 def _status(instance: dg.DagsterInstance, asset: str) -> tuple[set[str], set[str]]:
@@ -136,6 +148,20 @@ def test_sqlite_with_the_subset_switch_loses_the_failed_marks(sqlite_instance: d
     assert not _backfill(sqlite_instance, fail=True).success
     assert _planned_partitions(sqlite_instance, "window_weights") == [None]  # one event, no partition named
     assert _status(sqlite_instance, "window_weights") == (set(), set())  # shown as missing, not failed
+
+
+def test_a_running_backfill_shows_its_partitions_in_progress_on_postgres(pg_instance: dg.DagsterInstance) -> None:
+    SEEN_IN_PROGRESS.clear()
+    assert _backfill(pg_instance, fail=False, probe=True).success
+    assert SEEN_IN_PROGRESS == [set(KEYS)]
+
+
+def test_sqlite_with_the_subset_switch_shows_none_in_progress(sqlite_instance: dg.DagsterInstance,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SUBSET_SWITCH, "1")
+    SEEN_IN_PROGRESS.clear()
+    assert _backfill(sqlite_instance, fail=False, probe=True).success
+    assert SEEN_IN_PROGRESS == [set()]  # the trade-off the pooled log avoids
 
 
 def test_a_run_reuses_pooled_connections(pg_instance: dg.DagsterInstance) -> None:
