@@ -77,6 +77,19 @@ def test_the_dockerfile_copies_only_files_that_exist():
     assert not missing, f"the Dockerfile copies files that do not exist: {missing}"
 
 
+def test_the_image_installs_an_extra_the_project_declares_and_the_kubernetes_build_adds_dagster_k8s():
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    args = dict(arg.split("=", 1) for op, arg in dockerfile_instructions() if op == "ARG")
+    assert args["EXTRAS"] == "production" and ("RUN", 'pip install ".[${EXTRAS}]"') in dockerfile_instructions()
+    assert "--build-arg EXTRAS=k8s" in (DOCKER / "Dockerfile").read_text()
+    assert any(d.startswith("dagster-k8s") for d in extras["k8s"]) and "cryptorun[production]" in extras["k8s"]
+    values = load_yaml(REPO / "deploy" / "k8s" / "values.yaml")
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["image"]["tag"].endswith("-k8s"), "the run pods need the image built with EXTRAS=k8s"
+
+
 def test_the_image_config_and_instance_are_files_it_copies():
     env, copies = dockerfile_env(), image_files()
     assert env["CRYPTORUN_CONFIG"] in copies
