@@ -4,14 +4,15 @@
 ``max_concurrent`` at once) or ``celery`` (one Celery task per step, on ``dagster-celery`` workers
 sharing the instance and the artifacts folder; broker and backend URLs from the run's executor
 config when it gives them — the launchpad shows those fields — else from the environment variables
-the config names, read when the run starts; ``max_concurrent`` likewise). Steps hand each other data only through the
-artifact IO manager, so every executor writes the same bytes.
+the config names, read when the run starts; ``max_concurrent`` likewise). Steps hand each other
+data only through the artifact IO manager, so every executor writes the same bytes.
 
 Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process before any step:
 
 - **the venue limits hold**: a run that resolves a live market source (``market_source: ccxt`` in
   its run config) but carries no ``cryptorun/venue.*`` tag — its job was built for an offline
-  source, so the queue never counted it against any venue — fails before any step (:func:`venue_limit_problem`);
+  source, so the queue never counted it against any venue — fails before any step
+  (:func:`venue_limit_problem`);
 - **the partition check**: a run whose partition tags are not a closed partition of its job
   (:func:`~cryptorun_pipelines.partitions.run_partition_problem`: off-tick, malformed, too early,
   still open, inverted range, no tag) fails with that one sentence and writes nothing, however it
