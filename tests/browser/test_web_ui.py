@@ -42,6 +42,7 @@ EDGES = {
     ("universe_ranking", "regime_indicators"),
     ("regime_indicators", "regime_weights"),
     ("universe_ranking", "hot_snapshot"),
+    ("regime_weights", "hot_snapshot"),  # whatever the market source (tests/pipelines/assets/test_market.py)
     ("universe_ranking", "warm_snapshot"),
     *((up, out) for up in ("hot_snapshot", "universe_ranking", "regime_weights") for out in ("hot_signals", "hot_premove", "hot_explain")),
     *((up, "warm_signals") for up in ("warm_snapshot", "universe_ranking", "regime_weights")),
