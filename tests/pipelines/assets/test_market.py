@@ -14,12 +14,22 @@ from cryptorun_pipelines.build import build_definitions
 from ..conftest import small_config_dict, write_config
 
 
-def asset_parents(tmp_path, source: str) -> dict[str, set[str]]:
+def definitions_for(tmp_path, source: str):
+    """The definitions of the small test config with ``market.source: source``."""
     raw = small_config_dict(tmp_path / source / "artifacts")
     raw["market"]["source"] = source
     path = write_config(tmp_path / source / "scheduler.yaml", raw)
-    graph = build_definitions(load_config(path, check_artifacts_dir=False), config_path=path).resolve_asset_graph()
+    return build_definitions(load_config(path, check_artifacts_dir=False), config_path=path)
+
+
+def asset_parents(tmp_path, source: str) -> dict[str, set[str]]:
+    graph = definitions_for(tmp_path, source).resolve_asset_graph()
     return {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+
+
+def hot_snapshot_inputs(tmp_path, source: str) -> list[str]:
+    node = definitions_for(tmp_path, source).resolve_job_def("scan_hot").graph.node_named("hot_snapshot")
+    return sorted(d.name for d in node.definition.input_defs)
 
 
 def test_every_source_builds_the_same_graph_and_the_hot_snapshot_reads_the_regime(tmp_path):
@@ -30,12 +40,4 @@ def test_every_source_builds_the_same_graph_and_the_hot_snapshot_reads_the_regim
 
 
 def test_the_hot_snapshot_step_has_the_same_inputs_for_every_source(tmp_path):
-    def inputs(source: str) -> list[str]:
-        raw = small_config_dict(tmp_path / f"{source}-job" / "artifacts")
-        raw["market"]["source"] = source
-        path = write_config(tmp_path / f"{source}-job" / "scheduler.yaml", raw)
-        job = build_definitions(load_config(path, check_artifacts_dir=False), config_path=path).resolve_job_def("scan_hot")
-        node = job.graph.node_named("hot_snapshot")
-        return sorted(d.name for d in node.definition.input_defs)
-
-    assert inputs("simulated") == inputs("ccxt") == ["regime_weights", "universe_ranking"]
+    assert hot_snapshot_inputs(tmp_path, "simulated") == hot_snapshot_inputs(tmp_path, "ccxt") == ["regime_weights", "universe_ranking"]
