@@ -30,12 +30,26 @@ from cryptorun_core.regime_window import RegimeWindow, compute_window
 from cryptorun_core.universe import segment_symbols
 
 HORIZONS_H: tuple[int, ...] = (1, 4, 24)
+#: how long after its last cycle an evaluation reads bars: until then some forward returns do not exist
+#: yet (a live venue has no such bar; the simulated market would invent it)
+SETTLE = timedelta(hours=max(HORIZONS_H))
 LABEL = "uses data after T: forward returns from bars closed after each cycle time (evaluation only, never a signal input)"
 ROW_COLUMNS = EVALUATION_COLUMNS
 #: score_gate (pass / fail of the score gate alone) says whether the score itself ranks well where the
 #: other gates reject everything (replayed history has no books: every hot symbol fails on freshness)
 GROUPINGS = ("decision", "score_gate", "primary_reason", "regime", "tier")
 SUMMARY_COLUMNS = EVALUATION_SUMMARY_COLUMNS
+
+
+def unsettled_problem(end: datetime, now: datetime) -> str | None:
+    """Why cycles up to ``end`` cannot be evaluated at ``now`` (their forward returns need bars that
+    close after now), or None."""
+    end, now = to_utc(end), to_utc(now)
+    if end + SETTLE <= now:
+        return None
+    return (f"the cycles up to {end:%Y-%m-%dT%H:%MZ} need bars up to {SETTLE // timedelta(hours=1)} h later "
+            f"({end + SETTLE:%Y-%m-%dT%H:%MZ}), after now ({now:%Y-%m-%dT%H:%MZ}): evaluate up to "
+            f"{now - SETTLE:%Y-%m-%dT%H:%MZ} at the latest")
 
 
 def cycle_times(schedule: str, start: datetime, end: datetime, step: timedelta | None = None) -> list[datetime]:

@@ -15,8 +15,9 @@ Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process
   (:func:`venue_limit_problem`);
 - **the partition check**: a run whose partition tags are not a closed partition of its job
   (:func:`~cryptorun_pipelines.partitions.run_partition_problem`: off-tick, malformed, too early,
-  still open, inverted range, no tag) fails with that one sentence and writes nothing, however it
-  was launched (UI, ``dagster job execute``, schedule, backfill) and whatever the executor;
+  still open, inverted range, no tag; for the evaluation, a day whose forward returns are not all
+  known yet) fails with that one sentence and writes nothing, however it was launched (UI,
+  ``dagster job execute``, schedule, backfill) and whatever the executor;
 - **dry runs stay in one process**: a dry run keeps what it computes in memory only, so under a
   multi-process executor its steps run in the run's process (an engine event says so);
 - **the launcher's settings travel with the run**: the config file, artifacts folder and market
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -118,8 +120,10 @@ def _config_schema(inner: ExecutorDefinition, settings: ExecutorConfig) -> Any:
     return dg.Shape(fields)
 
 
-def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
-    """The executor definition of every job: the one ``settings`` selects, checked and configured."""
+def build_executor(settings: ExecutorConfig, *, settle: timedelta = timedelta(0)) -> ExecutorDefinition:
+    """The executor definition of every job: the one ``settings`` selects, checked and configured.
+    ``settle``: how long after its window a partition of the job still reads data (see
+    :func:`~cryptorun_pipelines.partitions.partition_key_problem`)."""
     inner, config = inner_executor(settings)
 
     def create(init_context) -> Executor:
@@ -128,7 +132,7 @@ def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
         wrapped = init_context.__class__(
             job=init_context.job, executor_def=inner, executor_config=executor_config, instance=init_context.instance,
         )
-        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process")
+        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process", settle=settle)
 
     return ExecutorDefinition(
         name=f"cryptorun_{settings.type}",
@@ -174,9 +178,10 @@ class CheckedExecutor(Executor):
     """Checks the run's partition, keeps a dry run in one process and stamps the run's settings,
     then hands the plan to the executor the config chose."""
 
-    def __init__(self, inner: Executor, *, multi_process: bool):
+    def __init__(self, inner: Executor, *, multi_process: bool, settle: timedelta = timedelta(0)):
         self.inner = inner
         self.multi_process = multi_process
+        self.settle = settle
 
     @property
     def retries(self) -> RetryMode:
@@ -193,7 +198,7 @@ class CheckedExecutor(Executor):
         job_def = plan_context.job.get_definition()
         run = plan_context.dagster_run
         if job_def.partitions_def is not None:
-            problem = run_partition_problem(job_def.partitions_def, run.tags, utcnow(), job=job_def.name)
+            problem = run_partition_problem(job_def.partitions_def, run.tags, utcnow(), job=job_def.name, settle=self.settle)
             if problem:
                 raise PartitionRefused(problem)
         tags = settings_tags(plan_context)

@@ -40,6 +40,9 @@ from cryptorun_core.config import AppConfig, ConfigError, JobConfig
 from cryptorun_core.timefmt import UTC
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
+#: the key formats of this project's partitions, as a user writes them: the cadences' and the
+#: daily evaluation's (``DailyPartitionsDefinition``)
+KEY_FORMS = {PARTITION_FMT: "YYYY-MM-DD-HH:MM", "%Y-%m-%d": "YYYY-MM-DD"}
 
 
 def cadence_of(job: JobConfig) -> timedelta:
@@ -180,20 +183,21 @@ def build_cadences(config: AppConfig) -> Cadences:
 # ------------------------------------------------------------------------------------------
 
 
-def parse_key(partition_key: str) -> datetime:
-    """A partition key's window start (UTC); ValueError when it is not a ``PARTITION_FMT`` key."""
-    return datetime.strptime(partition_key, PARTITION_FMT).replace(tzinfo=UTC)
+def parse_key(partition_key: str, fmt: str = PARTITION_FMT) -> datetime:
+    """A partition key's window start (UTC); ValueError when it is not a ``fmt`` key."""
+    return datetime.strptime(partition_key, fmt).replace(tzinfo=UTC)
 
 
-def format_key(start: datetime) -> str:
-    return start.astimezone(UTC).strftime(PARTITION_FMT)
+def format_key(start: datetime, fmt: str = PARTITION_FMT) -> str:
+    return start.astimezone(UTC).strftime(fmt)
 
 
 def partition_interval(partitions_def: dg.TimeWindowPartitionsDefinition) -> timedelta:
-    """The width of every window of a partitions definition of this module (UTC, ``PARTITION_FMT``
-    keys, a fixed-interval cron — :func:`build_cadences` makes only those)."""
-    if partitions_def.fmt != PARTITION_FMT or str(partitions_def.timezone) != "UTC":
-        raise ValueError(f"expected UTC partitions keyed {PARTITION_FMT!r}, got {partitions_def.timezone} / {partitions_def.fmt!r}")
+    """The width of every window of a partitions definition of this project (UTC, keys in one of
+    :data:`KEY_FORMS`, a fixed-interval cron — :func:`build_cadences` and the evaluation make only those)."""
+    if partitions_def.fmt not in KEY_FORMS or str(partitions_def.timezone) != "UTC":
+        raise ValueError(f"expected UTC partitions keyed {' or '.join(map(repr, KEY_FORMS))}, "
+                         f"got {partitions_def.timezone} / {partitions_def.fmt!r}")
     return cron_interval(partitions_def.cron_schedule)
 
 
@@ -228,7 +232,7 @@ def latest_closed_key(partitions_def: dg.TimeWindowPartitionsDefinition, now: da
     start = croniter(partitions_def.cron_schedule, end).get_prev(datetime)
     if start < partitions_def.start.astimezone(UTC):
         return None
-    return format_key(start)
+    return format_key(start, partitions_def.fmt)
 
 
 def upstream_key(cadences: Cadences, segment: str, scan_key: str) -> str:
@@ -256,36 +260,42 @@ def _z(t: datetime) -> str:
 
 
 def partition_key_problem(
-    partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str, now: datetime, *, job: str = "this job"
+    partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str, now: datetime, *, job: str = "this job",
+    settle: timedelta = timedelta(0),
 ) -> str | None:
     """Why ``partition_key`` is not a closed partition of ``partitions_def`` at ``now`` (one
     sentence naming the key and the nearest valid keys), or None when it is one.
 
     Refused: a malformed key, a key off the cron's ticks, before the first partition, and a window
     that has not closed by ``now`` (its as-of time T, the window end, is in the future: the run
-    would read data that does not exist yet)."""
-    step = partition_interval(partitions_def)
+    would read data that does not exist yet). ``settle``: how long after its window a partition
+    still reads new data (the evaluation's forward returns); it is closed only once that is past."""
+    step, fmt = partition_interval(partitions_def), partitions_def.fmt
     first = partitions_def.start.astimezone(UTC)
-    latest = latest_closed_key(partitions_def, now)
-    example = latest or format_key(first)
+    latest = latest_closed_key(partitions_def, now - settle)
+    example = latest or format_key(first, fmt)
     try:
-        start = parse_key(partition_key)
+        start = parse_key(partition_key, fmt)
     except (TypeError, ValueError):
-        return f"'{partition_key}' is not a partition key of {job}: keys are window starts written YYYY-MM-DD-HH:MM (UTC), e.g. {example}"
-    if format_key(start) != partition_key:
-        return f"'{partition_key}' is not a partition key of {job}: write it {format_key(start)}"
+        return f"'{partition_key}' is not a partition key of {job}: keys are window starts written {KEY_FORMS[fmt]} (UTC), e.g. {example}"
+    if format_key(start, fmt) != partition_key:
+        return f"'{partition_key}' is not a partition key of {job}: write it {format_key(start, fmt)}"
     if start < first:
-        return f"'{partition_key}' is before the first partition of {job}, {format_key(first)}"
+        return f"'{partition_key}' is before the first partition of {job}, {format_key(first, fmt)}"
     offset = (start - first) % step
     if offset:
         before = start - offset
-        return (f"'{partition_key}' is not a partition of {job} (one every {_interval(step)} from {format_key(first)}): "
-                f"the nearest are {format_key(before)} and {format_key(before + step)}")
+        return (f"'{partition_key}' is not a partition of {job} (one every {_interval(step)} from {format_key(first, fmt)}): "
+                f"the nearest are {format_key(before, fmt)} and {format_key(before + step, fmt)}")
     end = start + step
-    if end > now.astimezone(UTC):
-        state = "is still open" if start <= now.astimezone(UTC) else "is in the future"
-        latest_text = f"; the latest closed partition is {latest}" if latest else ""
+    now = now.astimezone(UTC)
+    latest_text = f"; the latest closed partition is {latest}" if latest else ""
+    if end > now:
+        state = "is still open" if start <= now else "is in the future"
         return f"partition {partition_key} of {job} {state} (its window ends {_z(end)}, now {_z(now)}){latest_text}"
+    if end + settle > now:
+        return (f"partition {partition_key} of {job} is not final yet: it reads data up to {_interval(settle)} after its "
+                f"window, which ends {_z(end)}, so it can run from {_z(end + settle)} (now {_z(now)}){latest_text}")
     return None
 
 
@@ -295,27 +305,28 @@ def _interval(step: timedelta) -> str:
 
 
 def run_partition_problem(
-    partitions_def: dg.TimeWindowPartitionsDefinition, tags: Mapping[str, str], now: datetime, *, job: str = "this job"
+    partitions_def: dg.TimeWindowPartitionsDefinition, tags: Mapping[str, str], now: datetime, *, job: str = "this job",
+    settle: timedelta = timedelta(0),
 ) -> str | None:
     """Why the partition tags of a run of a job partitioned by ``partitions_def`` are not a valid
     request at ``now`` (one sentence), or None: exactly one key (``dagster/partition``) or one
     range (both ``dagster/asset_partition_range_start`` and ``…_end``), every key a closed
-    partition (:func:`partition_key_problem`), a range not inverted."""
+    partition (:func:`partition_key_problem`, with ``settle``), a range not inverted."""
     key, start, end = tags.get(PARTITION_TAG), tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if key is not None and (start is not None or end is not None):
         return f"a run of {job} fills one partition ({PARTITION_TAG}) or one range ({RANGE_START_TAG}/_end), not both"
     if key is not None:
-        return partition_key_problem(partitions_def, key, now, job=job)
+        return partition_key_problem(partitions_def, key, now, job=job, settle=settle)
     if start is None and end is None:
-        latest = latest_closed_key(partitions_def, now)
+        latest = latest_closed_key(partitions_def, now - settle)
         return (f"{job} is partitioned: give the partition it fills with the tag {PARTITION_TAG}"
                 + (f" (e.g. {latest}, the latest closed one)" if latest else ""))
     if start is None or end is None:
         return f"a partition range of {job} needs both {RANGE_START_TAG} and {RANGE_END_TAG}"
     for edge in (start, end):
-        problem = partition_key_problem(partitions_def, edge, now, job=job)
+        problem = partition_key_problem(partitions_def, edge, now, job=job, settle=settle)
         if problem:
             return "range: " + problem
-    if parse_key(start) > parse_key(end):
+    if parse_key(start, partitions_def.fmt) > parse_key(end, partitions_def.fmt):
         return f"the range of {job} is inverted: start {start} is after end {end}"
     return None

@@ -2,7 +2,7 @@
 
 USES DATA AFTER T. A daily-partitioned asset of its own job (``evaluate_signals``, its own partitions
 definition): partition D evaluates the hot and warm cycles with T in [D, D + 1 day) against bars that
-closed up to 24 h after each T. No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
+closed up to 24 h after each T, so D can run from D + 2 days on (the job's executor refuses it before). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
 """
 
 
@@ -22,6 +22,7 @@ from cryptorun_core.artifacts import (
 )
 from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.config import AppConfig
+from cryptorun_pipelines.executors import build_executor
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 from cryptorun_pipelines.run_tags import venue_tags
 
@@ -89,7 +90,9 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
     job = dg.define_asset_job(
         name=EVALUATION_JOB, selection=dg.AssetSelection.assets(signal_evaluation), partitions_def=pdef,
         description="Signal evaluation (uses data after T): forward returns of the day's hot and warm cycles.",
-        executor_def=dg.in_process_executor,
+        # the project's executor: its partition check (here: a day is final SETTLE after it ends) and
+        # venue-limit check run before the step, and the run's settings travel to a step process
+        executor_def=build_executor(config.executor, settle=evaluation.SETTLE),
         tags=venue_tags(config.market, config.market.venues),  # a live source reads the venues: their queue limits apply
     )
     return [signal_evaluation], [job]

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -116,5 +117,35 @@ def test_a_run_config_switching_to_a_live_source_is_refused_before_any_step(tmp_
         "was built for an offline market source, so its runs carry no cryptorun/venue.* tag and the queue's per-venue "
         "limits would not hold; set market.source in the config file the code location loads (or "
         "CRYPTORUN_MARKET_SOURCE where it starts)")], logs[-3000:]
+    assert "STEP_START" not in logs
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["not-final", "live-source"])
+def test_the_evaluation_job_is_checked_like_the_scans(tmp_path, case):
+    """The simulated market serves bars of any time, the future's too: yesterday's evaluation would
+    read forward returns from bars that have not closed yet, and a run config switching it to ccxt
+    would call the venues outside their queue limits. Both are refused before the step; nothing is
+    written."""
+    import yaml
+
+    env = env_for(tmp_path)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    settled = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%d")
+    args = ["--tags", json.dumps({"dagster/partition": yesterday if case == "not-final" else settled})]
+    if case == "live-source":
+        run_config = tmp_path / "live.yaml"
+        run_config.write_text(yaml.safe_dump({"resources": {"cryptorun_config": {"config": {"market_source": "ccxt"}}}}))
+        args += ["-c", str(run_config)]
+    proc = dagster(env, "job", "execute", "-m", MODULE, "-j", "evaluate_signals", *args)
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    error, sentence = {
+        "not-final": ("PartitionRefused", f"partition {yesterday} of evaluate_signals is not final yet: it reads data up to 24 h"),
+        "live-source": ("VenueLimitsBypassed", "evaluate_signals: the run's config sets market_source ccxt"),
+    }[case]
+    refused = [line for line in logs.splitlines() if line.startswith(f"cryptorun_pipelines.executors.{error}")]
+    assert len(refused) == 1 and refused[0].startswith(f"cryptorun_pipelines.executors.{error}: {sentence}"), logs[-3000:]
     assert "STEP_START" not in logs
     assert not (tmp_path / "artifacts").exists()

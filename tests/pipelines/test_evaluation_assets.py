@@ -4,6 +4,7 @@ after T), materialised on the real hourly history; and the `record` / `evaluate`
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -62,6 +63,15 @@ def test_evaluation_partition_on_real_hourly_history(tmp_path, clean_env):
     mats = result.asset_materializations_for_node("signal_evaluation")
     md = mats[0].metadata
     assert "data:image/png;base64" in md["forward_returns_chart"].value and md["uses_data_after_t"].value is True
+
+
+def test_evaluate_refuses_cycles_whose_forward_returns_do_not_exist_yet(tmp_path, clean_env, capsys):
+    p = make_pipeline(tmp_path)
+    to = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%MZ")
+    code = main(["--config", str(p.config_path), "evaluate", "--from", to, "--to", to])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--to {to}: the cycles up to {to} need bars up to 24 h later" in err, err
+    assert not (p.artifacts / "evaluation").exists()
 
 
 def test_record_then_evaluate_from_the_cli(tmp_path, clean_env, capsys, monkeypatch):

@@ -88,7 +88,7 @@ def test_every_job_gets_the_configured_executor(tmp_path):
     from cryptorun_core.config import load_config
 
     defs = build_definitions(load_config(path), config_path=path)
-    for name in ("scan_hot", "scan_warm", "regime_refresh"):
+    for name in ("scan_hot", "scan_warm", "regime_refresh", "evaluate_signals"):
         assert defs.resolve_job_def(name).executor_def.name == "cryptorun_multiprocess"
 
 

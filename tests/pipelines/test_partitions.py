@@ -241,3 +241,46 @@ def test_every_key_the_check_accepts_is_a_dagster_partition(cadences):
         candidates = [format_key(start + timedelta(minutes=m)) for m in range(0, 2 * 24 * 60 + 1, 5)]
         for key in candidates:
             assert (partition_key_problem(pdef, key, NOW) is None) == (key in dagster_keys), key
+
+
+# -- the evaluation's days: final once their forward returns are all known -----------------------
+
+EVALUATION_DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC")
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("2026-11-19", "partition 2026-11-19 of evaluate_signals is not final yet: it reads data up to 24 h after its window, "
+                       "which ends 2026-11-20T00:00Z, so it can run from 2026-11-21T00:00Z (now 2026-11-20T12:07Z); "
+                       "the latest closed partition is 2026-11-18"),
+        ("2026-11-20", "is still open (its window ends 2026-11-21T00:00Z"),
+        ("2026-11-18-00:00", "keys are window starts written YYYY-MM-DD (UTC), e.g. 2026-11-18"),
+        ("2026-11-1", "write it 2026-11-01"),
+        ("2026-10-31", "before the first partition of evaluate_signals, 2026-11-01"),
+    ],
+)
+def test_an_evaluation_day_is_refused_until_its_forward_returns_exist(key, expected):
+    from cryptorun_core.evaluation import SETTLE
+    from cryptorun_pipelines.partitions import partition_key_problem, run_partition_problem
+
+    problem = partition_key_problem(EVALUATION_DAYS, key, NOW, job="evaluate_signals", settle=SETTLE)
+    assert problem is not None and expected in problem, problem
+    assert run_partition_problem(EVALUATION_DAYS, {"dagster/partition": key}, NOW, job="evaluate_signals", settle=SETTLE) == problem
+
+
+def test_an_evaluation_day_runs_once_a_day_has_passed_after_it():
+    from cryptorun_core.evaluation import SETTLE
+    from cryptorun_pipelines.partitions import partition_key_problem, run_partition_problem
+
+    assert partition_key_problem(EVALUATION_DAYS, "2026-11-18", NOW, settle=SETTLE) is None  # ended 19th 00:00, settled 20th 00:00
+    assert partition_key_problem(EVALUATION_DAYS, "2026-11-19", datetime(2026, 11, 21, tzinfo=UTC), settle=SETTLE) is None
+    assert run_partition_problem(EVALUATION_DAYS, {START: "2026-11-01", END: "2026-11-18"}, NOW, settle=SETTLE) is None
+    assert "e.g. 2026-11-18" in run_partition_problem(EVALUATION_DAYS, {}, NOW, job="evaluate_signals", settle=SETTLE)
+    # without the settle delay a closed day is accepted as soon as it ends (the scans' rule)
+    assert partition_key_problem(EVALUATION_DAYS, "2026-11-19", NOW) is None
+    with dg.partition_loading_context(effective_dt=NOW):
+        dagster_keys = set(EVALUATION_DAYS.get_partition_keys())
+    candidates = [(datetime(2026, 10, 30, tzinfo=UTC) + timedelta(days=d)).strftime("%Y-%m-%d") for d in range(25)]
+    for key in candidates:
+        assert (partition_key_problem(EVALUATION_DAYS, key, NOW) is None) == (key in dagster_keys), key

@@ -12,6 +12,7 @@ from cryptorun_core import evaluation
 from cryptorun_core.artifacts import artifact_path, as_of_folder
 from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.market.factory import build_market_source
+from cryptorun_core.timefmt import utcnow
 from cryptorun_pipelines.cli.context import Context
 from cryptorun_pipelines.cli.errors import EXIT_OK, UsageError
 from cryptorun_pipelines.cli.timing import parse_time
@@ -32,6 +33,9 @@ def run_evaluate(ctx: Context, start_text: str, end_text: str, step_text: str | 
     start, end = parse_time(start_text), parse_time(end_text)
     if end < start:
         raise UsageError(f"--to {end_text} is before --from {start_text}")
+    problem = evaluation.unsettled_problem(end, utcnow())
+    if problem:
+        raise UsageError(f"--to {end_text}: {problem}")
     step = parse_step(step_text)
     source = build_market_source(ctx.config)
     try:
