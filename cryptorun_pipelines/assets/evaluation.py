@@ -2,7 +2,8 @@
 
 USES DATA AFTER T. A daily-partitioned asset of its own job (``evaluate_signals``, its own partitions
 definition): partition D evaluates the hot and warm cycles with T in [D, D + 1 day) against bars that
-closed up to 24 h after each T, so D can run from D + 2 days on (the job's executor refuses it before). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
+closed up to 24 h after each T, so D can run from D + 2 days on (the job's executor refuses it
+before). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
 """
 
 
