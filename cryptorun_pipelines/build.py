@@ -19,6 +19,7 @@ from cryptorun_pipelines.assets.regime import build_regime_assets
 from cryptorun_pipelines.assets.signals import build_signal_assets
 from cryptorun_pipelines.charts.catalog import annotate_assets
 from cryptorun_pipelines.checks import build_checks
+from cryptorun_pipelines.executors import build_executor
 from cryptorun_pipelines.io_managers.artifacts import ArtifactIOManager
 from cryptorun_pipelines.jobs import build_jobs
 from cryptorun_pipelines.notifications import build_notification_sensor
@@ -67,7 +68,7 @@ def build_definitions(
             ]
         )
         checks = build_checks(cadences)
-    jobs = build_jobs(cadences, config.market, config.executor)
+    jobs = build_jobs(cadences, config.market)
     evaluation_assets, evaluation_jobs = build_evaluation_assets(config)  # uses data after T; read by no scan
     return dg.Definitions(
         assets=[*assets, *evaluation_assets],
@@ -76,4 +77,7 @@ def build_definitions(
         schedules=build_schedules(config, jobs),
         sensors=[build_notification_sensor(config, cadences, dry_run=dry_run)],  # docs/notifications.md
         resources=build_resources(config, config_path or resolve_config_path(), dry_run=dry_run),
+        # every job's, and that of runs launched from the asset graph: executor.type, with the partition,
+        # venue-limit and dry-run checks before any step (executors.py)
+        executor=build_executor(config.executor),
     )

@@ -15,9 +15,11 @@ Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process
   (:func:`venue_limit_problem`);
 - **the partition check**: a run whose partition tags are not a closed partition of its job
   (:func:`~cryptorun_pipelines.partitions.run_partition_problem`: off-tick, malformed, too early,
-  still open, inverted range, no tag; for the evaluation, a day whose forward returns are not all
-  known yet) fails with that one sentence and writes nothing, however it was launched (UI,
-  ``dagster job execute``, schedule, backfill) and whatever the executor;
+  still open, inverted range, no tag; for an asset that reads data after its window, the
+  evaluation, a window whose data does not all exist yet: :data:`SETTLE_METADATA`) fails with that
+  one sentence and writes nothing, however it was launched (a job, the asset graph — the
+  definitions' default executor is this one too —, ``dagster job execute``, schedule, backfill) and
+  whatever the executor;
 - **dry runs stay in one process**: a dry run keeps what it computes in memory only, so under a
   multi-process executor its steps run in the run's process (an engine event says so);
 - **the launcher's settings travel with the run**: the config file, artifacts folder and market
@@ -48,6 +50,11 @@ from cryptorun_pipelines.run_tags import LIVE_SOURCES, SETTINGS_TAGS, VENUE_TAG_
 #: the resource whose resolved config is stamped on the run, and the IO manager that knows dry runs
 CONFIG_RESOURCE = "cryptorun_config"
 IO_MANAGER = "io_manager"
+#: asset metadata: the hours after its window that a partition still reads data (the evaluation's
+#: forward returns); the partition may run only once they have passed
+SETTLE_METADATA = "data_after_window_hours"
+#: the job Dagster runs for materialisations launched from the asset graph (it has no job tags)
+ASSET_GRAPH_JOB = "__ASSET_JOB"
 
 
 class PartitionRefused(dg.DagsterError):
@@ -120,10 +127,8 @@ def _config_schema(inner: ExecutorDefinition, settings: ExecutorConfig) -> Any:
     return dg.Shape(fields)
 
 
-def build_executor(settings: ExecutorConfig, *, settle: timedelta = timedelta(0)) -> ExecutorDefinition:
-    """The executor definition of every job: the one ``settings`` selects, checked and configured.
-    ``settle``: how long after its window a partition of the job still reads data (see
-    :func:`~cryptorun_pipelines.partitions.partition_key_problem`)."""
+def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
+    """The executor definition of every job: the one ``settings`` selects, checked and configured."""
     inner, config = inner_executor(settings)
 
     def create(init_context) -> Executor:
@@ -132,7 +137,7 @@ def build_executor(settings: ExecutorConfig, *, settle: timedelta = timedelta(0)
         wrapped = init_context.__class__(
             job=init_context.job, executor_def=inner, executor_config=executor_config, instance=init_context.instance,
         )
-        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process", settle=settle)
+        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process")
 
     return ExecutorDefinition(
         name=f"cryptorun_{settings.type}",
@@ -160,14 +165,25 @@ def settings_tags(plan_context) -> dict[str, str]:
 
 
 def venue_limit_problem(job: str, run_tags: Mapping[str, str], market_source: str | None) -> str | None:
-    """Why a run may not call venues: it resolves a live market source but carries no venue tag (its
-    job was built for an offline source, and its run config switched it), so the run queue counted
-    it against no venue's limit. None when the run is fine."""
+    """Why a run may not call venues: it resolves a live market source but carries no venue tag (a
+    run launched from the asset graph, or a job built for an offline source whose run config switched
+    it), so the run queue counted it against no venue's limit. None when the run is fine."""
     if market_source not in LIVE_SOURCES or any(k.startswith(VENUE_TAG_PREFIX) for k in run_tags):
         return None
+    if job.startswith(ASSET_GRAPH_JOB):
+        return (f"a run launched from the asset graph ({job}) carries no {VENUE_TAG_PREFIX}* tag, so with market_source "
+                f"{market_source} the queue's per-venue limits would not hold; launch the job of these assets "
+                "(scan_hot, scan_warm, regime_refresh or evaluate_signals) instead")
     return (f"{job}: the run's config sets market_source {market_source}, but the job was built for an offline market "
             f"source, so its runs carry no {VENUE_TAG_PREFIX}* tag and the queue's per-venue limits would not hold; "
             "set market.source in the config file the code location loads (or CRYPTORUN_MARKET_SOURCE where it starts)")
+
+
+def settle_of(job_def) -> timedelta:
+    """How long after its window a partition of the job's assets still reads data (:data:`SETTLE_METADATA`)."""
+    layer = job_def.asset_layer
+    hours = [layer.asset_graph.get(key).metadata.get(SETTLE_METADATA) or 0 for key in layer.selected_asset_keys]
+    return timedelta(hours=max(hours, default=0))
 
 
 def is_dry_run(plan_context) -> bool:
@@ -178,10 +194,9 @@ class CheckedExecutor(Executor):
     """Checks the run's partition, keeps a dry run in one process and stamps the run's settings,
     then hands the plan to the executor the config chose."""
 
-    def __init__(self, inner: Executor, *, multi_process: bool, settle: timedelta = timedelta(0)):
+    def __init__(self, inner: Executor, *, multi_process: bool):
         self.inner = inner
         self.multi_process = multi_process
-        self.settle = settle
 
     @property
     def retries(self) -> RetryMode:
@@ -198,7 +213,8 @@ class CheckedExecutor(Executor):
         job_def = plan_context.job.get_definition()
         run = plan_context.dagster_run
         if job_def.partitions_def is not None:
-            problem = run_partition_problem(job_def.partitions_def, run.tags, utcnow(), job=job_def.name, settle=self.settle)
+            problem = run_partition_problem(job_def.partitions_def, run.tags, utcnow(), job=job_def.name,
+                                            settle=settle_of(job_def))
             if problem:
                 raise PartitionRefused(problem)
         tags = settings_tags(plan_context)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from cryptorun_core.artifacts import ROLE_ASSETS
-from cryptorun_core.config import ExecutorConfig, JobConfig, JobSettings, MarketConfig
-from cryptorun_pipelines.executors import build_executor
+from cryptorun_core.config import JobConfig, JobSettings, MarketConfig
 from cryptorun_pipelines.partitions import Cadences
 from cryptorun_pipelines.run_tags import job_run_tags
 
@@ -42,9 +41,9 @@ def job_metadata(job: JobConfig) -> dict[str, object]:
     }
 
 
-def build_jobs(cadences: Cadences, market: MarketConfig, executor: ExecutorConfig) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(cadences: Cadences, market: MarketConfig) -> list[dg.UnresolvedAssetJobDefinition]:
+    """The jobs of the config's cadences; their executor is the definitions' (build.py)."""
     jobs = []
-    executor_def = build_executor(executor)  # config's executor.type, partition checked before any step
     for job in (cadences.regime_job, cadences.hot_job, cadences.warm_job):
         if job is None:
             continue
@@ -56,7 +55,6 @@ def build_jobs(cadences: Cadences, market: MarketConfig, executor: ExecutorConfi
                 selection=dg.AssetSelection.assets(*ROLE_ASSETS[job_role(job)]),
                 description=description,
                 tags=job_run_tags(job, market),
-                executor_def=executor_def,
                 metadata=job_metadata(job),
             )
         )

@@ -2,8 +2,8 @@
 
 USES DATA AFTER T. A daily-partitioned asset of its own job (``evaluate_signals``, its own partitions
 definition): partition D evaluates the hot and warm cycles with T in [D, D + 1 day) against bars that
-closed up to 24 h after each T, so D can run from D + 2 days on (the job's executor refuses it
-before). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
+closed up to 24 h after each T, so D can run from D + 2 days on (the executor refuses it before:
+its metadata ``SETTLE_METADATA``). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
 """
 
 
@@ -23,7 +23,7 @@ from cryptorun_core.artifacts import (
 )
 from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.config import AppConfig
-from cryptorun_pipelines.executors import build_executor
+from cryptorun_pipelines.executors import SETTLE_METADATA
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 from cryptorun_pipelines.run_tags import venue_tags
 
@@ -61,7 +61,8 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
         kinds={"csv", "json"},
         description="Forward returns (1h/4h/24h, USES DATA AFTER T) of every symbol the hot and warm cycles of the "
         "day evaluated: entries vs rejects, by primary_reason, regime and tier.",
-        metadata={"uses_data_after_t": True, "stored_as": "{artifacts_dir}/evaluation/{day}/"},
+        metadata={"uses_data_after_t": True, SETTLE_METADATA: evaluation.SETTLE // timedelta(hours=1),
+                  "stored_as": "{artifacts_dir}/evaluation/{day}/"},
         tags={"uses_data_after_t": "true"},
     )
     def signal_evaluation(context: dg.AssetExecutionContext, cryptorun_config: CryptoRunConfigResource,
@@ -91,9 +92,6 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
     job = dg.define_asset_job(
         name=EVALUATION_JOB, selection=dg.AssetSelection.assets(signal_evaluation), partitions_def=pdef,
         description="Signal evaluation (uses data after T): forward returns of the day's hot and warm cycles.",
-        # the project's executor: its partition check (here: a day is final SETTLE after it ends) and
-        # venue-limit check run before the step, and the run's settings travel to a step process
-        executor_def=build_executor(config.executor, settle=evaluation.SETTLE),
         tags=venue_tags(config.market, config.market.venues),  # a live source reads the venues: their queue limits apply
     )
     return [signal_evaluation], [job]

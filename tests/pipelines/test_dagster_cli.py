@@ -122,12 +122,13 @@ def test_a_run_config_switching_to_a_live_source_is_refused_before_any_step(tmp_
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("case", ["not-final", "live-source"])
+@pytest.mark.parametrize("case", ["not-final", "live-source", "asset-graph"])
 def test_the_evaluation_job_is_checked_like_the_scans(tmp_path, case):
     """The simulated market serves bars of any time, the future's too: yesterday's evaluation would
     read forward returns from bars that have not closed yet, and a run config switching it to ccxt
-    would call the venues outside their queue limits. Both are refused before the step; nothing is
-    written."""
+    would call the venues outside their queue limits. Both are refused before the step, also when
+    the run is launched from the asset graph (Dagster's own job, ``dagster asset materialize``);
+    nothing is written."""
     import yaml
 
     env = env_for(tmp_path)
@@ -138,14 +139,37 @@ def test_the_evaluation_job_is_checked_like_the_scans(tmp_path, case):
         run_config = tmp_path / "live.yaml"
         run_config.write_text(yaml.safe_dump({"resources": {"cryptorun_config": {"config": {"market_source": "ccxt"}}}}))
         args += ["-c", str(run_config)]
-    proc = dagster(env, "job", "execute", "-m", MODULE, "-j", "evaluate_signals", *args)
+    if case == "asset-graph":
+        proc = dagster(env, "asset", "materialize", "-m", MODULE, "--select", "signal_evaluation", "--partition", yesterday)
+    else:
+        proc = dagster(env, "job", "execute", "-m", MODULE, "-j", "evaluate_signals", *args)
     logs = proc.stdout + proc.stderr
     assert proc.returncode != 0
     error, sentence = {
         "not-final": ("PartitionRefused", f"partition {yesterday} of evaluate_signals is not final yet: it reads data up to 24 h"),
+        "asset-graph": ("PartitionRefused", f"partition {yesterday} of __ASSET_JOB is not final yet: it reads data up to 24 h"),
         "live-source": ("VenueLimitsBypassed", "evaluate_signals: the run's config sets market_source ccxt"),
     }[case]
     refused = [line for line in logs.splitlines() if line.startswith(f"cryptorun_pipelines.executors.{error}")]
     assert len(refused) == 1 and refused[0].startswith(f"cryptorun_pipelines.executors.{error}: {sentence}"), logs[-3000:]
+    assert "STEP_START" not in logs
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.e2e
+def test_a_live_materialisation_from_the_asset_graph_is_refused_before_any_step(tmp_path):
+    """Runs launched from the asset graph belong to Dagster's own job, which has none of our jobs'
+    ``cryptorun/venue.*`` tags: on a live code location the queue would not count them against any
+    venue. Refused before any step (nothing touches the network), with the job to launch instead."""
+    raw = small_config_dict(tmp_path / "artifacts")
+    raw["market"]["source"] = "ccxt"
+    env = env_for(tmp_path)
+    write_config(Path(env["CRYPTORUN_CONFIG"]), raw)
+    proc = dagster(env, "asset", "materialize", "-m", MODULE, "--select", "universe_ranking,regime_indicators,regime_weights",
+                   "--partition", "2026-11-20-08:00")
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    refused = [line for line in logs.splitlines() if line.startswith("cryptorun_pipelines.executors.VenueLimitsBypassed")]
+    assert len(refused) == 1 and "a run launched from the asset graph (__ASSET_JOB) carries no cryptorun/venue.* tag" in refused[0], logs[-3000:]
     assert "STEP_START" not in logs
     assert not (tmp_path / "artifacts").exists()

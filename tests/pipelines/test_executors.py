@@ -90,6 +90,8 @@ def test_every_job_gets_the_configured_executor(tmp_path):
     defs = build_definitions(load_config(path), config_path=path)
     for name in ("scan_hot", "scan_warm", "regime_refresh", "evaluate_signals"):
         assert defs.resolve_job_def(name).executor_def.name == "cryptorun_multiprocess"
+    # a materialisation launched from the asset graph runs Dagster's own job: the same checked executor
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "cryptorun_multiprocess"
 
 
 # -- end to end: the same bytes under every executor -------------------------------------------
@@ -246,3 +248,7 @@ def test_a_live_run_without_venue_tags_is_refused_and_every_other_run_passes():
     assert venue_limit_problem("scan_hot", {"cryptorun/job": "scan.hot", "cryptorun/venue.kraken": "live"}, "ccxt") is None
     for offline in ("simulated", "replay", None):
         assert venue_limit_problem("scan_hot", {"cryptorun/job": "scan.hot"}, offline) is None
+    # Dagster's job for materialisations from the asset graph has none of the jobs' tags
+    problem = venue_limit_problem("__ASSET_JOB", {"dagster/partition": "2026-11-20-08:00"}, "ccxt")
+    assert problem and problem.startswith("a run launched from the asset graph (__ASSET_JOB) carries no cryptorun/venue.* tag")
+    assert "launch the job of these assets" in problem
