@@ -172,8 +172,8 @@ def venue_limit_problem(job: str, run_tags: Mapping[str, str], market_source: st
         return None
     if job.startswith(ASSET_GRAPH_JOB):
         return (f"a run launched from the asset graph ({job}) carries no {VENUE_TAG_PREFIX}* tag, so with market_source "
-                f"{market_source} the queue's per-venue limits would not hold; launch the job of these assets "
-                "(scan_hot, scan_warm, regime_refresh or evaluate_signals) instead")
+                f"{market_source} the queue's per-venue limits would not hold; launch the job of these assets instead "
+                "(its runs carry the venue tags)")
     return (f"{job}: the run's config sets market_source {market_source}, but the job was built for an offline market "
             f"source, so its runs carry no {VENUE_TAG_PREFIX}* tag and the queue's per-venue limits would not hold; "
             "set market.source in the config file the code location loads (or CRYPTORUN_MARKET_SOURCE where it starts)")

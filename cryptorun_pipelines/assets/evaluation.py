@@ -2,8 +2,8 @@
 
 USES DATA AFTER T. A daily-partitioned asset of its own job (``evaluate_signals``, its own partitions
 definition): partition D evaluates the hot and warm cycles with T in [D, D + 1 day) against bars that
-closed up to 24 h after each T, so D can run from D + 2 days on (the executor refuses it before:
-its metadata ``SETTLE_METADATA``). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
+closed up to 24 h after each T, so D can run from D + 2 days on (its ``SETTLE_METADATA``; the executor
+refuses it before). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
 """
 
 
