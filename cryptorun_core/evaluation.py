@@ -27,6 +27,7 @@ from cryptorun_core.config import AppConfig, JobConfig
 from cryptorun_core.engine import run_scan
 from cryptorun_core.market.base import MarketSource, to_utc
 from cryptorun_core.regime_window import RegimeWindow, compute_window
+from cryptorun_core.timefmt import iso_minutes
 from cryptorun_core.universe import segment_symbols
 
 HORIZONS_H: tuple[int, ...] = (1, 4, 24)
@@ -47,9 +48,9 @@ def unsettled_problem(end: datetime, now: datetime) -> str | None:
     end, now = to_utc(end), to_utc(now)
     if end + SETTLE <= now:
         return None
-    return (f"the cycles up to {end:%Y-%m-%dT%H:%MZ} need bars up to {SETTLE // timedelta(hours=1)} h later "
-            f"({end + SETTLE:%Y-%m-%dT%H:%MZ}), after now ({now:%Y-%m-%dT%H:%MZ}): evaluate up to "
-            f"{now - SETTLE:%Y-%m-%dT%H:%MZ} at the latest")
+    return (f"the cycles up to {iso_minutes(end)} need bars up to {SETTLE // timedelta(hours=1)} h later "
+            f"({iso_minutes(end + SETTLE)}), after now ({iso_minutes(now)}): evaluate up to "
+            f"{iso_minutes(now - SETTLE)} at the latest")
 
 
 def cycle_times(schedule: str, start: datetime, end: datetime, step: timedelta | None = None) -> list[datetime]:

@@ -20,6 +20,8 @@ import pandas as pd
 UTC = timezone.utc
 #: :func:`iso_z`'s format
 ISO_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+#: :func:`iso_minutes`' format (the times in messages: partition windows, cycle times)
+ISO_MINUTES = "%Y-%m-%dT%H:%MZ"
 #: :func:`as_of_folder`'s format (file-name safe, sorts in time order)
 FOLDER_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
 
@@ -42,6 +44,11 @@ def utcnow() -> datetime:
 def iso_z(ts: Any) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` of any timestamp (whole seconds)."""
     return utc_timestamp(ts).strftime(ISO_SECONDS)
+
+
+def iso_minutes(ts: Any) -> str:
+    """``YYYY-MM-DDTHH:MMZ`` of any timestamp (the times a message names)."""
+    return utc_timestamp(ts).strftime(ISO_MINUTES)
 
 
 def iso_z_exact(ts: Any) -> str:

@@ -37,7 +37,7 @@ import dagster as dg
 from croniter import croniter
 
 from cryptorun_core.config import AppConfig, ConfigError, JobConfig
-from cryptorun_core.timefmt import UTC
+from cryptorun_core.timefmt import UTC, iso_minutes
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 #: the key formats of this project's partitions, as a user writes them: the cadences' and the
@@ -255,10 +255,6 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def _z(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
-
-
 def partition_key_problem(
     partitions_def: dg.TimeWindowPartitionsDefinition, partition_key: str, now: datetime, *, job: str = "this job",
     settle: timedelta = timedelta(0),
@@ -292,10 +288,12 @@ def partition_key_problem(
     latest_text = f"; the latest closed partition is {latest}" if latest else ""
     if end > now:
         state = "is still open" if start <= now else "is in the future"
-        return f"partition {partition_key} of {job} {state} (its window ends {_z(end)}, now {_z(now)}){latest_text}"
+        return (f"partition {partition_key} of {job} {state} (its window ends {iso_minutes(end)}, "
+                f"now {iso_minutes(now)}){latest_text}")
     if end + settle > now:
         return (f"partition {partition_key} of {job} is not final yet: it reads data up to {_interval(settle)} after its "
-                f"window, which ends {_z(end)}, so it can run from {_z(end + settle)} (now {_z(now)}){latest_text}")
+                f"window, which ends {iso_minutes(end)}, so it can run from {iso_minutes(end + settle)} "
+                f"(now {iso_minutes(now)}){latest_text}")
     return None
 
 

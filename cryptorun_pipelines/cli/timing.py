@@ -7,7 +7,7 @@ from typing import Any
 
 from croniter import croniter
 
-from cryptorun_core.timefmt import FOLDER_FORMAT, UTC, utcnow
+from cryptorun_core.timefmt import FOLDER_FORMAT, UTC, iso_minutes, utcnow
 from cryptorun_pipelines.cli.errors import UsageError
 
 #: accepted by --as-of besides ISO 8601: an artifact folder name or a partition key
@@ -53,7 +53,7 @@ def resolve_partition(
     found = latest_closed_key(partitions_def, at)
     if found is None:
         first = partitions_def.start.astimezone(UTC)
-        raise UsageError(f"no closed partition at {at:%Y-%m-%dT%H:%MZ} (partitions start {first:%Y-%m-%dT%H:%MZ})")
+        raise UsageError(f"no closed partition at {iso_minutes(at)} (partitions start {iso_minutes(first)})")
     if as_of_for_key(partitions_def, found) > now:
-        raise UsageError(f"--as-of: {at:%Y-%m-%dT%H:%MZ} is in the future (now {now:%Y-%m-%dT%H:%MZ})")
+        raise UsageError(f"--as-of: {iso_minutes(at)} is in the future (now {iso_minutes(now)})")
     return found

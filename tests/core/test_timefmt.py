@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryptorun_core.timefmt import as_of_folder, iso_z, iso_z_exact, to_utc, utc_timestamp
+from cryptorun_core.timefmt import as_of_folder, iso_minutes, iso_z, iso_z_exact, to_utc, utc_timestamp
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUS_ONE = timezone(timedelta(hours=1))
+
+
+def test_minutes_form_of_messages():
+    assert iso_minutes(datetime(2026, 11, 20, 13, 7, 59, tzinfo=PLUS_ONE)) == "2026-11-20T12:07Z"
+    assert iso_minutes("2026-11-20T12:07:30") == "2026-11-20T12:07Z"  # naive means UTC; truncated
 
 
 def test_whole_seconds_form_of_csvs_and_explain():
