@@ -3,7 +3,7 @@
 USES DATA AFTER T. A daily-partitioned asset of its own job (``evaluate_signals``, its own partitions
 definition): partition D evaluates the hot and warm cycles with T in [D, D + 1 day) against bars that
 closed up to 24 h after each T, so D can run from D + 2 days on (its ``SETTLE_METADATA``; the executor
-refuses it before). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
+refuses it before, and the asset itself under ``execute_in_process``, which no executor sees). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
 """
 
 
@@ -23,6 +23,7 @@ from cryptorun_core.artifacts import (
 )
 from cryptorun_core.asset_keys import SIGNAL_EVALUATION
 from cryptorun_core.config import AppConfig
+from cryptorun_core.timefmt import utcnow
 from cryptorun_pipelines.executors import SETTLE_METADATA
 from cryptorun_pipelines.resources import CryptoRunConfigResource, MarketSourceResource
 from cryptorun_pipelines.run_tags import venue_tags
@@ -73,6 +74,11 @@ def build_evaluation_assets(config: AppConfig) -> tuple[list[dg.AssetsDefinition
         cfg = cryptorun_config.load()
         day = datetime.strptime(context.partition_key, "%Y-%m-%d").replace(tzinfo=UTC)
         end = day + timedelta(days=1) - timedelta(seconds=1)
+        # the executor refuses such a day before any step, but execute_in_process (the Python API)
+        # bypasses every executor: without this, forward returns of bars that do not exist yet
+        unsettled = evaluation.unsettled_problem(end, utcnow())
+        if unsettled is not None:
+            raise dg.Failure(f"partition {context.partition_key} of {EVALUATION_JOB} is not final yet: {unsettled}")
         with market_source.open(None) as source:
             rows = evaluate_range(source, cfg, day, end)
         paths = write_evaluation(artifact_path(cfg.global_.artifacts_dir, SIGNAL_EVALUATION, context.partition_key), rows, day, end)

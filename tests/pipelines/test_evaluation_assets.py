@@ -74,6 +74,16 @@ def test_evaluate_refuses_cycles_whose_forward_returns_do_not_exist_yet(tmp_path
     assert not (p.artifacts / "evaluation").exists()
 
 
+def test_execute_in_process_refuses_a_day_whose_forward_returns_do_not_exist_yet(tmp_path, clean_env):
+    # execute_in_process bypasses the checked executor: the asset itself must refuse the day
+    p = make_pipeline(tmp_path)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    result = p.run(EVALUATION_JOB, yesterday)
+    assert not result.success
+    assert f"partition {yesterday} of {EVALUATION_JOB} is not final yet: the cycles up to" in failure_text(result)
+    assert not (p.artifacts / "evaluation").exists()
+
+
 def test_record_then_evaluate_from_the_cli(tmp_path, clean_env, capsys, monkeypatch):
     p = make_pipeline(tmp_path, lambda raw: raw["market"]["record"].update(folder=str(tmp_path / "rec")))
     monkeypatch.setenv(CONFIG_PATH_ENV, str(p.config_path))  # `--config` exports it: restored after the test
