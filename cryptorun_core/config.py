@@ -476,6 +476,9 @@ class CeleryExecutorConfig(_Strict):
     # the run's launcher when the run starts, never stored in the run's config
     broker_url_env: str
     backend_url_env: str
+    # seconds a run waits at its start for a worker consuming its queue (one starting, or scaled up
+    # on demand) before it fails; without a worker dagster-celery would wait forever
+    worker_wait_s: float = Field(ge=0)
 
     @field_validator("broker_url_env", "backend_url_env")
     @classmethod

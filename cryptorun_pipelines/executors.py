@@ -20,6 +20,9 @@ Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process
   one sentence and writes nothing, however it was launched (a job, the asset graph — the
   definitions' default executor is this one too —, ``dagster job execute``, schedule, backfill) and
   whatever the executor;
+- **Celery has workers**: the broker answers and a worker consumes the run's queues, within
+  ``executor.celery.worker_wait_s`` (:mod:`cryptorun_pipelines.celery_workers`); dagster-celery
+  alone would wait for a worker forever;
 - **dry runs stay in one process**: a dry run keeps what it computes in memory only, so under a
   multi-process executor its steps run in the run's process (an engine event says so);
 - **the launcher's settings travel with the run**: the config file, artifacts folder and market
@@ -42,7 +45,7 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.base import Executor
 from dagster._core.executor.in_process import InProcessExecutor
 
-from cryptorun_core.config import ExecutorConfig
+from cryptorun_core.config import CeleryExecutorConfig, ExecutorConfig
 from cryptorun_core.timefmt import utcnow
 from cryptorun_pipelines.partitions import run_partition_problem
 from cryptorun_pipelines.run_tags import LIVE_SOURCES, SETTINGS_TAGS, VENUE_TAG_PREFIX
@@ -67,6 +70,10 @@ class VenueLimitsBypassed(dg.DagsterError):
 
 class CeleryUrlMissing(dg.DagsterError):
     """The environment variable the config names for a Celery URL is not set in the launcher."""
+
+
+class CeleryWorkersUnavailable(dg.DagsterError):
+    """The Celery broker does not answer, or no worker consumes the run's queue in time."""
 
 
 def _celery_executor() -> ExecutorDefinition:
@@ -137,7 +144,8 @@ def build_executor(settings: ExecutorConfig) -> ExecutorDefinition:
         wrapped = init_context.__class__(
             job=init_context.job, executor_def=inner, executor_config=executor_config, instance=init_context.instance,
         )
-        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process")
+        return CheckedExecutor(inner.executor_creation_fn(wrapped), multi_process=settings.type != "in_process",
+                               celery=settings.celery if settings.type == "celery" else None)
 
     return ExecutorDefinition(
         name=f"cryptorun_{settings.type}",
@@ -194,9 +202,10 @@ class CheckedExecutor(Executor):
     """Checks the run's partition, keeps a dry run in one process and stamps the run's settings,
     then hands the plan to the executor the config chose."""
 
-    def __init__(self, inner: Executor, *, multi_process: bool):
+    def __init__(self, inner: Executor, *, multi_process: bool, celery: CeleryExecutorConfig | None = None):
         self.inner = inner
         self.multi_process = multi_process
+        self.celery = celery
 
     @property
     def retries(self) -> RetryMode:
@@ -231,4 +240,18 @@ class CheckedExecutor(Executor):
             )
             yield from InProcessExecutor(retries=self.inner.retries, marker_to_close=None).execute(plan_context, execution_plan)
             return
+        if self.celery is not None:
+            self._wait_for_celery_workers(plan_context, execution_plan)
         yield from self.inner.execute(plan_context, execution_plan)
+
+    def _wait_for_celery_workers(self, plan_context, execution_plan) -> None:
+        from dagster_celery.make_app import make_app
+
+        from cryptorun_pipelines.celery_workers import celery_worker_problem, run_queues
+
+        app = make_app(self.inner.app_args())
+        queues = run_queues(execution_plan.get_steps_to_execute_in_topo_order(), app.conf.task_default_queue)
+        # the wait is logged as it begins: the run's page says what the run is waiting for
+        problem = celery_worker_problem(app, queues, self.celery.worker_wait_s, plan_context.log.warning)
+        if problem:
+            raise CeleryWorkersUnavailable(problem)

@@ -276,7 +276,10 @@ def _classify(home: Path, exc: BaseException) -> InstanceError:
         return InstanceError(f"DAGSTER_HOME {home}: a SQLite database is corrupt ({first})")
     if any(w in low for w in _READ_ONLY_WORDS):
         return _not_writable(home)
-    return InstanceError(f"DAGSTER_HOME {home}: the Dagster instance cannot be opened: {type(exc).__name__}: {first}")
+    cause = exc.__cause__  # dagster-postgres' "too many retries" names neither server nor reason: its cause does
+    why = (str(cause).strip().splitlines() or [""])[0] if cause is not None else ""
+    return InstanceError(f"DAGSTER_HOME {home}: the Dagster instance cannot be opened: {type(exc).__name__}: {first}"
+                         + (f" ({why})" if why else ""))
 
 
 def _config_error(message: str) -> str:

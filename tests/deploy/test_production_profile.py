@@ -102,3 +102,21 @@ def test_a_missing_credential_is_named(tmp_path: Path, missing: str, monkeypatch
     with pytest.raises(InstanceError) as err:
         prepare_instance()
     assert missing in err.value.message and "dagster.yaml" in err.value.message
+
+
+def test_an_unreachable_server_is_named(tmp_path: Path, postgres_db, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, value in pg_env(postgres_db).items():
+        monkeypatch.setenv(name, str(port) if name == "DAGSTER_PG_PORT" else value)
+    for name in PROCESS_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CRYPTORUN_PROFILE", "production")
+    with pytest.raises(InstanceError) as err:
+        prepare_instance()
+    message = err.value.message
+    assert "the Dagster instance cannot be opened" in message and f'port {port} failed: Connection refused' in message, message

@@ -108,13 +108,16 @@ def artifact_bytes(root: Path) -> dict[str, str]:
     return out
 
 
-def environment(root: Path, executor: str, postgres: PostgresDb | None = None, **extra: str) -> tuple[dict[str, str], Path]:
+def environment(root: Path, executor: str, postgres: PostgresDb | None = None, worker_wait_s: float | None = None,
+                **extra: str) -> tuple[dict[str, str], Path]:
     """A config of the small simulated market with ``executor``, a fresh DAGSTER_HOME (SQLite, or the
     production profile on ``postgres``), and the environment of a shell that runs `dagster` with
     them (the venv's bin first on PATH)."""
     artifacts = root / "artifacts"
     raw = small_config_dict(artifacts)
     raw["executor"]["type"] = executor
+    if worker_wait_s is not None:
+        raw["executor"]["celery"]["worker_wait_s"] = worker_wait_s
     config = write_config(root / "config" / "scheduler.yaml", raw)
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -230,6 +233,22 @@ def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_p
     assert all(r.tags[SETTINGS_TAGS["artifacts_dir"]] == str(artifacts) for r in runs)
     logs = worker_log.read_text()
     assert logs.count("execute_plan") >= 3 and "succeeded" in logs
+
+
+@pytest.mark.e2e
+def test_a_celery_run_without_a_worker_fails_at_its_start_naming_the_queue(tmp_path, redis_url):
+    # dagster-celery alone submits the first step and waits for its result forever
+    url = _redis_db_url(redis_url, 0)
+    env, artifacts = environment(tmp_path, "celery", worker_wait_s=3,
+                                 CRYPTORUN_CELERY_BROKER_URL=url, CRYPTORUN_CELERY_BACKEND_URL=url)
+    proc = dagster_execute(env, "scan_hot", {"dagster/partition": HOT_KEY}, timeout=120)
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode == 1, logs[-4000:]
+    parts = urlsplit(url)
+    assert f"waiting up to 3 s for a Celery worker consuming queue 'dagster' on the broker redis://{parts.netloc}/0" in logs
+    assert (f"CeleryWorkersUnavailable: no Celery worker consumes queue 'dagster' on the broker redis://{parts.netloc}/0 "
+            "(waited 3 s, executor.celery.worker_wait_s)") in logs, logs[-4000:]
+    assert "Submitting celery task" not in logs and not artifacts.exists()
 
 
 def test_the_settings_tags_are_hidden_from_the_run_list():
