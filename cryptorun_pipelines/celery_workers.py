@@ -39,10 +39,16 @@ def consumed_queues(app, timeout_s: float = 1.0) -> set[str]:
     return {queue.get("name") for queues in answers.values() for queue in queues or ()}
 
 
-def celery_worker_problem(app, queues: set[str], wait_s: float,
-                          on_wait: Callable[[str], None], clock=time.monotonic, sleep=time.sleep) -> str | None:
+class WaitInterrupted(Exception):
+    """The run was told to stop (Terminate in the UI, run monitoring, SIGTERM) while it waited for a worker."""
+
+
+def celery_worker_problem(app, queues: set[str], wait_s: float, on_wait: Callable[[str], None],
+                          interrupted: Callable[[], bool] = lambda: False, clock=time.monotonic,
+                          sleep=time.sleep) -> str | None:
     """Why the run's steps cannot be executed: the broker does not answer, or no worker consumes one of
-    ``queues`` after ``wait_s`` seconds (``on_wait`` is told once when the wait begins). None: go ahead."""
+    ``queues`` after ``wait_s`` seconds (``on_wait`` is told once when the wait begins). None: go ahead.
+    Raises :class:`WaitInterrupted` as soon as ``interrupted()`` says so."""
     broker = display_url(app.conf.broker_url or "")
     try:
         with app.connection_for_write() as conn:
@@ -65,3 +71,5 @@ def celery_worker_problem(app, queues: set[str], wait_s: float,
                     "executor.celery.worker_wait_s): start a worker on that broker with the same code location "
                     "and instance (docs/deploy.md, Executors)")
         sleep(POLL_S)
+        if interrupted():
+            raise WaitInterrupted(f"stopped while waiting for a Celery worker consuming queue {names}")

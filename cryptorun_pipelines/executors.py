@@ -245,13 +245,20 @@ class CheckedExecutor(Executor):
         yield from self.inner.execute(plan_context, execution_plan)
 
     def _wait_for_celery_workers(self, plan_context, execution_plan) -> None:
+        from dagster._core.errors import DagsterExecutionInterruptedError
+        from dagster._utils.interrupts import pop_captured_interrupt
         from dagster_celery.make_app import make_app
 
-        from cryptorun_pipelines.celery_workers import celery_worker_problem, run_queues
+        from cryptorun_pipelines.celery_workers import WaitInterrupted, celery_worker_problem, run_queues
 
         app = make_app(self.inner.app_args())
         queues = run_queues(execution_plan.get_steps_to_execute_in_topo_order(), app.conf.task_default_queue)
-        # the wait is logged as it begins: the run's page says what the run is waiting for
-        problem = celery_worker_problem(app, queues, self.celery.worker_wait_s, plan_context.log.warning)
+        try:
+            # the wait is logged as it begins: the run's page says what the run is waiting for; Terminate
+            # (a captured SIGTERM, as the executors' own loops read it) ends it
+            problem = celery_worker_problem(app, queues, self.celery.worker_wait_s, plan_context.log.warning,
+                                            interrupted=pop_captured_interrupt)
+        except WaitInterrupted as exc:
+            raise DagsterExecutionInterruptedError(str(exc)) from None
         if problem:
             raise CeleryWorkersUnavailable(problem)

@@ -7,14 +7,22 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cryptorun_pipelines.cli.instance import CODE_LOCATION
+from cryptorun_pipelines.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from cryptorun_pipelines.run_tags import DRY_RUN_TAG, WORKER_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
     from dagster import DagsterInstance
 
-PARTITION_TAG = "dagster/partition"
 #: who marks a dead run failed when ``status`` finds it (the RUN_FAILURE message says so)
 STATUS_COMMAND = "`cryptorun schedule status`"
+
+
+def partition_label(tags: dict[str, str]) -> str | None:
+    """The run's partition, or ``first…last`` of a single-run backfill's range; None: no partition."""
+    if tags.get(PARTITION_TAG):
+        return tags[PARTITION_TAG]
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    return f"{start}…{end}" if start and end else None
 
 
 def run_worker_tags() -> dict[str, str]:
@@ -160,7 +168,7 @@ def last_run(instance: "DagsterInstance", dagster_job_name: str) -> RunInfo | No
     return RunInfo(
         run_id=run.run_id,
         status=run.status.value,
-        partition=tags.get(PARTITION_TAG),
+        partition=partition_label(tags),
         started_at=_ts(rec.start_time),
         ended_at=_ts(rec.end_time),
         created_at=rec.create_timestamp if isinstance(rec.create_timestamp, datetime) else _ts(rec.create_timestamp),
@@ -196,8 +204,24 @@ def failure_message(instance: "DagsterInstance", run_id: str) -> str | None:
 
     conn = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1, ascending=False)
     for record in conn.records:
-        return (record.event_log_entry.message or "").strip() or None
+        entry = record.event_log_entry
+        # a run that failed outside its steps (the executor's checks, a missing Celery worker) says why in
+        # its error; the event's message is only "… failed. An exception was thrown during execution."
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        error = _error_line(getattr(data, "error", None))
+        return error or (entry.message or "").strip() or None
     return None
+
+
+def _error_line(error) -> str | None:
+    """``ExceptionName: first line`` of a serialised error (the exception's module left out)."""
+    lines = (getattr(error, "message", None) or "").strip().splitlines()
+    if not lines:
+        return None
+    name, sep, rest = lines[0].partition(": ")
+    if sep and "." in name and " " not in name:
+        return f"{name.rsplit('.', 1)[1]}: {rest}"
+    return lines[0]
 
 
 def fail_dead_runs(instance: "DagsterInstance") -> list[dict[str, Any]]:
@@ -205,6 +229,6 @@ def fail_dead_runs(instance: "DagsterInstance") -> list[dict[str, Any]]:
     from cryptorun_pipelines.cli.run_health import fail_dead_runs as fail
 
     return [
-        {"run_id": run.run_id, "job": run.job_name, "partition": (run.tags or {}).get(PARTITION_TAG), "reason": h.reason}
+        {"run_id": run.run_id, "job": run.job_name, "partition": partition_label(run.tags or {}), "reason": h.reason}
         for run, h in fail(instance, STATUS_COMMAND)
     ]

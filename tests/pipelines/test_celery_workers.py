@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from cryptorun_pipelines import celery_workers
-from cryptorun_pipelines.celery_workers import celery_worker_problem, display_url
+from cryptorun_pipelines.celery_workers import WaitInterrupted, celery_worker_problem, display_url
 
 
 def _app(url: str):
@@ -65,3 +65,14 @@ def test_every_queue_of_the_run_must_be_consumed(redis_url, monkeypatch):
 ])
 def test_a_broker_url_is_shown_without_credentials(url, shown):
     assert display_url(url) == shown and "pw" not in urlsplit(display_url(url)).netloc
+
+
+def test_a_run_told_to_stop_while_it_waits_stops_at_once(redis_url, monkeypatch):
+    # Terminate in the UI / run monitoring send SIGTERM, which Dagster captures: the wait must read it
+    monkeypatch.setattr(celery_workers, "consumed_queues", lambda app: set())
+    stops = iter([False, True])
+    slept: list[float] = []
+    with pytest.raises(WaitInterrupted, match="stopped while waiting for a Celery worker consuming queue 'dagster'"):
+        celery_worker_problem(_app(redis_url), {"dagster"}, 3600, lambda message: None,
+                              interrupted=lambda: next(stops), sleep=slept.append)
+    assert len(slept) == 2

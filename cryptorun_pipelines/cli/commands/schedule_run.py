@@ -387,6 +387,8 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
         ctx.print(f"Running {ctx.style(job.name, 'bold', 'cyan')} partition {key} (as of {fmt_time(t_as_of)})")
         if dry_run:
             ctx.print("Dry run: everything is computed, nothing is written.")
+        if ctx.config.executor.type != "in_process":  # said, so nobody takes this run for a test of the executor
+            ctx.print(f"executor.type {ctx.config.executor.type}: for launched runs; this one runs in this process")
         ctx.out.flush()
 
     defs = _load_defs(ctx, dry_run)

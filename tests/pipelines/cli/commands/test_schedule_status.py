@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -73,6 +74,37 @@ def test_a_failed_last_run_says_why(home: Path, capsys) -> None:
     assert all(len(line) <= 80 for line in lines)
     text = " ".join(" ".join(lines).split())
     assert "failed Run worker process 4242 on somewhere is gone (killed or crashed); marked failed by" in text
+
+
+def test_a_run_that_failed_before_its_steps_shows_its_error(home: Path, capsys) -> None:
+    # Dagster's RUN_FAILURE message of such a run is only "An exception was thrown during execution."
+    from dagster._core.events import JobFailureData
+    from dagster._utils.error import serializable_error_info_from_exc_info
+
+    from cryptorun_pipelines.executors import CeleryWorkersUnavailable
+
+    status(capsys)
+    try:
+        raise CeleryWorkersUnavailable("no Celery worker consumes queue 'dagster' on the broker redis://redis:6379/0")
+    except CeleryWorkersUnavailable:
+        error = serializable_error_info_from_exc_info(sys.exc_info())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition(name="scan_hot").to_job(), tags={})
+        instance.report_run_failed(run, 'Execution of run for "scan_hot" failed. An exception was thrown during execution.',
+                                   JobFailureData(error=error))
+    hot = next(j for j in status(capsys)["jobs"] if j["name"] == "scan.hot")
+    assert hot["last_run"]["failure"] == ("CeleryWorkersUnavailable: no Celery worker consumes queue 'dagster' on the "
+                                          "broker redis://redis:6379/0")
+
+
+def test_a_backfill_run_shows_its_range(home: Path, capsys) -> None:
+    status(capsys)
+    tags = {"dagster/asset_partition_range_start": "2026-11-15-00:00", "dagster/asset_partition_range_end": "2026-11-19-20:00"}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition(name="regime_refresh").to_job(), tags=tags)
+        instance.report_run_failed(run, "stopped")
+    regime = next(j for j in status(capsys)["jobs"] if j["name"] == "regime.refresh")
+    assert regime["last_run"]["partition"] == "2026-11-15-00:00…2026-11-19-20:00"
 
 
 def test_a_regime_window_a_scan_computed_is_shown_under_regime_refresh(home: Path, capsys) -> None:

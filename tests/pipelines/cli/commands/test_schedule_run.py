@@ -1,0 +1,29 @@
+"""``cryptorun schedule run``: what it says about where its steps run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptorun_pipelines.cli import instance as cli_instance
+from cryptorun_pipelines.cli.main import main
+from tests.pipeline_support import small_config_dict, write_config
+
+
+@pytest.mark.parametrize("executor", ["celery", "multiprocess"])
+def test_a_run_under_another_executor_says_its_steps_run_in_this_process(tmp_path: Path, monkeypatch, capsys, executor):
+    # `schedule run` executes in the CLI process whatever executor.type says: a user who chose
+    # Celery must not take a passing run for a working Celery deployment
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv(cli_instance.PROFILE_ENV, "")
+    for name in ("CRYPTORUN_CONFIG", "CRYPTORUN_ARTIFACTS_DIR", "CRYPTORUN_MARKET_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    raw = small_config_dict(tmp_path / "artifacts")
+    raw["executor"]["type"] = executor
+    config = write_config(tmp_path / "config" / "scheduler.yaml", raw)
+    code = main(["--config", str(config), "--no-color", "schedule", "run", "scan.hot", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = f"executor.type {executor}: for launched runs; this one runs in this process"
+    assert line in out and len(line) <= 80
