@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cryptorun_pipelines.cli.instance import CODE_LOCATION
+from cryptorun_pipelines.cli.progress import error_message
 from cryptorun_pipelines.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from cryptorun_pipelines.run_tags import DRY_RUN_TAG, WORKER_TAG
 
@@ -208,20 +209,10 @@ def failure_message(instance: "DagsterInstance", run_id: str) -> str | None:
         # a run that failed outside its steps (the executor's checks, a missing Celery worker) says why in
         # its error; the event's message is only "… failed. An exception was thrown during execution."
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
-        error = _error_line(getattr(data, "error", None))
+        error = error_message(getattr(data, "error", None))
         return error or (entry.message or "").strip() or None
     return None
 
-
-def _error_line(error) -> str | None:
-    """``ExceptionName: first line`` of a serialised error (the exception's module left out)."""
-    lines = (getattr(error, "message", None) or "").strip().splitlines()
-    if not lines:
-        return None
-    name, sep, rest = lines[0].partition(": ")
-    if sep and "." in name and " " not in name:
-        return f"{name.rsplit('.', 1)[1]}: {rest}"
-    return lines[0]
 
 
 def fail_dead_runs(instance: "DagsterInstance") -> list[dict[str, Any]]:

@@ -277,6 +277,7 @@ def test_helm_values_keep_the_local_run_limits_and_monitoring(values):
     assert f"DAGSTER_EVENT_BATCH_SIZE={batch}" in env_vars
     pg = values["postgresql"]
     assert pg["enabled"] is False and pg["postgresqlScheme"] == "postgresql+psycopg2"
+    assert pg["postgresqlParams"] == load_yaml(profile_file("production"))["run_storage"]["config"]["postgres_db"]["params"]
     assert "postgresqlPassword" not in pg, "the password belongs in the Secret global.postgresqlSecretName"
 
 

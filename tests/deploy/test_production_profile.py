@@ -38,6 +38,7 @@ def test_every_credential_comes_from_the_environment() -> None:
     for key in storages:
         db = dict(raw[key]["config"]["postgres_db"])  # a copy: the YAML alias shares one mapping
         assert db.pop("scheme") == "postgresql+psycopg2"  # plain postgresql:// means psycopg 3, not installed
+        assert 0 < db.pop("params")["connect_timeout"] <= 30  # a server that never answers must not hang a command
         assert db == {field: {"env": var} for field, var in
                       zip(("hostname", "port", "username", "password", "db_name"), PG_ENV_VARS)}, key
         assert "postgres_url" not in raw[key]["config"]
@@ -120,3 +121,30 @@ def test_an_unreachable_server_is_named(tmp_path: Path, postgres_db, monkeypatch
         prepare_instance()
     message = err.value.message
     assert "the Dagster instance cannot be opened" in message and f'port {port} failed: Connection refused' in message, message
+
+
+def test_a_server_that_never_answers_fails_within_the_connect_timeout(tmp_path: Path, postgres_db,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # a frozen server or a firewall dropping packets: the TCP handshake completes (the listen
+    # backlog), then nothing; without connect_timeout every command, the daemon and run monitoring hang
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # never accepted, never answered
+    try:
+        for name, value in pg_env(postgres_db).items():
+            monkeypatch.setenv(name, str(listener.getsockname()[1]) if name == "DAGSTER_PG_PORT" else value)
+        for name in PROCESS_ENV_VARS:
+            monkeypatch.delenv(name, raising=False)
+        home = tmp_path / "home"
+        home.mkdir()
+        profile = PROFILE.read_text()
+        assert "connect_timeout: 10" in profile
+        (home / "dagster.yaml").write_text(profile.replace("connect_timeout: 10", "connect_timeout: 1"))  # the test's patience
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with pytest.raises(InstanceError) as err:
+            prepare_instance()
+        assert "the Dagster instance cannot be opened" in err.value.message and "timeout expired" in err.value.message
+    finally:
+        listener.close()

@@ -318,7 +318,8 @@ def render_summary(
     lines.append(f"{job.name} {outcome.partition}{dry} {verdict} in {fmt_duration(outcome.duration_s)}")
     lines.append(f"  run        {outcome.run_id}")
     for up in upstream:
-        done = "computed and written" if up["written"] else "computed in memory"
+        done = ("computed and written" if up["written"] else "computed in memory" if outcome.dry_run
+                else "not written")
         lines.append(fit(f"  upstream   {up['job']} {up['partition']} {done} by this run", WIDTH))
     if not files:
         pass  # failed before writing anything
@@ -403,6 +404,10 @@ def run_job(ctx: Context, name: str, *, dry_run: bool, partition: str | None, as
         ctx.out.flush()
 
     outcome = execute(ctx, defs, job, key, dry_run=dry_run, trigger="cli")
+    if upstream_runs and not dry_run:  # written only if the run got that far: what is still missing was not
+        still = {(m.job, m.partition_key) for m in missing_upstream(job.name, key, ctx.config, cadences=cadences)}
+        for up in upstream_runs:
+            up["written"] = (up["job"], up["partition"]) not in still
     files = artifact_files(job, outcome)
     regime = regime_used(job, outcome)
     rows = top_rows(job, outcome, top) if job.type == "scan" else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,21 @@ def test_a_run_under_another_executor_says_its_steps_run_in_this_process(tmp_pat
     assert code == 0, out
     line = f"executor.type {executor}: for launched runs; this one runs in this process"
     assert line in out and len(line) <= 80
+
+
+def test_a_failed_run_does_not_claim_the_missing_regime_window_was_written(tmp_path: Path, monkeypatch, capsys):
+    # the window is computed inside the scan's run: a run that fails first has written nothing
+    from cryptorun_pipelines.cli.commands import schedule_run
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv(cli_instance.PROFILE_ENV, "")
+    for name in ("CRYPTORUN_CONFIG", "CRYPTORUN_ARTIFACTS_DIR", "CRYPTORUN_MARKET_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path / "config" / "scheduler.yaml", small_config_dict(tmp_path / "artifacts"))
+    monkeypatch.setattr(schedule_run, "execute", lambda ctx, defs, job, key, **kw: schedule_run.RunOutcome(
+        job.name, key, "run-1", False, 0.1, False, error="the database went away"))
+    code = main(["--config", str(config), "--no-color", "schedule", "run", "scan.hot", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code != 0 and payload["success"] is False
+    assert payload["upstream"] and not any(up["written"] for up in payload["upstream"])
+    assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("regime.json"))

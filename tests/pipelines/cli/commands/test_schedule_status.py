@@ -93,8 +93,8 @@ def test_a_run_that_failed_before_its_steps_shows_its_error(home: Path, capsys) 
         instance.report_run_failed(run, 'Execution of run for "scan_hot" failed. An exception was thrown during execution.',
                                    JobFailureData(error=error))
     hot = next(j for j in status(capsys)["jobs"] if j["name"] == "scan.hot")
-    assert hot["last_run"]["failure"] == ("CeleryWorkersUnavailable: no Celery worker consumes queue 'dagster' on the "
-                                          "broker redis://redis:6379/0")
+    assert hot["last_run"]["failure"] == ("cryptorun_pipelines.executors.CeleryWorkersUnavailable: no Celery worker "
+                                          "consumes queue 'dagster' on the broker redis://redis:6379/0")
 
 
 def test_a_backfill_run_shows_its_range(home: Path, capsys) -> None:
