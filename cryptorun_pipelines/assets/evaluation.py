@@ -3,7 +3,8 @@
 USES DATA AFTER T. A daily-partitioned asset of its own job (``evaluate_signals``, its own partitions
 definition): partition D evaluates the hot and warm cycles with T in [D, D + 1 day) against bars that
 closed up to 24 h after each T, so D can run from D + 2 days on (its ``SETTLE_METADATA``; the executor
-refuses it before, and the asset itself under ``execute_in_process``, which no executor sees). No scan asset reads it (``tests/pipelines/test_evaluation_assets.py``).
+refuses it before, and the asset itself under ``execute_in_process``, which no executor sees). No scan
+asset reads it (``tests/pipelines/test_evaluation_assets.py``).
 """
 
 

@@ -214,7 +214,6 @@ def failure_message(instance: "DagsterInstance", run_id: str) -> str | None:
     return None
 
 
-
 def fail_dead_runs(instance: "DagsterInstance") -> list[dict[str, Any]]:
     """Mark STARTED runs whose worker process is gone as failed, so the UI agrees; what was marked."""
     from cryptorun_pipelines.cli.run_health import fail_dead_runs as fail
