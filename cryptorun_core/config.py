@@ -479,6 +479,10 @@ class CeleryExecutorConfig(_Strict):
     # seconds a run waits at its start for a worker consuming its queue (one starting, or scaled up
     # on demand) before it fails; without a worker dagster-celery would wait forever
     worker_wait_s: float = Field(ge=0)
+    # seconds a step's task may go unseen on any answering worker, with no result, before its step
+    # fails (its worker was killed or restarted); 0: never. A worker with the solo pool does not
+    # answer while it runs a step: set this above its longest step, or 0
+    worker_lost_s: float = Field(ge=0)
 
     @field_validator("broker_url_env", "backend_url_env")
     @classmethod

@@ -22,7 +22,8 @@ Each is wrapped by :class:`CheckedExecutor`, which runs in the run's own process
   whatever the executor;
 - **Celery has workers**: the broker answers and a worker consumes the run's queues, within
   ``executor.celery.worker_wait_s`` (:mod:`cryptorun_pipelines.celery_workers`); dagster-celery
-  alone would wait for a worker forever;
+  alone would wait for a worker forever; and while the steps run, a step whose worker is gone fails
+  after ``executor.celery.worker_lost_s`` (:mod:`cryptorun_pipelines.celery_watch`);
 - **dry runs stay in one process**: a dry run keeps what it computes in memory only, so under a
   multi-process executor its steps run in the run's process (an engine event says so);
 - **the launcher's settings travel with the run**: the config file, artifacts folder and market
@@ -242,7 +243,22 @@ class CheckedExecutor(Executor):
             return
         if self.celery is not None:
             self._wait_for_celery_workers(plan_context, execution_plan)
+            yield from self._execute_celery_watched(plan_context, execution_plan)
+            return
         yield from self.inner.execute(plan_context, execution_plan)
+
+    def _execute_celery_watched(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
+        """dagster-celery's own loop, each step's task watched for a worker that is gone."""
+        from dagster_celery.core_execution_loop import core_celery_execution_loop
+        from dagster_celery.executor import _submit_task  # what CeleryExecutor.execute hands its loop
+
+        from cryptorun_pipelines.celery_watch import TaskWatch
+
+        watch = TaskWatch(self.celery.worker_lost_s,
+                          on_held=lambda step_key, worker: plan_context.log.info(
+                              f"step {step_key}: its Celery task is held by the worker {worker}"))
+        yield from core_celery_execution_loop(plan_context, execution_plan,
+                                              step_execution_fn=watch.step_execution_fn(_submit_task))
 
     def _wait_for_celery_workers(self, plan_context, execution_plan) -> None:
         from dagster._core.errors import DagsterExecutionInterruptedError

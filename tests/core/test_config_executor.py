@@ -21,6 +21,7 @@ def test_the_packaged_executor_is_in_process(raw):
     assert executor.multiprocess.max_concurrent >= 0
     assert executor.celery.broker_url_env == "CRYPTORUN_CELERY_BROKER_URL"
     assert executor.celery.worker_wait_s == 120
+    assert executor.celery.worker_lost_s == 60
 
 
 BROKEN = [
@@ -28,13 +29,16 @@ BROKEN = [
     ("multiprocess", {"max_concurrent": -1}, "executor.multiprocess.max_concurrent", "greater than or equal to 0"),
     ("multiprocess", {"max_concurrent": 2, "start": "fork"}, "executor.multiprocess.start", "unknown key"),
     ("multiprocess", {}, "executor.multiprocess.max_concurrent", "missing"),
-    ("celery", {"broker_url_env": "redis://localhost:6379/0", "backend_url_env": "B", "worker_wait_s": 120},
+    ("celery", {"broker_url_env": "redis://localhost:6379/0", "backend_url_env": "B", "worker_wait_s": 120, "worker_lost_s": 60},
      "executor.celery.broker_url_env", "not an environment variable name"),
-    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_wait_s": 120, "broker": "redis://x"},
+    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_wait_s": 120, "worker_lost_s": 60, "broker": "redis://x"},
      "executor.celery.broker", "unknown key"),
-    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_wait_s": -1}, "executor.celery.worker_wait_s",
-     "greater than or equal to 0"),
-    ("celery", {"broker_url_env": "A", "backend_url_env": "B"}, "executor.celery.worker_wait_s", "missing"),
+    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_wait_s": -1, "worker_lost_s": 60},
+     "executor.celery.worker_wait_s", "greater than or equal to 0"),
+    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_lost_s": 60}, "executor.celery.worker_wait_s", "missing"),
+    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_wait_s": 120, "worker_lost_s": -5},
+     "executor.celery.worker_lost_s", "greater than or equal to 0"),
+    ("celery", {"broker_url_env": "A", "backend_url_env": "B", "worker_wait_s": 120}, "executor.celery.worker_lost_s", "missing"),
 ]
 
 

@@ -109,7 +109,7 @@ def artifact_bytes(root: Path) -> dict[str, str]:
 
 
 def environment(root: Path, executor: str, postgres: PostgresDb | None = None, worker_wait_s: float | None = None,
-                **extra: str) -> tuple[dict[str, str], Path]:
+                worker_lost_s: float | None = None, **extra: str) -> tuple[dict[str, str], Path]:
     """A config of the small simulated market with ``executor``, a fresh DAGSTER_HOME (SQLite, or the
     production profile on ``postgres``), and the environment of a shell that runs `dagster` with
     them (the venv's bin first on PATH)."""
@@ -118,6 +118,8 @@ def environment(root: Path, executor: str, postgres: PostgresDb | None = None, w
     raw["executor"]["type"] = executor
     if worker_wait_s is not None:
         raw["executor"]["celery"]["worker_wait_s"] = worker_wait_s
+    if worker_lost_s is not None:
+        raw["executor"]["celery"]["worker_lost_s"] = worker_lost_s
     config = write_config(root / "config" / "scheduler.yaml", raw)
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -181,14 +183,15 @@ def _redis_db_url(base: str, db: int) -> str:
 
 
 @pytest.fixture
-def celery_worker(tmp_path, redis_url, postgres_db):
+def celery_worker(tmp_path, redis_url, postgres_db, request):
     """A dagster-celery worker on its own Redis database, as compose.yaml runs it: the default
     (prefork) pool, the venv on PATH, the production profile's instance on Postgres and the config
     file, and nothing else of ours (no artifacts folder override: that comes with each run)."""
     db = 1 + int(hashlib.sha256(str(tmp_path).encode()).hexdigest(), 16) % 15
     url = _redis_db_url(redis_url, db)
     env, artifacts = environment(
-        tmp_path / "celery", "celery", postgres_db, CRYPTORUN_CELERY_BROKER_URL=url, CRYPTORUN_CELERY_BACKEND_URL=url,
+        tmp_path / "celery", "celery", postgres_db, worker_lost_s=getattr(request, "param", None),
+        CRYPTORUN_CELERY_BROKER_URL=url, CRYPTORUN_CELERY_BACKEND_URL=url,
     )
     worker_env = {k: v for k, v in env.items() if not k.startswith("CRYPTORUN_CELERY_")}
     log = (tmp_path / "worker.log").open("w")
@@ -199,20 +202,21 @@ def celery_worker(tmp_path, redis_url, postgres_db):
         cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        yield env, artifacts, tmp_path / "worker.log"
+        yield env, artifacts, tmp_path / "worker.log", worker
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
         log.close()
 
 
 @pytest.mark.e2e
 def test_celery_writes_the_bytes_of_in_process_and_reads_the_runs_settings(tmp_path, celery_worker, in_process_bytes, monkeypatch):
-    env, config_artifacts, worker_log = celery_worker
+    env, config_artifacts, worker_log, _ = celery_worker
     # the launcher overrides the artifacts folder; the worker's environment does not: it must follow the run
     artifacts = tmp_path / "launched-artifacts"
     env = {**env, "CRYPTORUN_ARTIFACTS_DIR": str(artifacts)}
@@ -249,6 +253,39 @@ def test_a_celery_run_without_a_worker_fails_at_its_start_naming_the_queue(tmp_p
     assert (f"CeleryWorkersUnavailable: no Celery worker consumes queue 'dagster' on the broker redis://{parts.netloc}/0 "
             "(waited 3 s, executor.celery.worker_wait_s)") in logs, logs[-4000:]
     assert "Submitting celery task" not in logs and not artifacts.exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("celery_worker", [3], indirect=True)  # executor.celery.worker_lost_s
+def test_a_celery_step_whose_worker_is_killed_fails_the_run_naming_the_worker(tmp_path, celery_worker):
+    # dagster-celery polls the step's result, which a worker killed outright never writes: the run
+    # waited for ever, and so did cancelling it
+    env, artifacts, worker_log, worker = celery_worker
+    run = subprocess.Popen(
+        [str(BIN / "dagster"), "job", "execute", "-m", MODULE, "-j", "regime_refresh", "--tags", json.dumps(BACKFILL)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        for line in run.stdout:
+            lines.append(line)
+            if "its Celery task is held by the worker cryptorun-test-" in line:
+                os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, in the middle of the step
+                worker.wait()
+                break
+        assert worker.poll() is not None, "".join(lines)[-4000:] + worker_log.read_text()[-3000:]
+        rest, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    logs = "".join(lines) + rest
+    assert run.returncode == 1, logs[-4000:]
+    assert "step regime_window: its Celery task is held by the worker cryptorun-test-" in logs
+    assert "[regime_window]: cryptorun_pipelines.celery_watch.CeleryWorkerLost: the Celery worker cryptorun-test-" in logs, logs[-4000:]
+    assert "that held the task of step 'regime_window' has not answered for" in logs
+    assert "(executor.celery.worker_lost_s 3): it was stopped or killed, or its host is gone" in logs
+    assert "worker_lost_s" not in worker_log.read_text()
+    assert not any(artifacts.rglob("regime.json"))
 
 
 def test_the_settings_tags_are_hidden_from_the_run_list():
