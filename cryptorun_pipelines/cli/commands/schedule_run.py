@@ -130,7 +130,15 @@ def execute(ctx: Context, defs: Any, job: JobConfig, key: str, *, dry_run: bool,
             outcome.failed_step = ev.step_key
             outcome.error = error_message(getattr(ev.event_specific_data, "error", None)) or "step failed"
         else:
-            outcome.error = "the run failed before any step ran"
+            # the run failed outside a step's own failure: its executor's checks, or the instance lost
+            # while a step ran (the step's failure event could not be stored); the run's failure says why
+            run_failure = result.get_run_failure_event()
+            error = error_message(getattr(run_failure.event_specific_data, "error", None)) if run_failure else ""
+            started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+            finished = {e.step_key for e in result.all_events if e.event_type_value in ("STEP_SUCCESS", "STEP_SKIPPED")}
+            unfinished = [step for step in started if step not in finished]
+            outcome.failed_step = unfinished[-1] if unfinished else None
+            outcome.error = error or ("the run failed while its steps ran" if started else "the run failed before any step ran")
     return outcome
 
 

@@ -46,3 +46,32 @@ def test_a_failed_run_does_not_claim_the_missing_regime_window_was_written(tmp_p
     assert code != 0 and payload["success"] is False
     assert payload["upstream"] and not any(up["written"] for up in payload["upstream"])
     assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("regime.json"))
+
+
+class StorageDown(Exception):
+    """What the instance raises once its database is gone (dagster-postgres: too many retries)."""
+
+
+def test_a_run_that_loses_its_instance_mid_step_names_the_cause_and_the_step(tmp_path: Path, monkeypatch, capsys):
+    # the step's own failure event cannot be stored either, so the run has no step failure: it said
+    # "the run failed before any step ran", after a step had started, and never named the database
+    import dagster as dg
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv(cli_instance.PROFILE_ENV, "")
+    for name in ("CRYPTORUN_CONFIG", "CRYPTORUN_ARTIFACTS_DIR", "CRYPTORUN_MARKET_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path / "config" / "scheduler.yaml", small_config_dict(tmp_path / "artifacts"))
+    store = dg.DagsterInstance.handle_new_event
+
+    def database_gone_after_the_step_started(self, event, **kwargs):
+        if event.dagster_event is not None and event.dagster_event.event_type_value in ("STEP_OUTPUT", "STEP_FAILURE"):
+            raise StorageDown("too many retries for DB connection")
+        return store(self, event, **kwargs)
+
+    monkeypatch.setattr(dg.DagsterInstance, "handle_new_event", database_gone_after_the_step_started)
+    code = main(["--config", str(config), "--no-color", "schedule", "run", "regime.refresh"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "failed at step regime_window: " in err and "StorageDown: too many retries for DB connection" in err, err
+    assert "before any step ran" not in err
